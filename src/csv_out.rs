@@ -160,6 +160,9 @@ mod tests {
         w.vertex(&vertex("a,\"b\"\nc")).unwrap();
         let (out, _) = w.finish().unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.ends_with("3,\"a,\"\"b\"\"\nc\",Point,0,,10,+008.50,1e-3,,\n"), "{text}");
+        assert!(
+            text.ends_with("3,\"a,\"\"b\"\"\nc\",Point,0,,10,+008.50,1e-3,,\n"),
+            "{text}"
+        );
     }
 }

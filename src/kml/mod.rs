@@ -5,9 +5,20 @@
 //! every vertex (with the feature, geometry and part it belongs to) to a [`Sink`]. It knows
 //! nothing of CSV, files on disk beyond opening one, or the command line.
 
+mod coords;
+mod decode;
+mod kmz;
+mod reader;
+mod spill;
+mod tracked;
+
 use std::fmt;
-use std::io;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::Path;
+
+pub use coords::is_number;
+pub use reader::read_document;
 
 /// Where in the (decoded) document something happened. Lines and columns are 1-based; the
 /// column counts bytes of the UTF-8 text.
@@ -155,6 +166,23 @@ pub fn read_path(
     sink: &mut dyn Sink,
     options: &ReadOptions,
 ) -> Result<Summary, Error> {
-    let _ = (path, sink, options);
-    Ok(Summary::default())
+    let file = File::open(path).map_err(|e| Error::new(ErrorKind::Io(e), None))?;
+    read(file, sink, options)
+}
+
+/// Read a KML document or a KMZ archive from `input`; a zip is recognised by its first bytes.
+pub fn read<R: Read + Seek>(
+    input: R,
+    sink: &mut dyn Sink,
+    options: &ReadOptions,
+) -> Result<Summary, Error> {
+    let mut input = BufReader::with_capacity(64 * 1024, input);
+    let head = input
+        .fill_buf()
+        .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
+    if head.starts_with(kmz::MAGIC) {
+        kmz::read_kmz(input, sink, options)
+    } else {
+        read_document(input, sink, options)
+    }
 }

@@ -1,0 +1,1007 @@
+//! The event loop: quick-xml markup events plus character data read straight from the stream.
+//!
+//! quick-xml buffers a whole text node before handing it over, and a single `<coordinates>`
+//! can be hundreds of megabytes. So markup (tags, comments, CDATA, references) goes through
+//! quick-xml, while character data is read here, in buffer-sized pieces, straight from the
+//! underlying reader up to the next `<` or `&`, and handed to whoever wants it: the coordinate
+//! tokenizer, a small capture (a `<name>`, a `<when>`), or nobody (a `<description>`). That is
+//! also where the well-formedness checks quick-xml leaves out are made: a document must be
+//! complete, have one root element and nothing but white space around it, be valid UTF-8
+//! without control characters, and use no entity but the five predefined ones.
+
+use std::io::{BufRead, Read};
+
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::Reader;
+
+use super::coords::{is_number, is_xml_space, Tokenizer, TupleOut};
+use super::spill::SpillQueue;
+use super::tracked::Tracked;
+use super::{
+    decode, Error, ErrorKind, Position, ReadOptions, Ring, Sink, Summary, Vertex, Warning,
+};
+
+/// Longest `<name>`, `<when>` or `<gx:coord>` text kept; the rest is dropped with a warning so
+/// that a hostile document cannot make us hold gigabytes.
+const MAX_CAPTURE: usize = 1 << 20;
+
+/// The leaf features whose vertices get an ordinal and a name. Containers (Document, Folder)
+/// are not counted: their names are not the name of a geometry.
+fn is_feature(local: &str) -> bool {
+    matches!(
+        local,
+        "Placemark" | "GroundOverlay" | "PhotoOverlay" | "ScreenOverlay" | "NetworkLink" | "Tour"
+    )
+}
+
+/// Read one KML document (not a KMZ) from `input`.
+pub fn read_document<R: Read>(
+    input: R,
+    sink: &mut dyn Sink,
+    options: &ReadOptions,
+) -> Result<Summary, Error> {
+    let input = std::io::BufReader::with_capacity(64 * 1024, input);
+    let text = decode::utf8_reader(input).map_err(|e| io_error(e, None))?;
+    let mut reader = Reader::from_reader(Tracked::new(text));
+    reader.config_mut().check_end_names = true;
+    let mut doc = Document::new(sink, options);
+    let result = doc.run(&mut reader);
+    doc.emitter.flush_warnings(reader.get_ref());
+    match result {
+        Ok(()) => Ok(doc.emitter.summary),
+        Err(mut e) => {
+            if let (None, Some(offset)) = (e.position, doc.emitter.error_offset.take()) {
+                e.position = reader.get_ref().position_of(offset);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn io_error(e: std::io::Error, position: Option<Position>) -> Error {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        if let Some(enc) = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<decode::EncodingError>())
+        {
+            return Error::new(ErrorKind::Encoding(enc.to_string()), position);
+        }
+    }
+    Error::new(ErrorKind::Io(e), position)
+}
+
+fn xml_error(e: quick_xml::Error) -> Error {
+    match e {
+        quick_xml::Error::Io(io) => {
+            let io = std::sync::Arc::try_unwrap(io)
+                .unwrap_or_else(|shared| std::io::Error::new(shared.kind(), shared.to_string()));
+            io_error(io, None)
+        }
+        other => Error::new(ErrorKind::Xml(other.to_string()), None),
+    }
+}
+
+/// One coordinate sequence: a `<coordinates>` element, a Track, a Model's Location.
+#[derive(Default)]
+struct Sequence {
+    geometry: String,
+    ring: Option<Ring>,
+    /// Assigned when the first vertex is emitted, so that parts are contiguous.
+    part: Option<u64>,
+    vertices: u64,
+}
+
+impl Sequence {
+    fn start(&mut self, geometry: &str, ring: Ring) {
+        self.geometry.clear();
+        self.geometry.push_str(geometry);
+        self.ring = Some(ring);
+        self.part = None;
+        self.vertices = 0;
+    }
+}
+
+struct FeatureScope {
+    ordinal: u64,
+    /// Depth of the feature element (number of open elements including it).
+    depth: usize,
+    /// `None` until its `<name>` ends.
+    name: Option<String>,
+    parts: u64,
+}
+
+/// Assigns feature, part and vertex numbers and hands rows to the sink, holding back the rows
+/// of a feature whose name has not been seen yet.
+struct Emitter<'s> {
+    sink: &'s mut dyn Sink,
+    strict: bool,
+    features: Vec<FeatureScope>,
+    /// Part counter for sequences outside any feature.
+    outside_parts: u64,
+    next_feature: u64,
+    pending: SpillQueue,
+    summary: Summary,
+    /// Warnings not yet handed to the sink, with the input offset they refer to; turned into
+    /// line and column by the event loop, which holds the reader.
+    warnings: Vec<(u64, String)>,
+    /// Where the error being returned happened, when the error itself has no position.
+    error_offset: Option<u64>,
+}
+
+impl Emitter<'_> {
+    fn vertex(
+        &mut self,
+        seq: &mut Sequence,
+        lon: &str,
+        lat: &str,
+        alt: &str,
+        when: &str,
+    ) -> Result<(), Error> {
+        let part = match seq.part {
+            Some(p) => p,
+            None => {
+                let counter = match self.features.last_mut() {
+                    Some(f) => &mut f.parts,
+                    None => &mut self.outside_parts,
+                };
+                let p = *counter;
+                *counter += 1;
+                seq.part = Some(p);
+                p
+            }
+        };
+        let index = seq.vertices;
+        seq.vertices += 1;
+        let ring = seq.ring.unwrap_or(Ring::None);
+        self.summary.vertices += 1;
+        let (feature, name) = match self.features.last() {
+            Some(f) => match &f.name {
+                Some(name) => (Some(f.ordinal), name.as_str()),
+                None => {
+                    // The name may still come after the geometry: hold the row back.
+                    let ring_code = [ring as u8];
+                    return self
+                        .pending
+                        .push(&[
+                            seq.geometry.as_bytes(),
+                            &part.to_le_bytes(),
+                            &ring_code,
+                            &index.to_le_bytes(),
+                            lon.as_bytes(),
+                            lat.as_bytes(),
+                            alt.as_bytes(),
+                            when.as_bytes(),
+                        ])
+                        .map_err(|e| Error::new(ErrorKind::Io(e), None));
+                }
+            },
+            None => (None, ""),
+        };
+        let row = Vertex {
+            feature,
+            name,
+            geometry: &seq.geometry,
+            part,
+            ring,
+            vertex: index,
+            longitude: lon,
+            latitude: lat,
+            altitude: alt,
+            when,
+        };
+        self.sink
+            .vertex(&row)
+            .map_err(|e| Error::new(ErrorKind::Sink(e), None))
+    }
+
+    /// Write the held-back rows of the innermost feature with the name now known.
+    fn flush_pending(&mut self) -> Result<(), Error> {
+        let Some(feature) = self.features.last() else {
+            return Ok(());
+        };
+        let name = feature.name.as_deref().unwrap_or("");
+        let ordinal = feature.ordinal;
+        let sink = &mut *self.sink;
+        loop {
+            let written = self
+                .pending
+                .pop(|mut fields| -> std::io::Result<()> {
+                    let mut next = || fields.next().unwrap_or_default();
+                    let text = |b: &[u8]| std::str::from_utf8(b).unwrap_or_default().to_owned();
+                    let geometry = text(next());
+                    let part = u64::from_le_bytes(next().try_into().unwrap_or_default());
+                    let ring = match next().first() {
+                        Some(1) => Ring::Outer,
+                        Some(2) => Ring::Inner,
+                        _ => Ring::None,
+                    };
+                    let vertex = u64::from_le_bytes(next().try_into().unwrap_or_default());
+                    let (lon, lat, alt, when) = (next(), next(), next(), next());
+                    sink.vertex(&Vertex {
+                        feature: Some(ordinal),
+                        name,
+                        geometry: &geometry,
+                        part,
+                        ring,
+                        vertex,
+                        longitude: std::str::from_utf8(lon).unwrap_or_default(),
+                        latitude: std::str::from_utf8(lat).unwrap_or_default(),
+                        altitude: std::str::from_utf8(alt).unwrap_or_default(),
+                        when: std::str::from_utf8(when).unwrap_or_default(),
+                    })
+                })
+                .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
+            match written {
+                None => return Ok(()),
+                Some(result) => result.map_err(|e| Error::new(ErrorKind::Sink(e), None))?,
+            }
+        }
+    }
+
+    fn warn(&mut self, offset: u64, message: String) -> Result<(), Error> {
+        self.summary.warnings += 1;
+        if self.strict {
+            self.error_offset = Some(offset);
+            return Err(Error::new(ErrorKind::Strict(message), None));
+        }
+        self.warnings.push((offset, message));
+        Ok(())
+    }
+
+    /// Hand the queued warnings to the sink, with positions resolved by `tracked`.
+    fn flush_warnings<R: Read>(&mut self, tracked: &Tracked<R>) {
+        for (offset, message) in self.warnings.drain(..) {
+            let position = tracked.position_of(offset);
+            self.sink.warning(Warning { position, message });
+        }
+    }
+}
+
+/// What the character data at the current point goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Capture {
+    Name,
+    When,
+    Coord,
+    Location(usize),
+}
+
+/// A gx:Track: its i-th `<when>` goes with its i-th `<gx:coord>`. Writers put all whens
+/// first, or alternate them either way round, so whichever side runs ahead waits in a queue
+/// (at most one of the two queues holds anything).
+#[derive(Default)]
+struct Track {
+    depth: usize,
+    seq: Sequence,
+    whens: SpillQueue,
+    /// `(lon, lat, alt)` of coords still waiting for their `<when>`.
+    coords: SpillQueue,
+    whens_seen: u64,
+    coords_seen: u64,
+}
+
+struct Location {
+    depth: usize,
+    values: [Option<String>; 3],
+}
+
+struct Document<'s> {
+    emitter: Emitter<'s>,
+    open: OpenElements,
+    root_seen: bool,
+    /// Depth of the open `<coordinates>` element; everything inside it is its text.
+    coordinates: Option<usize>,
+    coord_seq: Sequence,
+    tokenizer: Tokenizer,
+    /// Offset where the current `<coordinates>` text piece starts, for the tokenizer.
+    capture: Option<(Capture, usize)>,
+    captured: String,
+    capture_truncated: bool,
+    track: Option<Track>,
+    /// Sequence of `<coord>` elements outside a Track, keyed by the depth of their parent.
+    stray: Option<(usize, Sequence)>,
+    location: Option<Location>,
+    location_seq: Sequence,
+    /// Bytes of an incomplete UTF-8 sequence at the end of the last text piece.
+    utf8_carry: Vec<u8>,
+    /// General entities declared in the document type declaration.
+    entities: Vec<(String, EntityKind)>,
+    /// A finished Track kept for its queues' allocations.
+    spare_track: Option<Track>,
+}
+
+impl<'s> Document<'s> {
+    fn new(sink: &'s mut dyn Sink, options: &ReadOptions) -> Self {
+        Document {
+            emitter: Emitter {
+                sink,
+                strict: options.strict,
+                features: Vec::new(),
+                outside_parts: 0,
+                next_feature: 0,
+                pending: SpillQueue::new(),
+                summary: Summary::default(),
+                warnings: Vec::new(),
+                error_offset: None,
+            },
+            open: OpenElements::default(),
+            root_seen: false,
+            coordinates: None,
+            coord_seq: Sequence::default(),
+            tokenizer: Tokenizer::new(),
+            capture: None,
+            captured: String::new(),
+            capture_truncated: false,
+            track: None,
+            stray: None,
+            location: None,
+            location_seq: Sequence::default(),
+            utf8_carry: Vec::new(),
+            entities: Vec::new(),
+            spare_track: None,
+        }
+    }
+
+    fn depth(&self) -> usize {
+        self.open.depth()
+    }
+
+    fn run<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            self.pump_text(reader)?;
+            self.emitter.flush_warnings(reader.get_ref());
+            buf.clear();
+            let before = reader.buffer_position();
+            let event = match reader.read_event_into(&mut buf) {
+                Ok(event) => event,
+                Err(e) => {
+                    self.emitter.error_offset = Some(reader.error_position());
+                    return Err(xml_error(e));
+                }
+            };
+            let at = reader.buffer_position();
+            match event {
+                Event::Start(e) => {
+                    self.check_attributes(&e, before)?;
+                    self.start(local_name(&e), before)?;
+                }
+                Event::Empty(e) => {
+                    self.check_attributes(&e, before)?;
+                    self.start(local_name(&e), before)?;
+                    self.end(at)?;
+                }
+                Event::End(_) => self.end(at)?,
+                Event::Text(t) => {
+                    // Only reached if quick-xml read text itself; treat it the same way.
+                    let bytes = t.into_inner();
+                    self.text(bytes.as_bytes(), at)?;
+                }
+                Event::CData(c) => {
+                    if self.depth() == 0 {
+                        return self.fail_at(at, "CDATA outside the root element");
+                    }
+                    let bytes = c.into_inner();
+                    self.check_chars(bytes.as_bytes(), at)?;
+                    self.deliver(bytes.as_bytes(), at)?;
+                }
+                Event::GeneralRef(r) => {
+                    if self.depth() == 0 {
+                        return self.fail_at(before, "reference outside the root element");
+                    }
+                    let mut utf8 = [0u8; 4];
+                    if let Some(ch) = self.resolve_reference(&r, before)? {
+                        self.deliver(ch.encode_utf8(&mut utf8).as_bytes(), before)?;
+                    }
+                }
+                Event::Decl(_) if before != 0 => {
+                    return self
+                        .fail_at(before, "the XML declaration is allowed only at the start");
+                }
+                Event::DocType(d) => self.entities = declared_entities(&d.into_inner()),
+                Event::Comment(_) | Event::PI(_) | Event::Decl(_) => {}
+                Event::Eof => break,
+            }
+            self.emitter.flush_warnings(reader.get_ref());
+        }
+        let end = reader.buffer_position();
+        if let Some(name) = (self.depth() > 0).then(|| self.open.name(0).to_string()) {
+            return self.fail_at(
+                end,
+                &format!("unexpected end of file: <{name}> is not closed"),
+            );
+        }
+        if !self.root_seen {
+            return self.fail_at(end, "no root element: the file is empty or not XML");
+        }
+        Ok(())
+    }
+
+    fn fail_at<T>(&mut self, offset: u64, message: &str) -> Result<T, Error> {
+        self.emitter.error_offset = Some(offset);
+        Err(Error::new(ErrorKind::Xml(message.to_string()), None))
+    }
+
+    fn check_attributes(&mut self, e: &BytesStart<'_>, at: u64) -> Result<(), Error> {
+        for attribute in e.attributes() {
+            if let Err(err) = attribute {
+                return self.fail_at(at, &format!("bad attribute: {err}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The character a reference stands for; `None` for an external entity, which is never
+    /// fetched and so stands for nothing.
+    fn resolve_reference(&mut self, r: &BytesRef<'_>, at: u64) -> Result<Option<char>, Error> {
+        if r.is_char_ref() {
+            return match r.resolve_char_ref() {
+                Ok(Some(ch)) if is_xml_char(ch) => Ok(Some(ch)),
+                _ => self.fail_at(at, &format!("invalid character reference &{};", &**r)),
+            };
+        }
+        let ch = match &**r {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "apos" => '\'',
+            "quot" => '"',
+            name => {
+                return match self.entities.iter().find(|(n, _)| n == name) {
+                    Some((_, EntityKind::External)) => {
+                        self.warn(at, format!("external entity &{name}; not read (kml2csv never fetches files or URLs named by a document)"))?;
+                        Ok(None)
+                    }
+                    Some((_, EntityKind::Internal)) => self.fail_at(
+                        at,
+                        &format!("entity &{name}; is declared in the DTD: kml2csv does not expand DTD entities (they are how billion-laughs attacks work)"),
+                    ),
+                    None => self.fail_at(at, &format!("undefined entity &{name};")),
+                };
+            }
+        };
+        Ok(Some(ch))
+    }
+
+    /// Read character data straight from the stream up to the next `<` or `&`.
+    fn pump_text<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
+        loop {
+            let mut stream = reader.stream();
+            let offset = stream.offset();
+            let chunk = match stream.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) => return Err(io_error(e, None)),
+            };
+            if chunk.is_empty() {
+                if !self.utf8_carry.is_empty() {
+                    return self
+                        .fail_at(offset, "invalid UTF-8: incomplete sequence at end of file");
+                }
+                return Ok(());
+            }
+            let stop = memchr::memchr2(b'<', b'&', chunk);
+            let n = stop.unwrap_or(chunk.len());
+            let piece = &chunk[..n];
+            if !piece.is_empty() {
+                self.check_chars(piece, offset)?;
+                self.text(piece, offset)?;
+            }
+            stream.consume(n);
+            if stop.is_some() {
+                if !self.utf8_carry.is_empty() {
+                    return self.fail_at(offset + n as u64, "invalid UTF-8: incomplete sequence");
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Character data at `offset`: outside the root it must be white space.
+    fn text(&mut self, bytes: &[u8], offset: u64) -> Result<(), Error> {
+        if self.depth() == 0 {
+            if let Some(i) = bytes.iter().position(|&b| !is_xml_space(b)) {
+                let what = if self.root_seen {
+                    "content after the root element"
+                } else {
+                    "text before the root element"
+                };
+                return self.fail_at(offset + i as u64, what);
+            }
+            return Ok(());
+        }
+        self.deliver(bytes, offset)
+    }
+
+    /// Hand character data to whoever wants it.
+    fn deliver(&mut self, bytes: &[u8], offset: u64) -> Result<(), Error> {
+        if self.coordinates.is_some() {
+            let mut out = CoordinatesOut {
+                emitter: &mut self.emitter,
+                seq: &mut self.coord_seq,
+            };
+            return self.tokenizer.feed(bytes, offset, &mut out);
+        }
+        if self.capture.is_some() {
+            let room = MAX_CAPTURE.saturating_sub(self.captured.len());
+            let keep = floor_char_boundary(bytes, room);
+            if keep < bytes.len() {
+                self.capture_truncated = true;
+            }
+            // The bytes were checked as UTF-8 (or come from quick-xml or a reference).
+            self.captured
+                .push_str(std::str::from_utf8(&bytes[..keep]).unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    /// XML text must be UTF-8 (after decoding) and free of control characters.
+    fn check_chars(&mut self, bytes: &[u8], offset: u64) -> Result<(), Error> {
+        let mut bytes = bytes;
+        let mut offset = offset;
+        if !self.utf8_carry.is_empty() {
+            let width = utf8_width(self.utf8_carry[0]);
+            let need = (width - self.utf8_carry.len()).min(bytes.len());
+            self.utf8_carry.extend_from_slice(&bytes[..need]);
+            bytes = &bytes[need..];
+            offset += need as u64;
+            if self.utf8_carry.len() < width {
+                return Ok(());
+            }
+            if std::str::from_utf8(&self.utf8_carry).is_err() {
+                return self.fail_at(offset, "invalid UTF-8");
+            }
+            self.utf8_carry.clear();
+        }
+        if let Some(i) = bytes.iter().position(|&b| b < 0x20 && !is_xml_space(b)) {
+            return self.fail_at(
+                offset + i as u64,
+                &format!("control character U+{:04X} is not allowed in XML", bytes[i]),
+            );
+        }
+        if bytes.is_ascii() {
+            return Ok(());
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_none() => {
+                self.utf8_carry.extend_from_slice(&bytes[e.valid_up_to()..]);
+                Ok(())
+            }
+            Err(e) => self.fail_at(offset + e.valid_up_to() as u64, "invalid UTF-8"),
+        }
+    }
+
+    fn start(&mut self, local: &str, at: u64) -> Result<(), Error> {
+        if self.depth() == 0 {
+            if self.root_seen {
+                return self.fail_at(at, "content after the root element");
+            }
+            self.root_seen = true;
+        }
+        let depth = self.depth() + 1;
+        if self.coordinates.is_some() {
+            // Everything inside <coordinates> is its text.
+            self.open.push(local);
+            return Ok(());
+        }
+        let parent = self.open.name(0);
+        let grandparent = self.open.name(1);
+        match local {
+            "coordinates" => {
+                let (geometry, ring) = match (parent, grandparent) {
+                    ("LinearRing", "outerBoundaryIs") => ("Polygon", Ring::Outer),
+                    ("LinearRing", "innerBoundaryIs") => ("Polygon", Ring::Inner),
+                    (parent, _) => (parent, Ring::None),
+                };
+                self.coord_seq.start(geometry, ring);
+                self.coordinates = Some(depth);
+            }
+            "coord" if self.capture.is_none() => self.begin_capture(Capture::Coord, depth),
+            "Track" if self.track.is_none() => {
+                let mut track = self.spare_track.take().unwrap_or_default();
+                track.depth = depth;
+                track.seq.start("Track", Ring::None);
+                track.whens_seen = 0;
+                track.coords_seen = 0;
+                self.track = Some(track);
+            }
+            "when" if self.track.as_ref().is_some_and(|t| t.depth + 1 == depth) => {
+                self.begin_capture(Capture::When, depth)
+            }
+            "Location" if parent == "Model" && self.location.is_none() => {
+                self.location = Some(Location {
+                    depth,
+                    values: Default::default(),
+                });
+            }
+            "longitude" | "latitude" | "altitude"
+                if self.capture.is_none()
+                    && self.location.as_ref().is_some_and(|l| l.depth + 1 == depth) =>
+            {
+                let index = match local {
+                    "longitude" => 0,
+                    "latitude" => 1,
+                    _ => 2,
+                };
+                self.begin_capture(Capture::Location(index), depth);
+            }
+            "name"
+                if self.capture.is_none()
+                    && self
+                        .emitter
+                        .features
+                        .last()
+                        .is_some_and(|f| f.depth + 1 == depth && f.name.is_none()) =>
+            {
+                self.begin_capture(Capture::Name, depth)
+            }
+            local if is_feature(local) => {
+                // A feature nested in a feature is not valid KML; keep rows in document
+                // order by writing what the outer one holds back.
+                self.emitter.flush_pending()?;
+                let ordinal = self.emitter.next_feature;
+                self.emitter.next_feature += 1;
+                self.emitter.features.push(FeatureScope {
+                    ordinal,
+                    depth,
+                    name: None,
+                    parts: 0,
+                });
+            }
+            _ => {}
+        }
+        self.open.push(local);
+        Ok(())
+    }
+
+    fn begin_capture(&mut self, what: Capture, depth: usize) {
+        self.capture = Some((what, depth));
+        self.captured.clear();
+        self.capture_truncated = false;
+    }
+
+    fn end(&mut self, at: u64) -> Result<(), Error> {
+        let depth = self.depth();
+        if self.coordinates == Some(depth) {
+            self.coordinates = None;
+            let mut out = CoordinatesOut {
+                emitter: &mut self.emitter,
+                seq: &mut self.coord_seq,
+            };
+            self.tokenizer.finish(&mut out)?;
+        } else if self.coordinates.is_none() {
+            if let Some((what, d)) = self.capture {
+                if d == depth {
+                    self.capture = None;
+                    self.end_capture(what, at)?;
+                }
+            }
+            if self.track.as_ref().is_some_and(|t| t.depth == depth) {
+                self.end_track(at)?;
+            }
+            if self.location.as_ref().is_some_and(|l| l.depth == depth) {
+                self.end_location(at)?;
+            }
+            if self.stray.as_ref().is_some_and(|(d, _)| *d == depth) {
+                self.stray = None;
+            }
+            if self
+                .emitter
+                .features
+                .last()
+                .is_some_and(|f| f.depth == depth)
+            {
+                self.emitter.flush_pending()?;
+                self.emitter.features.pop();
+            }
+        }
+        self.open.pop();
+        Ok(())
+    }
+
+    fn end_capture(&mut self, what: Capture, at: u64) -> Result<(), Error> {
+        if self.capture_truncated {
+            self.warn(at, format!("text longer than {MAX_CAPTURE} bytes was cut"))?;
+        }
+        normalize_newlines(&mut self.captured);
+        let text = self
+            .captured
+            .trim_matches(|c: char| c.is_ascii() && is_xml_space(c as u8));
+        match what {
+            Capture::Name => {
+                let name = text.to_string();
+                if let Some(feature) = self.emitter.features.last_mut() {
+                    feature.name = Some(name);
+                }
+                self.emitter.flush_pending()?;
+            }
+            Capture::When => {
+                if let Some(track) = &mut self.track {
+                    track.whens_seen += 1;
+                    let (emitter, seq) = (&mut self.emitter, &mut track.seq);
+                    let waiting = track
+                        .coords
+                        .pop(|mut f| {
+                            let mut next = || {
+                                std::str::from_utf8(f.next().unwrap_or_default())
+                                    .unwrap_or_default()
+                            };
+                            let (lon, lat, alt) = (next(), next(), next());
+                            emitter.vertex(seq, lon, lat, alt, text)
+                        })
+                        .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
+                    match waiting {
+                        Some(result) => result?,
+                        None => track
+                            .whens
+                            .push(&[text.as_bytes()])
+                            .map_err(|e| Error::new(ErrorKind::Io(e), None))?,
+                    }
+                }
+            }
+            Capture::Location(i) => {
+                if let Some(location) = &mut self.location {
+                    if location.values[i].is_none() {
+                        location.values[i] = Some(text.to_string());
+                    }
+                }
+            }
+            Capture::Coord => self.end_coord(at)?,
+        }
+        Ok(())
+    }
+
+    fn end_coord(&mut self, at: u64) -> Result<(), Error> {
+        let captured = std::mem::take(&mut self.captured);
+        let mut parts = captured
+            .split(|c: char| c.is_ascii() && is_xml_space(c as u8))
+            .filter(|p| !p.is_empty());
+        let values: [Option<&str>; 4] = [parts.next(), parts.next(), parts.next(), parts.next()];
+        let result = match values {
+            [None, ..] => self.warn(at, "empty gx:coord".into()),
+            [Some(one), None, ..] => self.warn(at, format!("gx:coord {one:?} has one value only")),
+            [Some(lon), Some(lat), alt, _] => {
+                let alt = alt.unwrap_or("");
+                if !is_number(lon.as_bytes())
+                    || !is_number(lat.as_bytes())
+                    || !(alt.is_empty() || is_number(alt.as_bytes()))
+                {
+                    self.warn(
+                        at,
+                        format!("gx:coord {:?} skipped: not a number", captured.trim()),
+                    )
+                } else {
+                    let parent_depth = self.depth() - 1;
+                    match &mut self.track {
+                        Some(track) if track.depth == parent_depth => {
+                            track.coords_seen += 1;
+                            let emitter = &mut self.emitter;
+                            let seq = &mut track.seq;
+                            let paired = track
+                                .whens
+                                .pop(|mut f| {
+                                    emitter.vertex(
+                                        seq,
+                                        lon,
+                                        lat,
+                                        alt,
+                                        std::str::from_utf8(f.next().unwrap_or_default())
+                                            .unwrap_or_default(),
+                                    )
+                                })
+                                .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
+                            match paired {
+                                Some(result) => result,
+                                // Its <when> may still come.
+                                None => track
+                                    .coords
+                                    .push(&[lon.as_bytes(), lat.as_bytes(), alt.as_bytes()])
+                                    .map_err(|e| Error::new(ErrorKind::Io(e), None)),
+                            }
+                        }
+                        _ => {
+                            if self.stray.as_ref().is_none_or(|(d, _)| *d != parent_depth) {
+                                let mut seq = Sequence::default();
+                                seq.start(self.open.name(1), Ring::None);
+                                self.stray = Some((parent_depth, seq));
+                            }
+                            let (_, seq) = self.stray.as_mut().expect("set above");
+                            self.emitter.vertex(seq, lon, lat, alt, "")
+                        }
+                    }
+                }
+            }
+        };
+        self.captured = captured;
+        result
+    }
+
+    fn end_track(&mut self, at: u64) -> Result<(), Error> {
+        let Some(mut track) = self.track.take() else {
+            return Ok(());
+        };
+        if track.whens_seen > 0 && track.whens_seen != track.coords_seen {
+            self.warn(
+                at,
+                format!(
+                    "gx:Track has {} <when> but {} <gx:coord>; timestamps paired in order",
+                    track.whens_seen, track.coords_seen
+                ),
+            )?;
+        }
+        // Coords that never got a <when>.
+        loop {
+            let (emitter, seq) = (&mut self.emitter, &mut track.seq);
+            let waiting = track
+                .coords
+                .pop(|mut f| {
+                    let mut next =
+                        || std::str::from_utf8(f.next().unwrap_or_default()).unwrap_or_default();
+                    let (lon, lat, alt) = (next(), next(), next());
+                    emitter.vertex(seq, lon, lat, alt, "")
+                })
+                .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
+            match waiting {
+                Some(result) => result?,
+                None => break,
+            }
+        }
+        track.whens.clear();
+        self.spare_track = Some(track);
+        Ok(())
+    }
+
+    fn end_location(&mut self, at: u64) -> Result<(), Error> {
+        let Some(location) = self.location.take() else {
+            return Ok(());
+        };
+        let [lon, lat, alt] = location.values.map(Option::unwrap_or_default);
+        if lon.is_empty() && lat.is_empty() {
+            return Ok(());
+        }
+        if lon.is_empty() || lat.is_empty() {
+            self.warn(at, "Model Location lacks a longitude or a latitude".into())?;
+        }
+        if [&lon, &lat, &alt]
+            .iter()
+            .any(|v| !v.is_empty() && !is_number(v.as_bytes()))
+        {
+            return self.warn(
+                at,
+                format!("Model Location {lon:?},{lat:?},{alt:?} skipped: not a number"),
+            );
+        }
+        self.location_seq.start("Model", Ring::None);
+        self.emitter
+            .vertex(&mut self.location_seq, &lon, &lat, &alt, "")
+    }
+
+    fn warn(&mut self, offset: u64, message: String) -> Result<(), Error> {
+        self.emitter.warn(offset, message)
+    }
+}
+
+/// The local names of the open elements, innermost last, in one reused string.
+#[derive(Default)]
+struct OpenElements {
+    names: String,
+    /// `ends[i]` is where name `i` ends in `names`.
+    ends: Vec<usize>,
+}
+
+impl OpenElements {
+    fn depth(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Local name of the open element `up` levels above the innermost (0 = innermost).
+    fn name(&self, up: usize) -> &str {
+        let n = self.ends.len();
+        if up >= n {
+            return "";
+        }
+        let i = n - 1 - up;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.names[start..self.ends[i]]
+    }
+
+    fn push(&mut self, local: &str) {
+        self.names.push_str(local);
+        self.ends.push(self.names.len());
+    }
+
+    fn pop(&mut self) {
+        self.ends.pop();
+        self.names.truncate(self.ends.last().copied().unwrap_or(0));
+    }
+}
+
+/// The tokenizer's view of the emitter while a `<coordinates>` element is open.
+struct CoordinatesOut<'a, 's> {
+    emitter: &'a mut Emitter<'s>,
+    seq: &'a mut Sequence,
+}
+
+impl TupleOut for CoordinatesOut<'_, '_> {
+    fn tuple(&mut self, lon: &str, lat: &str, alt: &str) -> Result<(), Error> {
+        self.emitter.vertex(self.seq, lon, lat, alt, "")
+    }
+
+    fn skipped(&mut self, at: u64, why: String) -> Result<(), Error> {
+        self.emitter.warn(at, why)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntityKind {
+    /// Its replacement text is in the DTD.
+    Internal,
+    /// `SYSTEM` or `PUBLIC`: its text would have to be fetched.
+    External,
+}
+
+/// The general entities declared in a document type declaration (`<!ENTITY name ...>`);
+/// parameter entities (`<!ENTITY % name ...>`) are only used inside the DTD and are ignored.
+fn declared_entities(doctype: &str) -> Vec<(String, EntityKind)> {
+    let mut found = Vec::new();
+    let mut rest = doctype;
+    while let Some(i) = rest.find("<!ENTITY") {
+        rest = rest[i + "<!ENTITY".len()..].trim_start();
+        if rest.starts_with('%') {
+            continue;
+        }
+        let end = rest
+            .find(|c: char| c.is_ascii_whitespace() || c == '>')
+            .unwrap_or(rest.len());
+        let name = &rest[..end];
+        let definition = rest[end..].trim_start();
+        let kind = if definition.starts_with("SYSTEM") || definition.starts_with("PUBLIC") {
+            EntityKind::External
+        } else {
+            EntityKind::Internal
+        };
+        if !name.is_empty() && !found.iter().any(|(n, _)| n == name) {
+            found.push((name.to_string(), kind));
+        }
+    }
+    found
+}
+
+fn local_name<'a>(e: &'a BytesStart<'_>) -> &'a str {
+    let name = e.name().into_inner();
+    match name.rfind(':') {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+fn utf8_width(first: u8) -> usize {
+    match first {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
+}
+
+/// The largest `n <= max` that does not split a UTF-8 character of `bytes`.
+fn floor_char_boundary(bytes: &[u8], max: usize) -> usize {
+    if max >= bytes.len() {
+        return bytes.len();
+    }
+    let mut n = max;
+    while n > 0 && (bytes[n] & 0xC0) == 0x80 {
+        n -= 1;
+    }
+    n
+}
+
+/// XML turns CR LF and lone CR into LF in character data.
+fn normalize_newlines(text: &mut String) {
+    if text.contains('\r') {
+        *text = text.replace("\r\n", "\n").replace('\r', "\n");
+    }
+}

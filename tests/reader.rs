@@ -1,0 +1,257 @@
+//! The streaming reader through its public API: which vertex gets which feature, name,
+//! geometry, part, ring and timestamp; errors and warnings with their positions.
+
+use std::io::{self, Cursor};
+
+use kml2csv::kml::{self, ErrorKind, ReadOptions, Sink, Vertex, Warning};
+
+#[derive(Default)]
+struct Rows {
+    rows: Vec<String>,
+    warnings: Vec<Warning>,
+}
+
+impl Sink for Rows {
+    fn vertex(&mut self, v: &Vertex<'_>) -> io::Result<()> {
+        let feature = v.feature.map(|f| f.to_string()).unwrap_or_default();
+        self.rows.push(format!(
+            "{feature}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+            v.name,
+            v.geometry,
+            v.part,
+            v.ring.as_str(),
+            v.vertex,
+            v.longitude,
+            v.latitude,
+            v.altitude,
+            v.when
+        ));
+        Ok(())
+    }
+
+    fn warning(&mut self, warning: Warning) {
+        self.warnings.push(warning);
+    }
+}
+
+fn read_with(doc: &[u8], options: &ReadOptions) -> Result<Rows, kml::Error> {
+    let mut rows = Rows::default();
+    kml::read(Cursor::new(doc), &mut rows, options)?;
+    Ok(rows)
+}
+
+fn rows(doc: &str) -> Vec<String> {
+    read_with(doc.as_bytes(), &ReadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .rows
+}
+
+fn error(doc: &[u8]) -> kml::Error {
+    match read_with(doc, &ReadOptions::default()) {
+        Ok(r) => panic!("accepted: {:?}", r.rows),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn features_names_and_parts() {
+    let doc = r#"<?xml version="1.0"?>
+<kml xmlns="http://www.opengis.net/kml/2.2"><Document><name>Doc</name>
+  <Folder><name>Folder</name>
+    <Placemark><name>no geometry</name></Placemark>
+    <Placemark>
+      <ExtendedData><Data name="name"><value>not me</value></Data></ExtendedData>
+      <MultiGeometry>
+        <Point><coordinates>1,2</coordinates></Point>
+        <LineString><coordinates>3,4,5 6,7,8</coordinates></LineString>
+      </MultiGeometry>
+      <name> late
+ name </name>
+    </Placemark>
+    <Placemark><Polygon>
+      <outerBoundaryIs><LinearRing><coordinates>0,0 1,0 1,1 0,0</coordinates></LinearRing></outerBoundaryIs>
+      <innerBoundaryIs><LinearRing><coordinates>.1,.1 .2,.1 .1,.1</coordinates></LinearRing>
+                       <LinearRing><coordinates>.5,.5 .6,.5 .5,.5</coordinates></LinearRing></innerBoundaryIs>
+    </Polygon></Placemark>
+  </Folder>
+</Document></kml>"#;
+    assert_eq!(
+        rows(doc),
+        [
+            "1|late\n name|Point|0||0|1|2||",
+            "1|late\n name|LineString|1||0|3|4|5|",
+            "1|late\n name|LineString|1||1|6|7|8|",
+            "2||Polygon|0|outer|0|0|0||",
+            "2||Polygon|0|outer|1|1|0||",
+            "2||Polygon|0|outer|2|1|1||",
+            "2||Polygon|0|outer|3|0|0||",
+            "2||Polygon|1|inner|0|.1|.1||",
+            "2||Polygon|1|inner|1|.2|.1||",
+            "2||Polygon|1|inner|2|.1|.1||",
+            "2||Polygon|2|inner|0|.5|.5||",
+            "2||Polygon|2|inner|1|.6|.5||",
+            "2||Polygon|2|inner|2|.5|.5||",
+        ]
+    );
+}
+
+#[test]
+fn tracks_pair_whens_in_either_order() {
+    let doc = r#"<kml xmlns:gx="http://www.google.com/kml/ext/2.2"><Placemark><name>t</name>
+      <gx:MultiTrack>
+        <gx:Track><when>t1</when><when>t2</when><gx:coord>1 2 3</gx:coord><gx:coord>4 5 6</gx:coord></gx:Track>
+        <gx:Track><gx:coord>7 8</gx:coord><when>t3</when><gx:coord>9 10</gx:coord><when>t4</when><gx:coord>11 12</gx:coord></gx:Track>
+      </gx:MultiTrack></Placemark></kml>"#;
+    let mut options = ReadOptions::default();
+    let got = read_with(doc.as_bytes(), &options).unwrap();
+    assert_eq!(
+        got.rows,
+        [
+            "0|t|Track|0||0|1|2|3|t1",
+            "0|t|Track|0||1|4|5|6|t2",
+            "0|t|Track|1||0|7|8||t3",
+            "0|t|Track|1||1|9|10||t4",
+            "0|t|Track|1||2|11|12||",
+        ]
+    );
+    assert_eq!(got.warnings.len(), 1, "{:?}", got.warnings);
+    options.strict = true;
+    let err = read_with(doc.as_bytes(), &options).err().unwrap();
+    assert!(matches!(err.kind, ErrorKind::Strict(_)), "{err}");
+}
+
+#[test]
+fn other_holders_of_coordinates() {
+    let doc = r#"<kml xmlns:gx="http://www.google.com/kml/ext/2.2">
+      <GroundOverlay><name>g</name><LatLonBox><north>9</north><south>8</south></LatLonBox>
+        <gx:LatLonQuad><coordinates>1,2 3,4 5,6 7,8</coordinates></gx:LatLonQuad></GroundOverlay>
+      <Placemark><LookAt><longitude>50</longitude><latitude>60</latitude></LookAt>
+        <Model><Location><latitude>2.5</latitude><longitude> 1.5 </longitude><altitude>3</altitude><longitude>9</longitude></Location></Model>
+        <coordinates>10,20</coordinates></Placemark>
+      <NetworkLinkControl><Update><Change><Point><coordinates>30,40</coordinates></Point></Change></Update></NetworkLinkControl>
+    </kml>"#;
+    assert_eq!(
+        rows(doc),
+        [
+            "0|g|LatLonQuad|0||0|1|2||",
+            "0|g|LatLonQuad|0||1|3|4||",
+            "0|g|LatLonQuad|0||2|5|6||",
+            "0|g|LatLonQuad|0||3|7|8||",
+            "1||Model|0||0|1.5|2.5|3|",
+            "1||Placemark|1||0|10|20||",
+            "||Point|0||0|30|40||",
+        ]
+    );
+}
+
+#[test]
+fn prefixes_namespaces_and_bare_roots() {
+    let prefixed = r#"<kml:kml xmlns:kml="http://www.opengis.net/kml/2.2"><kml:Placemark><kml:name>p</kml:name>
+        <kml:Point><kml:coordinates>1,2</kml:coordinates></kml:Point></kml:Placemark></kml:kml>"#;
+    assert_eq!(rows(prefixed), ["0|p|Point|0||0|1|2||"]);
+    let bare = "<LineString><coordinates>1,2 3,4</coordinates></LineString>";
+    assert_eq!(
+        rows(bare),
+        ["||LineString|0||0|1|2||", "||LineString|0||1|3|4||"]
+    );
+}
+
+#[test]
+fn text_is_the_whole_character_data() {
+    let doc = "<Placemark><name>A &amp; <![CDATA[<B>]]> &#x43;</name><Point><coordinates>1,<!-- c -->2&#32;3,<![CDATA[4]]></coordinates></Point></Placemark>";
+    assert_eq!(
+        rows(doc),
+        [
+            "0|A & <B> C|Point|0||0|1|2||",
+            "0|A & <B> C|Point|0||1|3|4||"
+        ]
+    );
+}
+
+#[test]
+fn rows_held_for_a_late_name_are_bounded_and_in_order() {
+    // Far more held-back rows than the in-memory limit of the queue.
+    let n = 300_000;
+    let mut doc = String::from("<Placemark><LineString><coordinates>");
+    for i in 0..n {
+        doc.push_str(&format!("{i}.5,-{i}.25,{i} "));
+    }
+    doc.push_str("</coordinates></LineString><name>late</name></Placemark>");
+    let got = rows(&doc);
+    assert_eq!(got.len(), n);
+    for (i, row) in got.iter().enumerate().step_by(9973) {
+        assert_eq!(row, &format!("0|late|LineString|0||{i}|{i}.5|-{i}.25|{i}|"));
+    }
+}
+
+#[test]
+fn skipped_tuples_warn_with_their_position() {
+    let doc = "<Placemark>\n<LineString><coordinates>1,2\n  no,no 3,4\n 5</coordinates></LineString></Placemark>";
+    let got = read_with(doc.as_bytes(), &ReadOptions::default()).unwrap();
+    assert_eq!(got.rows.len(), 2);
+    let at: Vec<String> = got
+        .warnings
+        .iter()
+        .map(|w| w.position.unwrap().to_string())
+        .collect();
+    assert_eq!(at, ["3:3", "4:2"]);
+    let strict = ReadOptions { strict: true };
+    let err = read_with(doc.as_bytes(), &strict).err().unwrap();
+    assert_eq!(err.position.unwrap().to_string(), "3:3");
+}
+
+#[test]
+fn malformed_documents_fail_with_a_position() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"<kml>\n<Placemark>\n<name>x</name>", "3:15"),
+        (b"<kml></kml>\n<junk/>", "2:1"),
+        (b"<kml></kml>junk", "1:12"),
+        (b"<kml>\n  <name>&nbsp;</name></kml>", "2:9"),
+        (b"<kml><a></b></kml>", "1:9"),
+        (b"<kml><name>\xff</name></kml>", "1:12"),
+        (b"<kml><name>a\x01</name></kml>", "1:13"),
+    ];
+    for (doc, position) in cases {
+        let err = error(doc);
+        assert_eq!(
+            err.position.map(|p| p.to_string()).as_deref(),
+            Some(*position),
+            "{} for {:?}",
+            err,
+            String::from_utf8_lossy(doc)
+        );
+    }
+    for empty in [&b""[..], b"   \n", b"not xml at all"] {
+        assert!(matches!(error(empty).kind, ErrorKind::Xml(_)));
+    }
+}
+
+#[test]
+fn entities_are_never_expanded_or_fetched() {
+    let external = br#"<!DOCTYPE kml [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<kml><Placemark><name>a&x;b</name><Point><coordinates>1,2</coordinates></Point></Placemark></kml>"#;
+    let got = read_with(external, &ReadOptions::default()).unwrap();
+    assert_eq!(got.rows, ["0|ab|Point|0||0|1|2||"]);
+    assert_eq!(got.warnings.len(), 1);
+    let laughs = br#"<!DOCTYPE kml [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;">]><kml><name>&b;</name></kml>"#;
+    assert!(error(laughs)
+        .to_string()
+        .contains("does not expand DTD entities"));
+}
+
+#[test]
+fn encodings_are_decoded_to_utf8() {
+    let utf16: Vec<u8> = "\u{feff}<Placemark><name>Zürich</name><Point><coordinates>8.5,47.4</coordinates></Point></Placemark>"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert_eq!(
+        read_with(&utf16, &ReadOptions::default()).unwrap().rows,
+        ["0|Zürich|Point|0||0|8.5|47.4||"]
+    );
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode("<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><Placemark><name>東京</name><Point><coordinates>139.7,35.7</coordinates></Point></Placemark>");
+    assert_eq!(
+        read_with(&sjis, &ReadOptions::default()).unwrap().rows,
+        ["0|東京|Point|0||0|139.7|35.7||"]
+    );
+}
