@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tempfile::{Builder, NamedTempFile};
 
 use crate::csv_out::VertexWriter;
-use crate::kml::{self, ErrorKind, ReadOptions, Sink, Vertex, Warning};
+use crate::kml::{self, ErrorKind, Position, ReadOptions, Sink, Vertex, Warning};
 use crate::plan::parent_or_dot;
 
 /// Every temporary starts with this (and ends with [`TEMP_SUFFIX`]).
@@ -33,8 +33,10 @@ pub enum Outcome {
     Converted { rows: u64, warnings: Vec<Warning> },
     /// Another process created the output while this one was converting; its file was kept.
     ConvertedElsewhere { warnings: Vec<Warning> },
-    /// Nothing was written; the message is printed after the input's path.
+    /// Nothing was written; the message is printed after the input's path (and the position
+    /// in it, when the reader knows one).
     Failed {
+        position: Option<Position>,
         message: String,
         warnings: Vec<Warning>,
     },
@@ -71,12 +73,21 @@ pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
         Ok(written) => written,
         // Dropping `temp` removes the partial file.
         Err(WriteFailure::Interrupted) => return Outcome::Interrupted,
-        Err(WriteFailure::Failed { message, warnings }) => {
-            return Outcome::Failed { message, warnings }
+        Err(WriteFailure::Failed {
+            position,
+            message,
+            warnings,
+        }) => {
+            return Outcome::Failed {
+                position,
+                message,
+                warnings,
+            }
         }
     };
     if let Err(e) = sync_file(temp.as_file()) {
         return Outcome::Failed {
+            position: None,
             message: format!("cannot make {} durable: {e}", temp.path().display()),
             warnings,
         };
@@ -87,10 +98,17 @@ pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
     match publish(temp, output, settings.force) {
         Ok(Published::Placed) => {}
         Ok(Published::AlreadyThere) => return Outcome::ConvertedElsewhere { warnings },
-        Err(message) => return Outcome::Failed { message, warnings },
+        Err(message) => {
+            return Outcome::Failed {
+                position: None,
+                message,
+                warnings,
+            }
+        }
     }
     if let Err(e) = sync_dir(dir) {
         return Outcome::Failed {
+            position: None,
             message: format!(
                 "{} is complete but the rename may not survive a crash: cannot sync {}: {e}",
                 output.display(),
@@ -104,6 +122,7 @@ pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
 
 fn failed(message: String) -> Outcome {
     Outcome::Failed {
+        position: None,
         message,
         warnings: Vec::new(),
     }
@@ -151,6 +170,7 @@ fn still_named(temp: &NamedTempFile) -> io::Result<bool> {
 enum WriteFailure {
     Interrupted,
     Failed {
+        position: Option<Position>,
         message: String,
         warnings: Vec<Warning>,
     },
@@ -182,7 +202,8 @@ fn write_csv(
             match &e.kind {
                 ErrorKind::Sink(io) if is_stop(io) => Err(WriteFailure::Interrupted),
                 _ => Err(WriteFailure::Failed {
-                    message: e.to_string(),
+                    position: e.position,
+                    message: e.kind.to_string(),
                     warnings,
                 }),
             }
@@ -195,6 +216,7 @@ fn write_error(e: &io::Error, warnings: Vec<Warning>) -> WriteFailure {
         WriteFailure::Interrupted
     } else {
         WriteFailure::Failed {
+            position: None,
             message: format!("cannot write: {e}"),
             warnings,
         }
