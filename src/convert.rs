@@ -194,7 +194,10 @@ fn write_csv(
     match kml::read_path(input, &mut sink, settings.read) {
         Ok(_) => {
             let rows = sink.writer.rows();
-            let (_, warnings) = sink.writer.finish().map_err(|e| write_error(&e, Vec::new()))?;
+            let (_, warnings) = sink
+                .writer
+                .finish()
+                .map_err(|e| write_error(&e, Vec::new()))?;
             Ok((rows, warnings))
         }
         Err(e) => {
@@ -263,7 +266,11 @@ fn publish(temp: NamedTempFile, output: &Path, force: bool) -> Result<Published,
             Ok(Published::AlreadyThere)
         }
         // The temporary comes back inside the error and is removed when it is dropped.
-        Err(e) => Err(format!("cannot rename into {}: {}", output.display(), e.error)),
+        Err(e) => Err(format!(
+            "cannot rename into {}: {}",
+            output.display(),
+            e.error
+        )),
     }
 }
 
@@ -399,7 +406,12 @@ mod tests {
         fs::write(dir.path().join(".kml2csv-other.csv"), "x").unwrap();
         let live = create_temp(dir.path()).unwrap();
         assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 1);
-        let live_name = live.path().file_name().unwrap().to_string_lossy().into_owned();
+        let live_name = live
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let mut expected = vec![".kml2csv-other.csv".to_owned(), live_name];
         expected.sort();
         assert_eq!(temp_names(dir.path()), expected);

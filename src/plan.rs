@@ -266,9 +266,8 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
 }
 
 fn has_kml_extension(path: &Path) -> bool {
-    path.extension().is_some_and(|ext| {
-        ext.eq_ignore_ascii_case("kml") || ext.eq_ignore_ascii_case("kmz")
-    })
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("kml") || ext.eq_ignore_ascii_case("kmz"))
 }
 
 fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
@@ -482,8 +481,14 @@ mod tests {
 
     #[test]
     fn confine_refuses_escapes() {
-        assert_eq!(confine(Path::new("a/../b.kml")), Some(PathBuf::from("b.kml")));
-        assert_eq!(confine(Path::new("./a/b.kml")), Some(PathBuf::from("a/b.kml")));
+        assert_eq!(
+            confine(Path::new("a/../b.kml")),
+            Some(PathBuf::from("b.kml"))
+        );
+        assert_eq!(
+            confine(Path::new("./a/b.kml")),
+            Some(PathBuf::from("a/b.kml"))
+        );
         assert_eq!(confine(Path::new("../b.kml")), None);
         assert_eq!(confine(Path::new("a/../../b.kml")), None);
         assert_eq!(confine(Path::new("/etc/b.kml")), None);

@@ -30,11 +30,18 @@ pub struct FileReport {
 
 #[derive(Debug)]
 pub enum Status {
-    Converted { output: PathBuf, rows: u64 },
+    Converted {
+        output: PathBuf,
+        rows: u64,
+    },
     /// The output existed before the run and `--force` was not given.
-    Skipped { output: PathBuf },
+    Skipped {
+        output: PathBuf,
+    },
     /// Another process created the output while we were converting; theirs was kept.
-    ConvertedElsewhere { output: PathBuf },
+    ConvertedElsewhere {
+        output: PathBuf,
+    },
     Failed {
         position: Option<Position>,
         message: String,
@@ -144,7 +151,9 @@ impl Reporter {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while printing cannot leave the counts half-updated in a way that matters more
         // than losing every later message.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn render(&self, report: &FileReport, text: &mut String) {
