@@ -137,10 +137,13 @@ pub fn create_temp(dir: &Path) -> io::Result<NamedTempFile> {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let temp = Builder::new()
-            .prefix(TEMP_PREFIX)
-            .suffix(TEMP_SUFFIX)
-            .tempfile_in(dir)?;
+        let mut builder = Builder::new();
+        builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
+        // The temporary becomes the output: give it the mode a shell redirection would (0666
+        // minus the umask), not tempfile's private 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let temp = builder.tempfile_in(dir)?;
         temp.as_file().lock()?;
         if still_named(&temp)? || attempts >= 5 {
             return Ok(temp);
@@ -427,6 +430,24 @@ mod tests {
         let e = out.write_all(b"abc").unwrap_err();
         assert!(is_stop(&e));
         assert_ne!(e.kind(), io::ErrorKind::Interrupted);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_are_not_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let temp = create_temp(dir.path()).unwrap();
+        let mode = temp.as_file().metadata().unwrap().permissions().mode();
+        // `File::create` uses 0666 minus the umask, like a shell redirection.
+        let reference = dir.path().join("reference");
+        let expected = File::create(&reference)
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, expected & 0o777, "{mode:o}");
     }
 
     #[test]
