@@ -113,11 +113,12 @@ impl Reporter {
     /// The closing line: counts and time; `signal` names the signal that stopped the run.
     pub fn summary(&self, totals: &Totals, elapsed: Duration, signal: Option<&str>) {
         let line = format!(
-            "{} converted, {} skipped, {} failed; {} rows, {} {} in {:.2}s",
+            "{} converted, {} skipped, {} failed; {} {}, {} {} in {:.2}s",
             totals.converted,
             totals.skipped,
             totals.failed,
             totals.rows,
+            plural(totals.rows, "row", "rows"),
             totals.warnings,
             plural(totals.warnings, "warning", "warnings"),
             elapsed.as_secs_f64(),
