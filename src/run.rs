@@ -291,6 +291,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn largest_inputs_are_scheduled_first() {
+        use crate::plan::Item;
+        let item = |name: &str, action| Item {
+            input: name.into(),
+            action,
+        };
+        let convert = |size| Action::Convert {
+            output: "o.csv".into(),
+            size,
+        };
+        let plan = Plan {
+            items: vec![
+                item("small", convert(1)),
+                item("skipped", Action::Skip { output: "s".into() }),
+                item("big", convert(100)),
+                item("tie", convert(1)),
+            ],
+        };
+        let order: Vec<usize> = largest_first(&plan).iter().map(|j| j.0).collect();
+        assert_eq!(order, [2, 0, 3]);
+    }
+
+    #[test]
     fn exit_codes() {
         assert_eq!(ExitStatus::Success.code(), 0);
         assert_eq!(ExitStatus::Failure.code(), 1);
