@@ -124,28 +124,46 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
         expand(raw, &mut found, &mut problems);
     }
 
-    // The same file named twice (`x`, `./x`, a symlink, two overlapping patterns) is converted
-    // once, under the first name it was given.
-    let mut seen = HashSet::new();
+    // The same file named twice (`x`, `./x`, a symlink, two overlapping patterns, a `**` that
+    // runs through a symlinked folder loop) is converted once, under its shortest name, the
+    // first one given among equals: glob lists `a/up/a/up/x.kml` before `a/x.kml` when `up`
+    // links to `..`.
+    let canonical: Vec<Option<io::Result<PathBuf>>> = found
+        .iter()
+        .map(|candidate| match candidate {
+            Found::File { path, .. } => Some(fs::canonicalize(path)),
+            Found::Failed(_) => None,
+        })
+        .collect();
+    let mut best: HashMap<&Path, (usize, usize)> = HashMap::new();
+    for (index, (candidate, canonical)) in found.iter().zip(&canonical).enumerate() {
+        if let (Found::File { path, .. }, Some(Ok(canonical))) = (candidate, canonical) {
+            let rank = (without_curdir(path).components().count(), index);
+            best.entry(canonical)
+                .and_modify(|b| *b = (*b).min(rank))
+                .or_insert(rank);
+        }
+    }
     let mut items = Vec::new();
-    for candidate in found {
-        match candidate {
-            Found::Failed(item) => items.push(item),
-            Found::File { path, rel, size } => match fs::canonicalize(&path) {
-                Ok(canonical) => {
-                    if seen.insert(canonical.clone()) {
-                        let action = decide(&path, &canonical, &rel, size, target);
-                        items.push(Item {
-                            input: path,
-                            action,
-                        });
-                    }
+    for (index, (candidate, canonical)) in found.iter().zip(&canonical).enumerate() {
+        match (candidate, canonical) {
+            (Found::Failed(item), _) => items.push(item.clone()),
+            (Found::File { path, rel, size }, Some(Ok(canonical))) => {
+                if best.get(canonical.as_path()).is_some_and(|b| b.1 == index) {
+                    items.push(Item {
+                        input: path.clone(),
+                        action: decide(path, canonical, rel, *size, target),
+                    });
                 }
-                Err(e) => items.push(Item {
-                    action: fail_io(&e),
-                    input: path,
-                }),
-            },
+            }
+            (Found::File { path, .. }, Some(Err(e))) => items.push(Item {
+                input: path.clone(),
+                action: fail_io(e),
+            }),
+            (Found::File { path, .. }, None) => items.push(Item {
+                input: path.clone(),
+                action: fail("cannot resolve its path"),
+            }),
         }
     }
 

@@ -161,6 +161,19 @@ fn the_same_file_named_twice_is_converted_once() {
     assert_stderr_has(&run, "1 converted, 0 skipped, 0 failed");
 }
 
+#[cfg(unix)]
+#[test]
+fn a_symlinked_folder_loop_converts_each_file_once_under_its_shortest_name() {
+    // glob follows `up -> ..` round and round and lists the deepest spelling first.
+    let env = TestEnv::new();
+    env.write("crawl/top.kml", POINT_KML);
+    env.write("crawl/a/x.kml", POINT_KML);
+    std::os::unix::fs::symlink("..", env.path("crawl/a/up")).unwrap();
+    let run = env.run(&["-o", "out", "crawl/**/*.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["out/a/x.csv", "out/top.csv"]);
+}
+
 #[test]
 fn a_pattern_that_matches_nothing_fails_alone() {
     let env = TestEnv::new();
