@@ -128,16 +128,12 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
     // runs through a symlinked folder loop) is converted once, under its shortest name, the
     // first one given among equals: glob lists `a/up/a/up/x.kml` before `a/x.kml` when `up`
     // links to `..`.
-    let canonical: Vec<Option<io::Result<PathBuf>>> = found
-        .iter()
-        .map(|candidate| match candidate {
-            Found::File { path, .. } => Some(fs::canonicalize(path)),
-            Found::Failed(_) => None,
-        })
-        .collect();
     let mut best: HashMap<&Path, (usize, usize)> = HashMap::new();
-    for (index, (candidate, canonical)) in found.iter().zip(&canonical).enumerate() {
-        if let (Found::File { path, .. }, Some(Ok(canonical))) = (candidate, canonical) {
+    for (index, candidate) in found.iter().enumerate() {
+        if let Found::File {
+            path, canonical, ..
+        } = candidate
+        {
             let rank = (without_curdir(path).components().count(), index);
             best.entry(canonical)
                 .and_modify(|b| *b = (*b).min(rank))
@@ -145,10 +141,15 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
         }
     }
     let mut items = Vec::new();
-    for (index, (candidate, canonical)) in found.iter().zip(&canonical).enumerate() {
-        match (candidate, canonical) {
-            (Found::Failed(item), _) => items.push(item.clone()),
-            (Found::File { path, rel, size }, Some(Ok(canonical))) => {
+    for (index, candidate) in found.iter().enumerate() {
+        match candidate {
+            Found::Failed(item) => items.push(item.clone()),
+            Found::File {
+                path,
+                canonical,
+                rel,
+                size,
+            } => {
                 if best.get(canonical.as_path()).is_some_and(|b| b.1 == index) {
                     items.push(Item {
                         input: path.clone(),
@@ -156,14 +157,6 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
                     });
                 }
             }
-            (Found::File { path, .. }, Some(Err(e))) => items.push(Item {
-                input: path.clone(),
-                action: fail_io(e),
-            }),
-            (Found::File { path, .. }, None) => items.push(Item {
-                input: path.clone(),
-                action: fail("cannot resolve its path"),
-            }),
         }
     }
 
@@ -197,11 +190,30 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
 enum Found {
     File {
         path: PathBuf,
+        /// What de-duplication compares.
+        canonical: PathBuf,
         /// The output's path relative to `--out`, before the extension is replaced.
         rel: PathBuf,
         size: u64,
     },
     Failed(Item),
+}
+
+impl Found {
+    fn file(path: PathBuf, rel: PathBuf, size: u64) -> Found {
+        match fs::canonicalize(&path) {
+            Ok(canonical) => Found::File {
+                path,
+                canonical,
+                rel,
+                size,
+            },
+            Err(e) => Found::Failed(Item {
+                action: fail_io(&e),
+                input: path,
+            }),
+        }
+    }
 }
 
 fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
@@ -229,11 +241,7 @@ fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
 fn expand_path(path: &Path, found: &mut Vec<Found>) {
     match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => expand_dir(path, found),
-        Ok(meta) => found.push(Found::File {
-            path: path.to_path_buf(),
-            rel: file_name(path),
-            size: meta.len(),
-        }),
+        Ok(meta) => found.push(Found::file(path.to_path_buf(), file_name(path), meta.len())),
         Err(e) => found.push(Found::Failed(Item {
             input: path.to_path_buf(),
             action: fail_io(&e),
@@ -276,11 +284,11 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
         return found.push(failed(fail("no .kml or .kmz file in this folder")));
     }
     files.sort();
-    found.extend(files.into_iter().map(|(name, path, size)| Found::File {
-        path,
-        rel: PathBuf::from(name),
-        size,
-    }));
+    found.extend(
+        files
+            .into_iter()
+            .map(|(name, path, size)| Found::file(path, PathBuf::from(name), size)),
+    );
 }
 
 fn has_kml_extension(path: &Path) -> bool {
@@ -320,11 +328,7 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
                 })),
                 Ok(meta) => {
                     let rel = relative_to(&path, &base);
-                    found.push(Found::File {
-                        path,
-                        rel,
-                        size: meta.len(),
-                    })
+                    found.push(Found::file(path, rel, meta.len()))
                 }
                 Err(e) => found.push(Found::Failed(Item {
                     action: fail_io(&e),
