@@ -376,16 +376,21 @@ fn stale_temporaries_are_removed_but_live_ones_kept() {
     drop(held);
 }
 
-/// A KML big enough that converting it takes well over a second.
+/// A KML big enough (about 20 bytes per vertex) that converting it takes well over a second,
+/// even in a release build. One block of tuples repeated, so that writing it is quick.
 #[cfg(unix)]
-fn big_kml(vertices: usize) -> String {
-    let mut kml = String::with_capacity(vertices * 24 + 200);
-    kml.push_str(r#"<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>big</name><LineString><coordinates>"#);
-    for i in 0..vertices {
-        use std::fmt::Write;
-        let _ = write!(kml, "{}.123456,{}.654321,{} ", i % 180, i % 90, i % 1000);
+fn big_kml(blocks: usize) -> Vec<u8> {
+    use std::fmt::Write;
+    let mut block = String::new();
+    for i in 0..10_000 {
+        let _ = write!(block, "{}.123456,{}.654321,{} ", i % 180, i % 90, i % 1000);
     }
-    kml.push_str("</coordinates></LineString></Placemark></kml>\n");
+    let mut kml = Vec::with_capacity(block.len() * blocks + 200);
+    kml.extend_from_slice(br#"<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>big</name><LineString><coordinates>"#);
+    for _ in 0..blocks {
+        kml.extend_from_slice(block.as_bytes());
+    }
+    kml.extend_from_slice(b"</coordinates></LineString></Placemark></kml>\n");
     kml
 }
 
@@ -396,7 +401,8 @@ fn interrupt_big_conversion(signal: &str, code: i32) {
     use std::time::{Duration, Instant};
 
     let env = TestEnv::new();
-    env.write("big.kml", big_kml(3_000_000));
+    // 6 million vertices, about 130 MB.
+    env.write("big.kml", big_kml(600));
     let mut child = env
         .command()
         .args(["-o", "out", "big.kml"])
