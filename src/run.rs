@@ -70,6 +70,8 @@ impl Stop {
 
     fn signal(&self) -> Option<i32> {
         match self.signal.load(Ordering::SeqCst) {
+            // The flag handler runs before the number is stored; a signal caught in between
+            // still ends the run as interrupted.
             0 if self.requested.load(Ordering::SeqCst) => Some(SIGINT),
             0 => None,
             n => i32::try_from(n).ok(),
