@@ -1,1 +1,466 @@
-//! (being written)
+//! One job: read a KML/KMZ file, write its CSV to a temporary file, make it durable, rename it
+//! into place.
+//!
+//! An output either does not exist or is whole: a crash, a full disk, a bad input, Ctrl-C or a
+//! second run working on the same folders never leaves a half-written `.csv`. Temporaries are
+//! named `.kml2csv-XXXXXX.tmp` (hidden, never ending in `.csv`) and held under an exclusive
+//! advisory lock while they are written, so that [`remove_stale_temporaries`] can tell the
+//! leftovers of a killed run (unlocked) from the work of a live one (locked).
+//!
+//! The steps (create, write, sync, publish, sync the folder) are separate functions because
+//! they are the unit a later change will regroup (for example, syncing many files at once).
+
+use std::fmt;
+use std::fs::{self, File, TryLockError};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tempfile::{Builder, NamedTempFile};
+
+use crate::csv_out::VertexWriter;
+use crate::kml::{self, ErrorKind, Position, ReadOptions, Sink, Vertex, Warning};
+use crate::plan::parent_or_dot;
+
+/// Every temporary starts with this (and ends with [`TEMP_SUFFIX`]).
+pub const TEMP_PREFIX: &str = ".kml2csv-";
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// What became of one job.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The output is in place.
+    Converted { rows: u64, warnings: Vec<Warning> },
+    /// Another process created the output while this one was converting; its file was kept.
+    ConvertedElsewhere { warnings: Vec<Warning> },
+    /// Nothing was written; the message is printed after the input's path (and the position
+    /// in it, when the reader knows one).
+    Failed {
+        position: Option<Position>,
+        message: String,
+        warnings: Vec<Warning>,
+    },
+    /// Stopped by a signal before completion; nothing was written.
+    Interrupted,
+}
+
+/// How to convert.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// Replace an existing output instead of leaving it alone.
+    pub force: bool,
+    pub read: &'a ReadOptions,
+    /// Set when the run must stop; checked on every vertex and every buffer write.
+    pub stop: &'a AtomicBool,
+}
+
+/// Convert `input` into `output`.
+pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
+    let dir = parent_or_dot(output);
+    if let Err(e) = fs::create_dir_all(dir) {
+        return failed(format!("cannot create folder {}: {e}", dir.display()));
+    }
+    let temp = match create_temp(dir) {
+        Ok(temp) => temp,
+        Err(e) => {
+            return failed(format!(
+                "cannot create a temporary file in {}: {e}",
+                dir.display()
+            ))
+        }
+    };
+    let (rows, warnings) = match write_csv(temp.as_file(), input, settings) {
+        Ok(written) => written,
+        // Dropping `temp` removes the partial file.
+        Err(WriteFailure::Interrupted) => return Outcome::Interrupted,
+        Err(WriteFailure::Failed {
+            position,
+            message,
+            warnings,
+        }) => {
+            return Outcome::Failed {
+                position,
+                message,
+                warnings,
+            }
+        }
+    };
+    if let Err(e) = sync_file(temp.as_file()) {
+        return Outcome::Failed {
+            position: None,
+            message: format!("cannot make {} durable: {e}", temp.path().display()),
+            warnings,
+        };
+    }
+    if settings.stop.load(Ordering::Relaxed) {
+        return Outcome::Interrupted;
+    }
+    match publish(temp, output, settings.force) {
+        Ok(Published::Placed) => {}
+        Ok(Published::AlreadyThere) => return Outcome::ConvertedElsewhere { warnings },
+        Err(message) => {
+            return Outcome::Failed {
+                position: None,
+                message,
+                warnings,
+            }
+        }
+    }
+    if let Err(e) = sync_dir(dir) {
+        return Outcome::Failed {
+            position: None,
+            message: format!(
+                "{} is complete but the rename may not survive a crash: cannot sync {}: {e}",
+                output.display(),
+                dir.display()
+            ),
+            warnings,
+        };
+    }
+    Outcome::Converted { rows, warnings }
+}
+
+fn failed(message: String) -> Outcome {
+    Outcome::Failed {
+        position: None,
+        message,
+        warnings: Vec::new(),
+    }
+}
+
+/// Create a locked temporary file in `dir`.
+///
+/// A cleaner in another run may open and delete a brand-new temporary in the instant between
+/// its creation and our lock. So once we hold the lock we check that the name still leads to
+/// our file, and start over if it does not.
+pub fn create_temp(dir: &Path) -> io::Result<NamedTempFile> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut builder = Builder::new();
+        builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
+        // The temporary becomes the output: give it the mode a shell redirection would (0666
+        // minus the umask), not tempfile's private 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let temp = builder.tempfile_in(dir)?;
+        temp.as_file().lock()?;
+        if still_named(&temp)? || attempts >= 5 {
+            return Ok(temp);
+        }
+        // The name is no longer ours: do not let the drop delete whatever it leads to now.
+        let (_file, path) = temp.into_parts();
+        path.keep().map_err(io::Error::from)?;
+    }
+}
+
+#[cfg(unix)]
+fn still_named(temp: &NamedTempFile) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = temp.as_file().metadata()?;
+    match fs::symlink_metadata(temp.path()) {
+        Ok(named) => Ok(named.dev() == held.dev() && named.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn still_named(temp: &NamedTempFile) -> io::Result<bool> {
+    Ok(temp.path().exists())
+}
+
+enum WriteFailure {
+    Interrupted,
+    Failed {
+        position: Option<Position>,
+        message: String,
+        warnings: Vec<Warning>,
+    },
+}
+
+/// Read `input` and write its CSV to `file`; the rows and warnings on success.
+fn write_csv(
+    file: &File,
+    input: &Path,
+    settings: Settings<'_>,
+) -> Result<(u64, Vec<Warning>), WriteFailure> {
+    let out = StopOnSignal {
+        inner: file,
+        stop: settings.stop,
+    };
+    let writer = VertexWriter::new(out).map_err(|e| write_error(&e, Vec::new()))?;
+    let mut sink = Guard {
+        writer,
+        stop: settings.stop,
+    };
+    match kml::read_path(input, &mut sink, settings.read) {
+        Ok(_) => {
+            let rows = sink.writer.rows();
+            let (_, warnings) = sink
+                .writer
+                .finish()
+                .map_err(|e| write_error(&e, Vec::new()))?;
+            Ok((rows, warnings))
+        }
+        Err(e) => {
+            let warnings = sink.writer.warnings().to_vec();
+            match &e.kind {
+                ErrorKind::Sink(io) if is_stop(io) => Err(WriteFailure::Interrupted),
+                _ => Err(WriteFailure::Failed {
+                    position: e.position,
+                    message: e.kind.to_string(),
+                    warnings,
+                }),
+            }
+        }
+    }
+}
+
+fn write_error(e: &io::Error, warnings: Vec<Warning>) -> WriteFailure {
+    if is_stop(e) {
+        WriteFailure::Interrupted
+    } else {
+        WriteFailure::Failed {
+            position: None,
+            message: format!("cannot write: {e}"),
+            warnings,
+        }
+    }
+}
+
+pub fn sync_file(file: &File) -> io::Result<()> {
+    file.sync_all()
+}
+
+enum Published {
+    Placed,
+    /// Without `--force`, another process put an output there first.
+    AlreadyThere,
+}
+
+/// Rename the finished temporary to `output`: atomically replacing it with `force`, never
+/// replacing it without. An output that became a directory or a symlink is refused either way,
+/// so the rename can never be steered to overwrite something else.
+fn publish(temp: NamedTempFile, output: &Path, force: bool) -> Result<Published, String> {
+    match fs::symlink_metadata(output) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(format!(
+                "output {} is a symbolic link; refusing to write through it (remove it first)",
+                output.display()
+            ))
+        }
+        Ok(meta) if meta.is_dir() => {
+            return Err(format!(
+                "output {} is a directory; refusing to replace it",
+                output.display()
+            ))
+        }
+        _ => {}
+    }
+    let result = if force {
+        temp.persist(output)
+    } else {
+        temp.persist_noclobber(output)
+    };
+    match result {
+        Ok(_file) => Ok(Published::Placed),
+        Err(e) if !force && e.error.kind() == io::ErrorKind::AlreadyExists => {
+            Ok(Published::AlreadyThere)
+        }
+        // The temporary comes back inside the error and is removed when it is dropped.
+        Err(e) => Err(format!(
+            "cannot rename into {}: {}",
+            output.display(),
+            e.error
+        )),
+    }
+}
+
+/// Make a rename in `dir` durable: on Unix a directory entry is only on disk once the directory
+/// itself is synced.
+#[cfg(unix)]
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+pub fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Remove the temporaries a killed run left in `dir`: those nobody holds a lock on. A live
+/// run's temporaries are locked and left alone. Returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> io::Result<u64> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.as_encoded_bytes();
+        if !(name.starts_with(TEMP_PREFIX.as_bytes()) && name.ends_with(TEMP_SUFFIX.as_bytes())) {
+            continue;
+        }
+        let path = entry.path();
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        // Not ours to judge if we cannot even open it.
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                // Removed while we hold the lock, so no writer can have taken it over.
+                match fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+/// The error a write returns once the run must stop. Not `ErrorKind::Interrupted`: `write_all`
+/// retries that one forever.
+#[derive(Debug)]
+struct Stopped;
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("stopped by a signal")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+fn stopped() -> io::Error {
+    io::Error::other(Stopped)
+}
+
+fn is_stop(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Stopped>())
+}
+
+/// Fails every write once the stop flag is set, so that a big file stops within one buffer.
+struct StopOnSignal<'a, W> {
+    inner: W,
+    stop: &'a AtomicBool,
+}
+
+impl<W: Write> Write for StopOnSignal<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Passes vertices on to the CSV writer and stops the reader once the stop flag is set, even
+/// while the rows still fit in the writer's buffer.
+struct Guard<'a, W: Write> {
+    writer: VertexWriter<W>,
+    stop: &'a AtomicBool,
+}
+
+impl<W: Write> Sink for Guard<'_, W> {
+    fn vertex(&mut self, vertex: &Vertex<'_>) -> io::Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
+        self.writer.vertex(vertex)
+    }
+
+    fn warning(&mut self, warning: Warning) {
+        self.writer.warning(warning);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_but_locked_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".kml2csv-dead.tmp"), "x").unwrap();
+        fs::write(dir.path().join(".kml2csv-other.csv"), "x").unwrap();
+        let live = create_temp(dir.path()).unwrap();
+        assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 1);
+        let live_name = live
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mut expected = vec![".kml2csv-other.csv".to_owned(), live_name];
+        expected.sort();
+        assert_eq!(temp_names(dir.path()), expected);
+    }
+
+    #[test]
+    fn stop_error_is_recognised_and_not_retried() {
+        let stop = AtomicBool::new(true);
+        let mut out = StopOnSignal {
+            inner: Vec::new(),
+            stop: &stop,
+        };
+        let e = out.write_all(b"abc").unwrap_err();
+        assert!(is_stop(&e));
+        assert_ne!(e.kind(), io::ErrorKind::Interrupted);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_are_not_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let temp = create_temp(dir.path()).unwrap();
+        let mode = temp.as_file().metadata().unwrap().permissions().mode();
+        // `File::create` uses 0666 minus the umask, like a shell redirection.
+        let reference = dir.path().join("reference");
+        let expected = File::create(&reference)
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, expected & 0o777, "{mode:o}");
+    }
+
+    #[test]
+    fn noclobber_publish_keeps_the_other_runs_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("x.csv");
+        fs::write(&output, "theirs").unwrap();
+        let temp = create_temp(dir.path()).unwrap();
+        assert!(matches!(
+            publish(temp, &output, false),
+            Ok(Published::AlreadyThere)
+        ));
+        assert_eq!(fs::read_to_string(&output).unwrap(), "theirs");
+        assert_eq!(temp_names(dir.path()), vec!["x.csv".to_owned()]);
+    }
+}

@@ -1,1 +1,527 @@
-//! (being written)
+//! Inputs (paths, directories, glob patterns) to jobs `{input, output}`.
+//!
+//! Everything that can be decided before the first byte is converted is decided here, so that a
+//! mistake in the command line (an invalid pattern, two inputs that would write the same CSV)
+//! stops the run before it has changed anything, and so that the workers only ever see one
+//! ready-made job each.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use glob::{MatchOptions, Pattern};
+
+/// The characters that make an argument a glob pattern rather than a path.
+const GLOB_META: &[char] = &['*', '?', '['];
+
+/// Hidden dot-entries are never matched by a wildcard: the shells do the same, and it keeps our
+/// own `.kml2csv-*.tmp` files and `.git` folders out of a `**` crawl.
+const MATCH_OPTIONS: MatchOptions = MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: true,
+};
+
+/// One input, in the order the user named it, and what to do with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The input as named on the command line or found by a pattern (for a pattern that
+    /// matched nothing, the pattern itself). Used in every message about it.
+    pub input: PathBuf,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Convert `input` into `output`; `size` (bytes of the input) only orders the work.
+    Convert { output: PathBuf, size: u64 },
+    /// The output already exists and `--force` was not given.
+    Skip { output: PathBuf },
+    /// The input cannot be converted; the message says why and is printed after the path.
+    Fail { message: String },
+}
+
+/// All inputs of a run, in command-line order.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub items: Vec<Item>,
+}
+
+impl Plan {
+    /// The folders that will receive outputs, each once; where stale temporaries are looked for.
+    pub fn output_dirs(&self) -> Vec<PathBuf> {
+        let mut seen = HashSet::new();
+        let mut dirs = Vec::new();
+        for item in &self.items {
+            let output = match &item.action {
+                Action::Convert { output, .. } | Action::Skip { output } => output,
+                Action::Fail { .. } => continue,
+            };
+            let dir = parent_or_dot(output).to_path_buf();
+            if seen.insert(dir.clone()) {
+                dirs.push(dir);
+            }
+        }
+        dirs
+    }
+}
+
+/// A mistake in the command line: nothing is converted when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageError {
+    /// Not a valid glob pattern (and not an existing path either).
+    BadPattern { pattern: String, message: String },
+    /// Two different inputs would be written to the same CSV.
+    Collision {
+        output: PathBuf,
+        first: PathBuf,
+        second: PathBuf,
+    },
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::BadPattern { pattern, message } => write!(
+                f,
+                "{pattern}: invalid pattern: {message} (use `**` only as a whole path component, \
+                 close every `[`, write `[[]` for a literal `[`)"
+            ),
+            UsageError::Collision {
+                output,
+                first,
+                second,
+            } => write!(
+                f,
+                "{} and {} would both be written to {}; convert them in separate runs or \
+                 with different --out folders",
+                first.display(),
+                second.display(),
+                output.display()
+            ),
+        }
+    }
+}
+
+/// Where outputs go.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// `--out`; `None` means beside each input.
+    pub out_dir: Option<&'a Path>,
+    /// `--force`.
+    pub force: bool,
+}
+
+/// Expand `inputs` and decide every output. Usage errors are all collected, so the user can fix
+/// them in one go.
+pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageError>> {
+    let mut problems = Vec::new();
+    let mut found = Vec::new();
+    for raw in inputs {
+        expand(raw, &mut found, &mut problems);
+    }
+
+    // The same file named twice (`x`, `./x`, a symlink, two overlapping patterns, a `**` that
+    // runs through a symlinked folder loop) is converted once, under its shortest name, the
+    // first one given among equals: glob lists `a/up/a/up/x.kml` before `a/x.kml` when `up`
+    // links to `..`.
+    let mut best: HashMap<&Path, (usize, usize)> = HashMap::new();
+    for (index, candidate) in found.iter().enumerate() {
+        if let Found::File {
+            path, canonical, ..
+        } = candidate
+        {
+            let rank = (without_curdir(path).components().count(), index);
+            best.entry(canonical)
+                .and_modify(|b| *b = (*b).min(rank))
+                .or_insert(rank);
+        }
+    }
+    let mut items = Vec::new();
+    for (index, candidate) in found.iter().enumerate() {
+        match candidate {
+            Found::Failed(item) => items.push(item.clone()),
+            Found::File {
+                path,
+                canonical,
+                rel,
+                size,
+            } => {
+                if best.get(canonical.as_path()).is_some_and(|b| b.1 == index) {
+                    items.push(Item {
+                        input: path.clone(),
+                        action: decide(path, canonical, rel, *size, target),
+                    });
+                }
+            }
+        }
+    }
+
+    let mut owners: HashMap<PathBuf, &Path> = HashMap::new();
+    for item in &items {
+        let output = match &item.action {
+            Action::Convert { output, .. } | Action::Skip { output } => output,
+            Action::Fail { .. } => continue,
+        };
+        let key = collision_key(output);
+        match owners.get(&key) {
+            Some(first) => problems.push(UsageError::Collision {
+                output: output.clone(),
+                first: first.to_path_buf(),
+                second: item.input.clone(),
+            }),
+            None => {
+                owners.insert(key, &item.input);
+            }
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(Plan { items })
+    } else {
+        Err(problems)
+    }
+}
+
+/// An input file before de-duplication, or an input that already failed.
+enum Found {
+    File {
+        path: PathBuf,
+        /// What de-duplication compares.
+        canonical: PathBuf,
+        /// The output's path relative to `--out`, before the extension is replaced.
+        rel: PathBuf,
+        size: u64,
+    },
+    Failed(Item),
+}
+
+impl Found {
+    fn file(path: PathBuf, rel: PathBuf, size: u64) -> Found {
+        match fs::canonicalize(&path) {
+            Ok(canonical) => Found::File {
+                path,
+                canonical,
+                rel,
+                size,
+            },
+            Err(e) => Found::Failed(Item {
+                action: fail_io(&e),
+                input: path,
+            }),
+        }
+    }
+}
+
+fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
+    let path = Path::new(raw);
+    // An existing path wins over a pattern reading, so `maps[1].kml` can be named as it is.
+    if fs::symlink_metadata(path).is_ok() {
+        expand_path(path, found);
+        return;
+    }
+    let text = raw.to_str();
+    let is_pattern = text.is_some_and(|t| t.contains(GLOB_META));
+    match text {
+        Some(pattern) if is_pattern => expand_pattern(pattern, found, problems),
+        // Not a pattern and not there: let the operating system word the message.
+        _ => found.push(Found::Failed(Item {
+            input: path.to_path_buf(),
+            action: match fs::metadata(path) {
+                Err(e) => fail_io(&e),
+                Ok(_) => fail("vanished while being planned"),
+            },
+        })),
+    }
+}
+
+fn expand_path(path: &Path, found: &mut Vec<Found>) {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => expand_dir(path, found),
+        Ok(meta) => found.push(Found::file(path.to_path_buf(), file_name(path), meta.len())),
+        Err(e) => found.push(Found::Failed(Item {
+            input: path.to_path_buf(),
+            action: fail_io(&e),
+        })),
+    }
+}
+
+/// A directory argument stands for the `.kml` and `.kmz` files directly in it, as
+/// `DIR/*.kml DIR/*.kmz` would (any case of the extension, no hidden files).
+fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
+    let failed = |action| {
+        Found::Failed(Item {
+            input: dir.to_path_buf(),
+            action,
+        })
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => return found.push(failed(fail_io(&e))),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => return found.push(failed(fail_io(&e))),
+        };
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".") || !has_kml_extension(Path::new(&name)) {
+            continue;
+        }
+        let path = dir.join(&name);
+        // Follows symlinks: a link to a KML file is a KML file.
+        if let Ok(meta) = fs::metadata(&path) {
+            if meta.is_file() {
+                files.push((name, path, meta.len()));
+            }
+        }
+    }
+    if files.is_empty() {
+        return found.push(failed(fail("no .kml or .kmz file in this folder")));
+    }
+    files.sort();
+    found.extend(
+        files
+            .into_iter()
+            .map(|(name, path, size)| Found::file(path, PathBuf::from(name), size)),
+    );
+}
+
+fn has_kml_extension(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("kml") || ext.eq_ignore_ascii_case("kmz"))
+}
+
+fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
+    if let Err(e) = Pattern::new(pattern) {
+        problems.push(UsageError::BadPattern {
+            pattern: pattern.to_owned(),
+            message: e.msg.to_owned(),
+        });
+        return;
+    }
+    let matches = match glob::glob_with(pattern, MATCH_OPTIONS) {
+        Ok(matches) => matches,
+        Err(e) => {
+            problems.push(UsageError::BadPattern {
+                pattern: pattern.to_owned(),
+                message: e.msg.to_owned(),
+            });
+            return;
+        }
+    };
+    let base = fixed_base(pattern);
+    let before = found.len();
+    for entry in matches {
+        match entry {
+            Ok(path) => match fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => found.push(Found::Failed(Item {
+                    input: path,
+                    action: fail(
+                        "is a directory (name it as an argument of its own to convert the \
+                         .kml/.kmz files in it)",
+                    ),
+                })),
+                Ok(meta) => {
+                    let rel = relative_to(&path, &base);
+                    found.push(Found::file(path, rel, meta.len()))
+                }
+                Err(e) => found.push(Found::Failed(Item {
+                    action: fail_io(&e),
+                    input: path,
+                })),
+            },
+            // A folder below the pattern could not be read.
+            Err(e) => found.push(Found::Failed(Item {
+                input: e.path().to_path_buf(),
+                action: fail_io(e.error()),
+            })),
+        }
+    }
+    if found.len() == before {
+        found.push(Found::Failed(Item {
+            input: PathBuf::from(pattern),
+            action: fail("no file matches"),
+        }));
+    }
+}
+
+/// The leading components of a pattern that contain no wildcard: the folder the pattern
+/// searches below. `crawl/**/*.kml` -> `crawl`, `*.kml` -> ``.
+fn fixed_base(pattern: &str) -> PathBuf {
+    without_curdir(Path::new(pattern))
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(GLOB_META))
+        .collect()
+}
+
+fn relative_to(path: &Path, base: &Path) -> PathBuf {
+    match without_curdir(path).strip_prefix(base) {
+        Ok(rel) if rel.as_os_str().is_empty() => file_name(path),
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => file_name(path),
+    }
+}
+
+fn without_curdir(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| *c != Component::CurDir)
+        .collect()
+}
+
+fn file_name(path: &Path) -> PathBuf {
+    path.file_name().map(PathBuf::from).unwrap_or_default()
+}
+
+/// Decide the output of one (de-duplicated) input and whether it is converted, skipped or
+/// refused.
+fn decide(input: &Path, canonical: &Path, rel: &Path, size: u64, target: Target<'_>) -> Action {
+    let output = match target.out_dir {
+        None => input.with_extension("csv"),
+        Some(dir) => match confine(rel) {
+            Some(rel) => dir.join(rel).with_extension("csv"),
+            None => {
+                return fail(format!(
+                    "its output {} would lie outside the --out folder; refusing to write it",
+                    rel.with_extension("csv").display()
+                ))
+            }
+        },
+    };
+    if output.file_name().is_none() {
+        return fail("cannot name an output for it");
+    }
+    match fs::symlink_metadata(&output) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Action::Convert { output, size },
+        Err(e) => fail(format!("cannot check output {}: {e}", output.display())),
+        Ok(meta) if meta.file_type().is_symlink() => fail(format!(
+            "output {} is a symbolic link; refusing to write through it (remove it first)",
+            output.display()
+        )),
+        Ok(meta) if meta.is_dir() => fail(format!(
+            "output {} is a directory; refusing to replace it",
+            output.display()
+        )),
+        Ok(_) if fs::canonicalize(&output).is_ok_and(|o| o == canonical) => fail(format!(
+            "its output {} would replace the input itself; use --out",
+            output.display()
+        )),
+        Ok(_) if target.force => Action::Convert { output, size },
+        Ok(_) => Action::Skip { output },
+    }
+}
+
+/// Normalise a relative output path lexically; `None` if it is absolute or climbs out with
+/// `..`, because an output must never be written outside `--out`.
+fn confine(rel: &Path) -> Option<PathBuf> {
+    let mut parts: Vec<&OsStr> = Vec::new();
+    for component in rel.components() {
+        match component {
+            Component::Normal(part) => parts.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(parts.iter().collect())
+}
+
+/// A path that is equal for two spellings of the same output (`out/x.csv`, `./out/x.csv`,
+/// through a symlinked folder), whether or not the output's folder exists yet.
+fn collision_key(output: &Path) -> PathBuf {
+    let name = output.file_name().unwrap_or_default();
+    match fs::canonicalize(parent_or_dot(output)) {
+        Ok(dir) => dir.join(name),
+        Err(_) => {
+            let absolute = std::path::absolute(output).unwrap_or_else(|_| output.to_path_buf());
+            let mut normal = PathBuf::new();
+            for component in absolute.components() {
+                match component {
+                    Component::ParentDir => {
+                        normal.pop();
+                    }
+                    Component::CurDir => {}
+                    other => normal.push(other),
+                }
+            }
+            normal
+        }
+    }
+}
+
+/// The folder of `path`, `.` for a bare file name.
+pub fn parent_or_dot(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+fn fail(message: impl Into<String>) -> Action {
+    Action::Fail {
+        message: message.into(),
+    }
+}
+
+fn fail_io(e: &io::Error) -> Action {
+    fail(format!("cannot read: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_base_stops_at_first_wildcard() {
+        assert_eq!(fixed_base("crawl/**/*.kml"), PathBuf::from("crawl"));
+        assert_eq!(fixed_base("./data/*/x.kml"), PathBuf::from("data"));
+        assert_eq!(fixed_base("*.kml"), PathBuf::new());
+        assert_eq!(fixed_base("/a/b[12]/c"), PathBuf::from("/a"));
+    }
+
+    #[test]
+    fn relative_output_paths() {
+        let base = fixed_base("crawl/**/*.kml");
+        assert_eq!(
+            relative_to(Path::new("crawl/2024/05/x.kml"), &base),
+            PathBuf::from("2024/05/x.kml")
+        );
+        assert_eq!(
+            relative_to(Path::new("./crawl/x.kml"), &base),
+            PathBuf::from("x.kml")
+        );
+    }
+
+    #[test]
+    fn confine_refuses_escapes() {
+        assert_eq!(
+            confine(Path::new("a/../b.kml")),
+            Some(PathBuf::from("b.kml"))
+        );
+        assert_eq!(
+            confine(Path::new("./a/b.kml")),
+            Some(PathBuf::from("a/b.kml"))
+        );
+        assert_eq!(confine(Path::new("../b.kml")), None);
+        assert_eq!(confine(Path::new("a/../../b.kml")), None);
+        assert_eq!(confine(Path::new("/etc/b.kml")), None);
+        assert_eq!(confine(Path::new("")), None);
+    }
+
+    #[test]
+    fn kml_extension_any_case() {
+        assert!(has_kml_extension(Path::new("a.KML")));
+        assert!(has_kml_extension(Path::new("a.Kmz")));
+        assert!(!has_kml_extension(Path::new("a.kml.txt")));
+        assert!(!has_kml_extension(Path::new("kml")));
+    }
+}

@@ -1,1 +1,326 @@
-//! (being written)
+//! The batch: plan, clean up after killed runs, convert in parallel, decide the exit status.
+//!
+//! A failure on one input is reported and the run goes on; the exit status is decided once, at
+//! the end, from every input's outcome. SIGINT and SIGTERM stop the batch cleanly: no new file
+//! is started, running conversions stop at their next write, their temporaries are removed.
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::config::Config;
+use crate::convert::{self, Outcome, Settings};
+use crate::kml::ReadOptions;
+use crate::plan::{self, Action, Plan, Target};
+use crate::report::{self, FileReport, Reporter, Status};
+
+/// How the run ended; [`ExitStatus::code`] is the process exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Every input was converted or skipped.
+    Success,
+    /// At least one input failed; the others were converted.
+    Failure,
+    /// The command line was wrong; nothing was converted.
+    Usage,
+    /// Stopped by this signal number.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Usage => 2,
+            // The shell convention, 128 + signal: 130 for SIGINT, 143 for SIGTERM.
+            ExitStatus::Signal(signal) => u8::try_from(128 + signal).unwrap_or(1),
+        }
+    }
+}
+
+/// The stop request shared with the signal handlers.
+struct Stop {
+    requested: Arc<AtomicBool>,
+    /// The signal that asked, 0 for none.
+    signal: Arc<AtomicUsize>,
+}
+
+impl Stop {
+    /// First SIGINT/SIGTERM: set the flag and let the batch wind down. Second one: exit at once
+    /// (the next run removes the temporaries that leaves).
+    fn install() -> anyhow::Result<Stop> {
+        let requested = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(AtomicUsize::new(0));
+        for sig in [SIGINT, SIGTERM] {
+            // Order matters: the conditional exit must see the flag before this signal sets it.
+            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, requested.clone())
+                .and_then(|_| signal_hook::flag::register(sig, requested.clone()))
+                .and_then(|_| signal_hook::flag::register_usize(sig, signal.clone(), sig as usize))
+                .context("cannot install the signal handlers")?;
+        }
+        Ok(Stop { requested, signal })
+    }
+
+    fn signal(&self) -> Option<i32> {
+        match self.signal.load(Ordering::SeqCst) {
+            // The flag handler runs before the number is stored; a signal caught in between
+            // still ends the run as interrupted.
+            0 if self.requested.load(Ordering::SeqCst) => Some(SIGINT),
+            0 => None,
+            n => i32::try_from(n).ok(),
+        }
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Convert everything `config` names. An `Err` is a failure of the run itself (no threads, no
+/// output folder), not of an input.
+pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
+    let started = Instant::now();
+    let stop = Stop::install()?;
+    let reporter = Reporter::new(config.verbosity);
+
+    let target = Target {
+        out_dir: config.out_dir.as_deref(),
+        force: config.force,
+    };
+    let plan = match plan::build(&config.inputs, target) {
+        Ok(plan) => plan,
+        Err(problems) => {
+            for problem in &problems {
+                report::message(format_args!("{problem}"));
+            }
+            report::message(format_args!("nothing was converted"));
+            return Ok(ExitStatus::Usage);
+        }
+    };
+
+    if let Some(dir) = &config.out_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+    }
+    remove_stale_temporaries(&plan, &reporter);
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.jobs)
+        .thread_name(|i| format!("kml2csv-worker-{i}"))
+        .build()
+        .context("cannot start the worker threads")?;
+    let read = ReadOptions {
+        strict: config.strict,
+    };
+    let settings = Settings {
+        force: config.force,
+        read: &read,
+        stop: &stop.requested,
+    };
+
+    // Inputs that need no work are reported now; the reporter keeps command-line order.
+    for (index, item) in plan.items.iter().enumerate() {
+        let status = match &item.action {
+            Action::Convert { .. } => continue,
+            Action::Skip { output } => Status::Skipped {
+                output: output.clone(),
+            },
+            Action::Fail { message } => Status::Failed {
+                position: None,
+                message: message.clone(),
+            },
+        };
+        reporter.file(
+            index,
+            FileReport {
+                input: item.input.clone(),
+                status,
+                warnings: Vec::new(),
+            },
+        );
+    }
+
+    let quiet_panics = QuietPanics::install();
+    pool.scope_fifo(|scope| {
+        for (index, input, output) in largest_first(&plan) {
+            let reporter = &reporter;
+            scope.spawn_fifo(move |_| {
+                let report = if settings.stop.load(Ordering::Relaxed) {
+                    FileReport {
+                        input: input.to_path_buf(),
+                        status: Status::Interrupted,
+                        warnings: Vec::new(),
+                    }
+                } else {
+                    convert_one(input, output, settings)
+                };
+                reporter.file(index, report);
+            });
+        }
+    });
+    drop(quiet_panics);
+
+    let totals = reporter.flush();
+    let signal = stop.signal();
+    reporter.summary(&totals, started.elapsed(), signal.map(signal_name));
+    Ok(match signal {
+        Some(signal) => ExitStatus::Signal(signal),
+        None if totals.failed > 0 => ExitStatus::Failure,
+        None => ExitStatus::Success,
+    })
+}
+
+/// The jobs to convert, biggest input first, so that one large file does not start last and
+/// keep a single core busy at the end. Ties keep command-line order.
+fn largest_first(plan: &Plan) -> Vec<(usize, &Path, &Path)> {
+    let mut jobs: Vec<_> = plan
+        .items
+        .iter()
+        .enumerate()
+        .filter_map(|(index, item)| match &item.action {
+            Action::Convert { output, size } => {
+                Some((*size, index, item.input.as_path(), output.as_path()))
+            }
+            _ => None,
+        })
+        .collect();
+    jobs.sort_by_key(|&(size, index, ..)| (std::cmp::Reverse(size), index));
+    jobs.into_iter()
+        .map(|(_, index, input, output)| (index, input, output))
+        .collect()
+}
+
+/// Convert one input; a panic (a bug) fails this input by name instead of the whole batch.
+fn convert_one(input: &Path, output: &Path, settings: Settings<'_>) -> FileReport {
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        convert::convert(input, output, settings)
+    }))
+    .unwrap_or_else(|payload| Outcome::Failed {
+        position: None,
+        message: format!(
+            "internal error: {} (this is a bug in kml2csv; please report it)",
+            panic_message(payload.as_ref())
+        ),
+        warnings: Vec::new(),
+    });
+    let (status, warnings) = match outcome {
+        Outcome::Converted { rows, warnings } => (
+            Status::Converted {
+                output: output.to_path_buf(),
+                rows,
+            },
+            warnings,
+        ),
+        Outcome::ConvertedElsewhere { warnings } => (
+            Status::ConvertedElsewhere {
+                output: output.to_path_buf(),
+            },
+            warnings,
+        ),
+        Outcome::Failed {
+            position,
+            message,
+            warnings,
+        } => (Status::Failed { position, message }, warnings),
+        Outcome::Interrupted => (Status::Interrupted, Vec::new()),
+    };
+    FileReport {
+        input: input.to_path_buf(),
+        status,
+        warnings,
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "unknown panic"
+    }
+}
+
+/// While workers run, a panic is reported as that input's failure, so the default hook's
+/// `thread '…' panicked at` (and backtrace) must not reach the user. Restored afterwards.
+struct QuietPanics;
+
+impl QuietPanics {
+    fn install() -> QuietPanics {
+        panic::set_hook(Box::new(|_| {}));
+        QuietPanics
+    }
+}
+
+impl Drop for QuietPanics {
+    fn drop(&mut self) {
+        let _ = panic::take_hook();
+    }
+}
+
+/// Remove what killed runs left in the folders this run writes to. Never fails the run: a
+/// leftover is harmless (hidden, never named `.csv`).
+fn remove_stale_temporaries(plan: &Plan, reporter: &Reporter) {
+    for dir in plan.output_dirs() {
+        match convert::remove_stale_temporaries(&dir) {
+            Ok(0) => {}
+            Ok(n) => reporter.note(format_args!(
+                "{}: removed {n} temporary {} left by an interrupted run",
+                dir.display(),
+                if n == 1 { "file" } else { "files" }
+            )),
+            Err(e) => reporter.warn(format_args!(
+                "{}: cannot remove temporary files left by an interrupted run: {e}",
+                dir.display()
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largest_inputs_are_scheduled_first() {
+        use crate::plan::Item;
+        let item = |name: &str, action| Item {
+            input: name.into(),
+            action,
+        };
+        let convert = |size| Action::Convert {
+            output: "o.csv".into(),
+            size,
+        };
+        let plan = Plan {
+            items: vec![
+                item("small", convert(1)),
+                item("skipped", Action::Skip { output: "s".into() }),
+                item("big", convert(100)),
+                item("tie", convert(1)),
+            ],
+        };
+        let order: Vec<usize> = largest_first(&plan).iter().map(|j| j.0).collect();
+        assert_eq!(order, [2, 0, 3]);
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(ExitStatus::Success.code(), 0);
+        assert_eq!(ExitStatus::Failure.code(), 1);
+        assert_eq!(ExitStatus::Usage.code(), 2);
+        assert_eq!(ExitStatus::Signal(SIGINT).code(), 130);
+        assert_eq!(ExitStatus::Signal(SIGTERM).code(), 143);
+    }
+}

@@ -1,0 +1,632 @@
+//! The command as a user sees it: real binary, real files in a temporary directory.
+//!
+//! Tests that check CSV rows need the real KML reader; until it is merged (the stub reports no
+//! vertex) they fail, by design: they pin the specification, not the stub.
+
+mod common;
+
+use std::fs;
+
+use common::{points_kml, Run, TestEnv, HEADER, POINT_KML, POINT_ROW};
+
+fn assert_code(run: &Run, code: i32) {
+    assert_eq!(run.code, Some(code), "{run}");
+}
+
+fn assert_stderr_has(run: &Run, text: &str) {
+    assert!(run.stderr.contains(text), "stderr lacks {text:?}\n{run}");
+}
+
+/// Every line on stderr must be ours (`kml2csv: …`): no panic, no `Error: Os { .. }`.
+fn assert_clean_stderr(run: &Run) {
+    for line in run.lines() {
+        assert!(
+            line.starts_with("kml2csv: "),
+            "foreign line {line:?}\n{run}"
+        );
+        assert!(!line.contains("panicked"), "{run}");
+        assert!(!line.contains("Os {"), "Debug-formatted error\n{run}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Converting, skipping, overwriting
+
+#[test]
+fn converts_beside_the_input_with_one_row_per_vertex() {
+    let env = TestEnv::new();
+    env.write("maps/a.kml", POINT_KML);
+    let run = env.run(&["maps/a.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(env.read("maps/a.csv"), format!("{HEADER}{POINT_ROW}"));
+}
+
+#[test]
+fn kmz_and_any_extension_become_csv() {
+    let env = TestEnv::new();
+    env.write("a.KMZ.kml", POINT_KML);
+    env.write("b.data", POINT_KML);
+    let run = env.run(&["a.KMZ.kml", "b.data"]);
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["a.KMZ.csv", "b.csv"]);
+}
+
+#[test]
+fn existing_output_is_skipped_unless_forced() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    env.write("a.csv", "keep me\n");
+
+    let run = env.run(&["-v", "a.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(env.read("a.csv"), "keep me\n");
+    assert_stderr_has(&run, "kml2csv: a.kml: skipped");
+    assert_stderr_has(&run, "0 converted, 1 skipped, 0 failed");
+
+    let run = env.run(&["--force", "a.kml"]);
+    assert_code(&run, 0);
+    assert!(env.read("a.csv").starts_with(HEADER), "{run}");
+    assert_stderr_has(&run, "1 converted, 0 skipped, 0 failed");
+    assert!(env.temporaries().is_empty());
+}
+
+#[test]
+fn out_folder_is_created_with_its_parents() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    let run = env.run(&["-o", "deep/er/out", "a.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["deep/er/out/a.csv"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expanding inputs
+
+#[test]
+fn recursive_pattern_mirrors_sub_folders_under_out() {
+    let env = TestEnv::new();
+    env.write("crawl/top.kml", POINT_KML);
+    env.write("crawl/2024/05/x.kml", POINT_KML);
+    env.write("crawl/2024/06/y.kml", POINT_KML);
+    env.write("crawl/2024/06/notes.txt", "not KML");
+    let run = env.run(&["-o", "proc", "crawl/**/*.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(
+        env.files_ending(".csv"),
+        ["proc/2024/05/x.csv", "proc/2024/06/y.csv", "proc/top.csv"]
+    );
+}
+
+#[test]
+fn any_pattern_keeps_the_path_below_its_fixed_part() {
+    let env = TestEnv::new();
+    env.write("data/a/x.kml", POINT_KML);
+    env.write("data/b/x.kml", POINT_KML);
+    let run = env.run(&["-o", "out", "data/*/x.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["out/a/x.csv", "out/b/x.csv"]);
+}
+
+#[test]
+fn literal_path_with_glob_characters_is_taken_as_named() {
+    let env = TestEnv::new();
+    env.write("maps[1].kml", POINT_KML);
+    // What `maps[1].kml` would match as a pattern.
+    env.write("maps1.kml", POINT_KML);
+    let run = env.run(&["maps[1].kml"]);
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["maps[1].csv"]);
+}
+
+#[test]
+fn directory_means_the_kml_and_kmz_files_directly_in_it() {
+    let env = TestEnv::new();
+    env.write("d/a.kml", POINT_KML);
+    env.write("d/b.KMZ", POINT_KML);
+    env.write("d/c.txt", "not KML");
+    env.write("d/.hidden.kml", POINT_KML);
+    env.write("d/sub/deeper.kml", POINT_KML);
+    let run = env.run(&["d"]);
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["d/a.csv", "d/b.csv"]);
+}
+
+#[test]
+fn patterns_are_case_sensitive_and_skip_hidden_files() {
+    // `MatchOptions::default()` would match `B.KML` too.
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    env.write("B.KML", POINT_KML);
+    env.write(".hidden.kml", POINT_KML);
+    let run = env.run(&["*.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["a.csv"]);
+}
+
+#[test]
+fn the_same_file_named_twice_is_converted_once() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("a.kml", env.path("link.kml")).unwrap();
+    let run = env.run(&["-v", "a.kml", "./a.kml", "*.kml", "."]);
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["a.csv"]);
+    let converted = run
+        .lines()
+        .iter()
+        .filter(|l| l.contains("converted to"))
+        .count();
+    assert_eq!(converted, 1, "{run}");
+    assert_stderr_has(&run, "1 converted, 0 skipped, 0 failed");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_folder_loop_converts_each_file_once_under_its_shortest_name() {
+    // glob follows `up -> ..` round and round and lists the deepest spelling first.
+    let env = TestEnv::new();
+    env.write("crawl/top.kml", POINT_KML);
+    env.write("crawl/a/x.kml", POINT_KML);
+    std::os::unix::fs::symlink("..", env.path("crawl/a/up")).unwrap();
+    let run = env.run(&["-o", "out", "crawl/**/*.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["out/a/x.csv", "out/top.csv"]);
+}
+
+#[test]
+fn a_pattern_that_matches_nothing_fails_alone() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    let run = env.run(&["nothing*.kml", "a.kml"]);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "kml2csv: nothing*.kml: no file matches");
+    assert_eq!(env.files_ending(".csv"), ["a.csv"]);
+    assert_clean_stderr(&run);
+}
+
+#[test]
+fn an_invalid_pattern_is_a_usage_error_before_any_work() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    for bad in ["x/[", "a**/x.kml"] {
+        let run = env.run(&["a.kml", bad]);
+        assert_code(&run, 2);
+        assert_stderr_has(&run, &format!("kml2csv: {bad}: invalid pattern"));
+        assert!(env.files_ending(".csv").is_empty(), "{run}");
+        assert_clean_stderr(&run);
+    }
+}
+
+#[test]
+fn no_input_is_a_usage_error() {
+    let env = TestEnv::new();
+    let run = env.run(&[]);
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("INPUT"), "{run}");
+}
+
+#[test]
+fn jobs_must_be_at_least_one() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    let run = env.run(&["-j", "0", "a.kml"]);
+    assert_code(&run, 2);
+    assert!(env.files_ending(".csv").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collisions and refused outputs
+
+#[test]
+fn colliding_outputs_stop_the_run_and_name_both_inputs() {
+    let env = TestEnv::new();
+    env.write("d/x.kml", POINT_KML);
+    env.write("d/x.kmz", POINT_KML);
+    env.write("d/y.kml", POINT_KML);
+    let run = env.run(&["d"]);
+    assert_code(&run, 2);
+    assert_stderr_has(&run, "d/x.kml");
+    assert_stderr_has(&run, "d/x.kmz");
+    assert_stderr_has(&run, "d/x.csv");
+    assert!(env.files_ending(".csv").is_empty(), "{run}");
+    assert_clean_stderr(&run);
+}
+
+#[test]
+fn colliding_outputs_under_out_are_detected_too() {
+    let env = TestEnv::new();
+    env.write("a/x.kml", POINT_KML);
+    env.write("b/x.kml", POINT_KML);
+    let run = env.run(&["-o", "out", "a/x.kml", "b/x.kml"]);
+    assert_code(&run, 2);
+    assert_stderr_has(&run, "a/x.kml");
+    assert_stderr_has(&run, "b/x.kml");
+    assert!(env.files_ending(".csv").is_empty(), "{run}");
+}
+
+#[test]
+fn output_that_is_a_directory_is_refused_even_with_force() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    env.write("a.csv/inside.txt", "precious");
+    env.write("b.kml", POINT_KML);
+    let run = env.run(&["--force", "a.kml", "b.kml"]);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "kml2csv: a.kml: output a.csv is a directory");
+    assert_eq!(env.read("a.csv/inside.txt"), "precious");
+    assert!(env.exists("b.csv"));
+    assert!(env.temporaries().is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn output_that_is_a_symlink_is_never_followed() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    env.write("precious.txt", "precious");
+    std::os::unix::fs::symlink("precious.txt", env.path("a.csv")).unwrap();
+    for args in [&["a.kml"][..], &["--force", "a.kml"]] {
+        let run = env.run(args);
+        assert_code(&run, 1);
+        assert_stderr_has(&run, "kml2csv: a.kml: output a.csv is a symbolic link");
+        assert_eq!(env.read("precious.txt"), "precious");
+        assert!(fs::symlink_metadata(env.path("a.csv"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
+
+#[test]
+fn an_output_is_never_written_outside_out() {
+    let env = TestEnv::new();
+    env.write("data/a/x.kml", POINT_KML);
+    env.write("y.kml", POINT_KML);
+    // The match `data/a/../../y.kml` lies two levels above the pattern's fixed part `data`.
+    let run = env.run(&["-o", "out", "data/*/../../y.kml"]);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "outside the --out folder");
+    assert!(env.files_ending(".csv").is_empty(), "{run}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures stay per file
+
+#[test]
+fn bad_inputs_fail_alone_while_the_others_convert() {
+    let env = TestEnv::new();
+    env.write("in/good.kml", POINT_KML);
+    env.mkdir("in/folder.kml");
+    env.write(
+        "in/truncated.kml",
+        r#"<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>A</name><Point><coordinates>1,2"#,
+    );
+    let run = env.run(&["in/*.kml", "in/missing.kml"]);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "kml2csv: in/folder.kml: ");
+    assert_stderr_has(&run, "kml2csv: in/missing.kml: ");
+    assert_stderr_has(&run, "kml2csv: in/truncated.kml");
+    assert_stderr_has(&run, "1 converted, 0 skipped, 3 failed");
+    assert_eq!(env.files_ending(".csv"), ["in/good.csv"]);
+    assert!(env.temporaries().is_empty(), "{:?}", env.files());
+    assert_clean_stderr(&run);
+}
+
+#[test]
+fn a_failed_file_leaves_no_temporary_and_no_output() {
+    let env = TestEnv::new();
+    env.write("bad.kml", "<kml><Placemark><Point><coordinates>1,2");
+    let run = env.run(&["bad.kml"]);
+    assert_code(&run, 1);
+    assert_eq!(env.files(), ["bad.kml"], "{run}");
+}
+
+#[test]
+fn strict_turns_the_first_warning_into_a_failure() {
+    let env = TestEnv::new();
+    let kml = r#"<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>A</name><LineString><coordinates>1,2 x,y 3,4</coordinates></LineString></Placemark></kml>"#;
+    env.write("w.kml", kml);
+    let run = env.run(&["w.kml"]);
+    assert_code(&run, 0);
+    assert_stderr_has(&run, "kml2csv: w.kml:");
+    assert_stderr_has(&run, ": warning: ");
+    assert_stderr_has(&run, "1 warning in");
+
+    let run = env.run(&["--strict", "--force", "w.kml"]);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "kml2csv: w.kml:");
+    assert_eq!(
+        env.files_ending(".csv"),
+        ["w.csv"],
+        "the first run's output stays"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporaries, signals, concurrent runs
+
+#[test]
+fn stale_temporaries_are_removed_but_live_ones_kept() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    env.write("out/.kml2csv-dead01.tmp", "half a CSV");
+    env.write(".kml2csv-dead02.tmp", "half a CSV");
+    env.write("out/.kml2csv-note.txt", "not ours");
+    let live = env.write("out/.kml2csv-live01.tmp", "another run's work");
+    let held = fs::File::open(&live).unwrap();
+    held.lock().unwrap();
+
+    let run = env.run(&["-o", "out", "a.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(
+        env.temporaries(),
+        [
+            ".kml2csv-dead02.tmp",
+            "out/.kml2csv-live01.tmp",
+            "out/.kml2csv-note.txt"
+        ],
+        "only folders that receive outputs are cleaned, and never a locked file"
+    );
+
+    // Without --out the input's folder receives the output, so it is cleaned.
+    let run = env.run(&["a.kml"]);
+    assert_code(&run, 0);
+    assert!(!env.exists(".kml2csv-dead02.tmp"));
+    drop(held);
+}
+
+/// A KML big enough (about 20 bytes per vertex) that converting it takes well over a second,
+/// even in a release build. One block of tuples repeated, so that writing it is quick.
+#[cfg(unix)]
+fn big_kml(blocks: usize) -> Vec<u8> {
+    use std::fmt::Write;
+    let mut block = String::new();
+    for i in 0..10_000 {
+        let _ = write!(block, "{}.123456,{}.654321,{} ", i % 180, i % 90, i % 1000);
+    }
+    let mut kml = Vec::with_capacity(block.len() * blocks + 200);
+    kml.extend_from_slice(br#"<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>big</name><LineString><coordinates>"#);
+    for _ in 0..blocks {
+        kml.extend_from_slice(block.as_bytes());
+    }
+    kml.extend_from_slice(b"</coordinates></LineString></Placemark></kml>\n");
+    kml
+}
+
+/// Start a conversion of a big file, send `signal` once its temporary exists, and check that
+/// the run ends with `code` and leaves neither a temporary nor an output.
+#[cfg(unix)]
+fn interrupt_big_conversion(signal: &str, code: i32) {
+    use std::time::{Duration, Instant};
+
+    let env = TestEnv::new();
+    // 6 million vertices, about 130 MB.
+    env.write("big.kml", big_kml(600));
+    let mut child = env
+        .command()
+        .args(["-o", "out", "big.kml"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.temporaries().is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the conversion ended before it could be interrupted"
+        );
+        assert!(Instant::now() < deadline, "no temporary file appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let run = common::run_of(child.wait_with_output().unwrap());
+    assert_code(&run, code);
+    assert_stderr_has(&run, "interrupted");
+    assert_clean_stderr(&run);
+    assert_eq!(env.files(), ["big.kml"], "{run}");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_during_a_big_file_exits_130_and_leaves_nothing() {
+    interrupt_big_conversion("-INT", 130);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_during_a_big_file_exits_143_and_leaves_nothing() {
+    interrupt_big_conversion("-TERM", 143);
+}
+
+/// Twenty files of different sizes, so that largest-first scheduling reorders them.
+fn twenty_files(env: &TestEnv) {
+    for i in 0..20 {
+        env.write(
+            &format!("in/f{i:02}.kml"),
+            points_kml(&format!("f{i}"), (i * 7) % 13 + 1),
+        );
+    }
+    env.write("in/broken.kml", "<kml><Placemark>");
+}
+
+fn outputs_under(env: &TestEnv, dir: &str) -> Vec<(String, Vec<u8>)> {
+    env.files()
+        .into_iter()
+        .filter_map(|f| {
+            let rel = f.strip_prefix(&format!("{dir}/"))?.to_owned();
+            let bytes = fs::read(env.path(&f)).unwrap();
+            Some((rel, bytes))
+        })
+        .collect()
+}
+
+/// The report without the timing at the end of the summary.
+fn without_timing(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(|l| l.rsplit_once(" in ").map_or(l, |(head, _)| head))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn one_or_two_workers_give_identical_outputs_and_reports() {
+    let env = TestEnv::new();
+    twenty_files(&env);
+    let one = env.run(&["-v", "-j", "1", "-o", "one", "in"]);
+    let two = env.run(&["-v", "-j", "2", "-o", "two", "in"]);
+    assert_eq!(one.code, two.code, "{one}\n{two}");
+    let one_files = outputs_under(&env, "one");
+    for i in 0..20 {
+        let name = format!("f{i:02}.csv");
+        assert!(one_files.iter().any(|(f, _)| *f == name), "{name}\n{one}");
+    }
+    assert_eq!(one_files, outputs_under(&env, "two"));
+    assert_eq!(
+        without_timing(&one.stderr).replace(" one/", " X/"),
+        without_timing(&two.stderr).replace(" two/", " X/")
+    );
+}
+
+#[test]
+fn two_runs_at_once_leave_every_output_whole() {
+    let env = TestEnv::new();
+    twenty_files(&env);
+    let reference = env.run(&["-o", "ref", "in"]);
+    let spawn = || {
+        env.command()
+            .args(["-o", "out", "-j", "2", "in"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let a = common::run_of(a.wait_with_output().unwrap());
+    let b = common::run_of(b.wait_with_output().unwrap());
+    assert_eq!(a.code, reference.code, "{a}");
+    assert_eq!(b.code, reference.code, "{b}");
+    assert_eq!(outputs_under(&env, "out"), outputs_under(&env, "ref"));
+    assert!(env.temporaries().is_empty(), "{:?}", env.files());
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is printed
+
+#[test]
+fn quiet_prints_nothing_on_success() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    env.write("b.kml", POINT_KML);
+    env.write("b.csv", "already there");
+    let run = env.run(&["-q", "a.kml", "b.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn quiet_still_prints_errors() {
+    let env = TestEnv::new();
+    let run = env.run(&["-q", "missing.kml"]);
+    assert_code(&run, 1);
+    assert_eq!(run.lines().len(), 1, "{run}");
+    assert_stderr_has(&run, "kml2csv: missing.kml: ");
+}
+
+#[test]
+fn summary_line_has_counts_rows_warnings_and_time() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    env.write("b.kml", POINT_KML);
+    env.write("c.kml", POINT_KML);
+    env.write("c.csv", "old");
+    let run = env.run(&["a.kml", "b.kml", "c.kml", "missing.kml"]);
+    assert_code(&run, 1);
+    let last = *run.lines().last().expect("a summary line");
+    let rest = last
+        .strip_prefix("kml2csv: 2 converted, 1 skipped, 1 failed; ")
+        .unwrap_or_else(|| panic!("summary {last:?}"));
+    let (rows, rest) = rest.split_once(' ').unwrap();
+    rows.parse::<u64>().unwrap();
+    let rest = rest
+        .strip_prefix("rows, 0 warnings in ")
+        .or_else(|| rest.strip_prefix("row, 0 warnings in "))
+        .unwrap_or_else(|| panic!("summary {last:?}"));
+    let seconds = rest.strip_suffix('s').unwrap_or_else(|| panic!("{last:?}"));
+    seconds.parse::<f64>().unwrap();
+}
+
+#[test]
+fn summary_counts_rows() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    env.write("b.kml", points_kml("b", 3));
+    let run = env.run(&["a.kml", "b.kml"]);
+    assert_code(&run, 0);
+    assert_stderr_has(
+        &run,
+        "2 converted, 0 skipped, 0 failed; 4 rows, 0 warnings in ",
+    );
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let env = TestEnv::new();
+    let run = env.run(&["--help"]);
+    assert_code(&run, 0);
+    for code in ["0 ", "1 ", "2 ", "130", "143"] {
+        assert!(run.stdout.contains(&format!("  {code}")), "{code}\n{run}");
+    }
+}
+
+#[test]
+fn error_lines_start_with_the_program_and_name_the_path() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    env.write("a.csv/x", "");
+    let run = env.run(&["-v", "a.kml", "gone.kml", "none*.kml"]);
+    assert_code(&run, 1);
+    assert_clean_stderr(&run);
+    assert_stderr_has(&run, "kml2csv: a.kml: ");
+    assert_stderr_has(&run, "kml2csv: gone.kml: ");
+    assert_stderr_has(&run, "kml2csv: none*.kml: ");
+}
+
+#[test]
+fn reports_follow_command_line_order() {
+    let env = TestEnv::new();
+    env.write("small.kml", POINT_KML);
+    env.write("large.kml", points_kml("large", 2000));
+    let run = env.run(&["-v", "-j", "2", "small.kml", "large.kml"]);
+    assert_code(&run, 0);
+    let lines = run.lines();
+    assert!(
+        lines[0].starts_with("kml2csv: small.kml: converted"),
+        "{run}"
+    );
+    assert!(
+        lines[1].starts_with("kml2csv: large.kml: converted"),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_closed_stderr_does_not_stop_the_conversion() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    let mut child = env
+        .command()
+        .args(["-v", "a.kml", "missing.kml"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(env.exists("a.csv"));
+}

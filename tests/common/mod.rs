@@ -1,0 +1,176 @@
+//! A throw-away directory tree and a way to run the real `kml2csv` binary in it.
+//!
+//! Every test gets its own [`TestEnv`], so tests run in parallel without seeing each other's
+//! files, and paths in arguments and assertions are relative to its root.
+
+#![allow(dead_code)] // each test binary uses a different part of the helper
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A Placemark with a single 3D point: the smallest input that gives a row.
+pub const POINT_KML: &str = r#"<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>A</name><Point><coordinates>1,2,3</coordinates></Point></Placemark></kml>"#;
+
+/// The CSV header row.
+pub const HEADER: &str =
+    "feature,name,geometry,part,ring,vertex,longitude,latitude,altitude,when\n";
+
+/// The row [`POINT_KML`] gives.
+pub const POINT_ROW: &str = "0,A,Point,0,,0,1,2,3,\n";
+
+/// A KML whose Placemarks carry `n` points each named after `tag`, so that different files
+/// give different CSVs.
+pub fn points_kml(tag: &str, n: usize) -> String {
+    let mut kml = String::from(r#"<kml xmlns="http://www.opengis.net/kml/2.2"><Document>"#);
+    for i in 0..n {
+        kml.push_str(&format!(
+            "<Placemark><name>{tag}-{i}</name><Point><coordinates>{i}.5,-{i}.25,{n}</coordinates></Point></Placemark>\n"
+        ));
+    }
+    kml.push_str("</Document></kml>\n");
+    kml
+}
+
+pub struct TestEnv {
+    root: tempfile::TempDir,
+}
+
+/// What a run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code; `None` if a signal killed the process.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The stderr lines, for assertions on each of them.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {:?}\n--- stdout\n{}--- stderr\n{}---",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv {
+            root: tempfile::Builder::new()
+                .prefix("kml2csv-test-")
+                .tempdir()
+                .expect("create test directory"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// Write `contents` to `rel`, creating its folders.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent folders");
+        }
+        fs::write(&path, contents).expect("write test file");
+        path
+    }
+
+    pub fn mkdir(&self, rel: &str) -> PathBuf {
+        let path = self.path(rel);
+        fs::create_dir_all(&path).expect("create folder");
+        path
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        fs::symlink_metadata(self.path(rel)).is_ok()
+    }
+
+    /// The binary, to be started in the test directory.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kml2csv"));
+        command.current_dir(self.root.path());
+        command.env_remove("RUST_BACKTRACE");
+        command
+    }
+
+    /// Run `kml2csv ARGS` in the test directory and wait for it.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = self.command().args(args).output().expect("start kml2csv");
+        run_of(output)
+    }
+
+    /// Every file and symlink below the root (not the folders themselves), relative with `/`,
+    /// sorted; hidden files included so that leftovers show.
+    pub fn files(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        collect(self.root.path(), self.root.path(), &mut found);
+        found.sort();
+        found
+    }
+
+    /// The files whose name ends in `suffix`.
+    pub fn files_ending(&self, suffix: &str) -> Vec<String> {
+        self.files()
+            .into_iter()
+            .filter(|f| f.ends_with(suffix))
+            .collect()
+    }
+
+    /// Leftover temporaries anywhere in the tree.
+    pub fn temporaries(&self) -> Vec<String> {
+        self.files()
+            .into_iter()
+            .filter(|f| {
+                f.rsplit('/')
+                    .next()
+                    .is_some_and(|n| n.starts_with(".kml2csv-"))
+            })
+            .collect()
+    }
+}
+
+pub fn run_of(output: Output) -> Run {
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn collect(root: &Path, dir: &Path, found: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            collect(root, &path, found);
+        } else {
+            let rel = path.strip_prefix(root).expect("below root");
+            let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy()).collect();
+            found.push(parts.join("/"));
+        }
+    }
+}
