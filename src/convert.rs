@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tempfile::{Builder, NamedTempFile};
 
 use crate::csv_out::VertexWriter;
-use crate::kml::{self, ErrorKind, Position, ReadOptions, Sink, Vertex, Warning};
+use crate::kml::{self, ErrorKind, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
 use crate::plan::parent_or_dot;
 
 /// Every temporary starts with this (and ends with [`TEMP_SUFFIX`]).
@@ -30,15 +30,15 @@ pub const TEMP_SUFFIX: &str = ".tmp";
 #[derive(Debug)]
 pub enum Outcome {
     /// The output is in place.
-    Converted { rows: u64, warnings: Vec<Warning> },
+    Converted { rows: u64, warnings: Warnings },
     /// Another process created the output while this one was converting; its file was kept.
-    ConvertedElsewhere { warnings: Vec<Warning> },
+    ConvertedElsewhere { warnings: Warnings },
     /// Nothing was written; the message is printed after the input's path (and the position
     /// in it, when the reader knows one).
     Failed {
         position: Option<Position>,
         message: String,
-        warnings: Vec<Warning>,
+        warnings: Warnings,
     },
     /// Stopped by a signal before completion; nothing was written.
     Interrupted,
@@ -124,7 +124,7 @@ fn failed(message: String) -> Outcome {
     Outcome::Failed {
         position: None,
         message,
-        warnings: Vec::new(),
+        warnings: Warnings::default(),
     }
 }
 
@@ -175,7 +175,7 @@ enum WriteFailure {
     Failed {
         position: Option<Position>,
         message: String,
-        warnings: Vec<Warning>,
+        warnings: Warnings,
     },
 }
 
@@ -184,12 +184,12 @@ fn write_csv(
     file: &File,
     input: &Path,
     settings: Settings<'_>,
-) -> Result<(u64, Vec<Warning>), WriteFailure> {
+) -> Result<(u64, Warnings), WriteFailure> {
     let out = StopOnSignal {
         inner: file,
         stop: settings.stop,
     };
-    let writer = VertexWriter::new(out).map_err(|e| write_error(&e, Vec::new()))?;
+    let writer = VertexWriter::new(out).map_err(|e| write_error(&e, Warnings::default()))?;
     let mut sink = Guard {
         writer,
         stop: settings.stop,
@@ -200,13 +200,14 @@ fn write_csv(
             let (_, warnings) = sink
                 .writer
                 .finish()
-                .map_err(|e| write_error(&e, Vec::new()))?;
+                .map_err(|e| write_error(&e, Warnings::default()))?;
             Ok((rows, warnings))
         }
         Err(e) => {
-            let warnings = sink.writer.warnings().to_vec();
+            let warnings = sink.writer.warnings().clone();
             match &e.kind {
                 ErrorKind::Sink(io) if is_stop(io) => Err(WriteFailure::Interrupted),
+                ErrorKind::Cancelled => Err(WriteFailure::Interrupted),
                 _ => Err(WriteFailure::Failed {
                     position: e.position,
                     message: e.kind.to_string(),
@@ -217,7 +218,7 @@ fn write_csv(
     }
 }
 
-fn write_error(e: &io::Error, warnings: Vec<Warning>) -> WriteFailure {
+fn write_error(e: &io::Error, warnings: Warnings) -> WriteFailure {
     if is_stop(e) {
         WriteFailure::Interrupted
     } else {

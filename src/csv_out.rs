@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use crate::kml::{Sink, Vertex, Warning};
+use crate::kml::{Sink, Vertex, Warning, Warnings};
 
 /// The header row, in order.
 pub const COLUMNS: [&str; 10] = [
@@ -25,7 +25,7 @@ pub const COLUMNS: [&str; 10] = [
 pub struct VertexWriter<W: Write> {
     csv: csv::Writer<W>,
     rows: u64,
-    warnings: Vec<Warning>,
+    warnings: Warnings,
     /// Formatting buffers for the integer columns, reused for every row.
     ints: [itoa_buf::Buf; 3],
 }
@@ -41,7 +41,7 @@ impl<W: Write> VertexWriter<W> {
         Ok(VertexWriter {
             csv,
             rows: 0,
-            warnings: Vec::new(),
+            warnings: Warnings::default(),
             ints: Default::default(),
         })
     }
@@ -52,13 +52,13 @@ impl<W: Write> VertexWriter<W> {
     }
 
     /// Warnings received so far.
-    pub fn warnings(&self) -> &[Warning] {
+    pub fn warnings(&self) -> &Warnings {
         &self.warnings
     }
 
     /// Flush everything and hand back the writer. Errors are reported here, never swallowed
     /// by a drop.
-    pub fn finish(self) -> io::Result<(W, Vec<Warning>)> {
+    pub fn finish(self) -> io::Result<(W, Warnings)> {
         let warnings = self.warnings;
         let out = self.csv.into_inner().map_err(|e| e.into_error())?;
         Ok((out, warnings))

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::config::Verbosity;
-use crate::kml::{Position, Warning};
+use crate::kml::{Position, Warnings};
 
 /// Warnings printed per file; the rest are only counted.
 pub const WARNINGS_SHOWN: usize = 20;
@@ -25,7 +25,7 @@ pub struct FileReport {
     pub input: PathBuf,
     pub status: Status,
     /// Every warning the reader raised, also for a file that failed later.
-    pub warnings: Vec<Warning>,
+    pub warnings: Warnings,
 }
 
 #[derive(Debug)]
@@ -161,7 +161,7 @@ impl Reporter {
         let input = report.input.display();
         let verbose = self.verbosity >= Verbosity::Verbose;
         if self.verbosity > Verbosity::Quiet {
-            for warning in report.warnings.iter().take(WARNINGS_SHOWN) {
+            for warning in report.warnings.kept().iter().take(WARNINGS_SHOWN) {
                 let _ = writeln!(
                     text,
                     "kml2csv: {input}{}: warning: {}",
@@ -169,12 +169,13 @@ impl Reporter {
                     warning.message
                 );
             }
-            let hidden = report.warnings.len().saturating_sub(WARNINGS_SHOWN);
+            let shown = report.warnings.kept().len().min(WARNINGS_SHOWN) as u64;
+            let hidden = report.warnings.total() - shown;
             if hidden > 0 {
                 let _ = writeln!(
                     text,
                     "kml2csv: {input}: … and {hidden} more {}",
-                    plural(hidden as u64, "warning", "warnings")
+                    plural(hidden, "warning", "warnings")
                 );
             }
         }
@@ -205,7 +206,7 @@ impl Reporter {
 }
 
 fn count(totals: &mut Totals, report: &FileReport) {
-    totals.warnings += report.warnings.len() as u64;
+    totals.warnings += report.warnings.total();
     match &report.status {
         Status::Converted { rows, .. } => {
             totals.converted += 1;
@@ -259,6 +260,7 @@ fn emit(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kml::Warning;
 
     fn failed(input: &str) -> FileReport {
         FileReport {
@@ -267,7 +269,7 @@ mod tests {
                 position: Some(Position { line: 3, column: 7 }),
                 message: "malformed XML: x".into(),
             },
-            warnings: Vec::new(),
+            warnings: Warnings::default(),
         }
     }
 
@@ -282,12 +284,13 @@ mod tests {
     #[test]
     fn warnings_are_capped_but_counted() {
         let reporter = Reporter::new(Verbosity::Normal);
-        let warnings = (0..25)
-            .map(|i| Warning {
+        let mut warnings = Warnings::default();
+        for i in 0..25 {
+            warnings.push(Warning {
                 position: Some(Position { line: i, column: 1 }),
                 message: "bad tuple".into(),
-            })
-            .collect();
+            });
+        }
         let report = FileReport {
             input: "w.kml".into(),
             status: Status::Converted {

@@ -16,7 +16,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::Config;
 use crate::convert::{self, Outcome, Settings};
-use crate::kml::ReadOptions;
+use crate::kml::{ReadOptions, Warnings};
 use crate::plan::{self, Action, Plan, Target};
 use crate::report::{self, FileReport, Reporter, Status};
 
@@ -122,6 +122,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         .context("cannot start the worker threads")?;
     let read = ReadOptions {
         strict: config.strict,
+        cancel: Some(stop.requested.clone()),
     };
     let settings = Settings {
         force: config.force,
@@ -146,7 +147,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
             FileReport {
                 input: item.input.clone(),
                 status,
-                warnings: Vec::new(),
+                warnings: Warnings::default(),
             },
         );
     }
@@ -160,7 +161,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                     FileReport {
                         input: input.to_path_buf(),
                         status: Status::Interrupted,
-                        warnings: Vec::new(),
+                        warnings: Warnings::default(),
                     }
                 } else {
                     convert_one(input, output, settings)
@@ -212,7 +213,7 @@ fn convert_one(input: &Path, output: &Path, settings: Settings<'_>) -> FileRepor
             "internal error: {} (this is a bug in kml2csv; please report it)",
             panic_message(payload.as_ref())
         ),
-        warnings: Vec::new(),
+        warnings: Warnings::default(),
     });
     let (status, warnings) = match outcome {
         Outcome::Converted { rows, warnings } => (
@@ -233,7 +234,7 @@ fn convert_one(input: &Path, output: &Path, settings: Settings<'_>) -> FileRepor
             message,
             warnings,
         } => (Status::Failed { position, message }, warnings),
-        Outcome::Interrupted => (Status::Interrupted, Vec::new()),
+        Outcome::Interrupted => (Status::Interrupted, Warnings::default()),
     };
     FileReport {
         input: input.to_path_buf(),

@@ -195,7 +195,10 @@ fn skipped_tuples_warn_with_their_position() {
         .map(|w| w.position.unwrap().to_string())
         .collect();
     assert_eq!(at, ["3:3", "4:2"]);
-    let strict = ReadOptions { strict: true };
+    let strict = ReadOptions {
+        strict: true,
+        ..ReadOptions::default()
+    };
     let err = read_with(doc.as_bytes(), &strict).err().unwrap();
     assert_eq!(err.position.unwrap().to_string(), "3:3");
 }
@@ -254,4 +257,37 @@ fn encodings_are_decoded_to_utf8() {
         read_with(&sjis, &ReadOptions::default()).unwrap().rows,
         ["0|東京|Point|0||0|139.7|35.7||"]
     );
+}
+
+#[test]
+fn cancel_stops_even_where_there_are_no_vertices() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    // A long comment: no vertex, no write, but the reader still notices.
+    let doc = format!("<kml><!--{}--></kml>", "x".repeat(1 << 20));
+    let options = ReadOptions {
+        cancel: Some(Arc::new(AtomicBool::new(true))),
+        ..ReadOptions::default()
+    };
+    let err = read_with(doc.as_bytes(), &options).err().unwrap();
+    assert!(matches!(err.kind, ErrorKind::Cancelled), "{err}");
+}
+
+#[test]
+fn warnings_are_counted_but_only_the_first_kept() {
+    let mut doc = String::from("<Placemark><LineString><coordinates>");
+    for _ in 0..10_000 {
+        doc.push_str("x,y ");
+    }
+    doc.push_str("</coordinates></LineString></Placemark>");
+    let mut writer = kml2csv::csv_out::VertexWriter::new(Vec::new()).unwrap();
+    let summary = kml::read(
+        Cursor::new(doc.as_bytes()),
+        &mut writer,
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(summary.warnings, 10_000);
+    assert_eq!(writer.warnings().total(), 10_000);
+    assert_eq!(writer.warnings().kept().len(), kml::Warnings::KEPT);
 }

@@ -91,6 +91,36 @@ impl fmt::Display for Warning {
     }
 }
 
+/// The warnings of one file: the first [`Warnings::KEPT`] are kept to be shown, all are
+/// counted, so that a file with millions of bad tuples cannot exhaust memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Warnings {
+    kept: Vec<Warning>,
+    total: u64,
+}
+
+impl Warnings {
+    /// How many warnings are kept in full.
+    pub const KEPT: usize = 100;
+
+    pub fn push(&mut self, warning: Warning) {
+        self.total += 1;
+        if self.kept.len() < Self::KEPT {
+            self.kept.push(warning);
+        }
+    }
+
+    /// The first warnings, in the order they were found.
+    pub fn kept(&self) -> &[Warning] {
+        &self.kept
+    }
+
+    /// How many warnings there were in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
 /// Receives what the reader finds, in document order.
 pub trait Sink {
     /// A vertex. An error here (a full disk, a closed pipe) stops the reader.
@@ -104,6 +134,10 @@ pub trait Sink {
 pub struct ReadOptions {
     /// Turn the first warning into an error of the file.
     pub strict: bool,
+    /// When this becomes true the reader stops with [`ErrorKind::Cancelled`] at its next event
+    /// or buffer of text, also where no vertex is found for a long time (a huge comment, a
+    /// KMZ entry being inflated).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What a finished read found.
@@ -137,6 +171,9 @@ pub enum ErrorKind {
     /// A warning promoted to an error by [`ReadOptions::strict`].
     #[error("{0} (--strict)")]
     Strict(String),
+    /// [`ReadOptions::cancel`] was set.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {

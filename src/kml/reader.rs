@@ -287,6 +287,7 @@ struct Location {
 
 struct Document<'s> {
     emitter: Emitter<'s>,
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     open: OpenElements,
     root_seen: bool,
     /// Depth of the open `<coordinates>` element; everything inside it is its text.
@@ -313,6 +314,7 @@ struct Document<'s> {
 impl<'s> Document<'s> {
     fn new(sink: &'s mut dyn Sink, options: &ReadOptions) -> Self {
         Document {
+            cancel: options.cancel.clone(),
             emitter: Emitter {
                 sink,
                 strict: options.strict,
@@ -349,6 +351,7 @@ impl<'s> Document<'s> {
     fn run<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
         let mut buf = Vec::with_capacity(4096);
         loop {
+            self.check_cancel()?;
             self.pump_text(reader)?;
             self.emitter.flush_warnings(reader.get_ref());
             buf.clear();
@@ -415,6 +418,15 @@ impl<'s> Document<'s> {
             return self.fail_at(end, "no root element: the file is empty or not XML");
         }
         Ok(())
+    }
+
+    fn check_cancel(&self) -> Result<(), Error> {
+        match &self.cancel {
+            Some(flag) if flag.load(std::sync::atomic::Ordering::Relaxed) => {
+                Err(Error::new(ErrorKind::Cancelled, None))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn fail_at<T>(&mut self, offset: u64, message: &str) -> Result<T, Error> {
@@ -487,6 +499,7 @@ impl<'s> Document<'s> {
                 self.text(piece, offset)?;
             }
             stream.consume(n);
+            self.check_cancel()?;
             if stop.is_some() {
                 if !self.utf8_carry.is_empty() {
                     return self.fail_at(offset + n as u64, "invalid UTF-8: incomplete sequence");
