@@ -139,6 +139,7 @@ mod tests {
             latitude: "1e-3",
             altitude: "",
             when: "",
+            attributes: None,
         }
     }
 

@@ -123,6 +123,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     let read = ReadOptions {
         strict: config.strict,
         cancel: Some(stop.requested.clone()),
+        ..ReadOptions::default()
     };
     let settings = Settings {
         force: config.force,

@@ -35,8 +35,9 @@ impl fmt::Display for Position {
 }
 
 /// How a ring of a polygon is used; `None` for everything that is not a polygon ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Ring {
+    #[default]
     None,
     Outer,
     Inner,
@@ -72,6 +73,50 @@ pub struct Vertex<'a> {
     pub altitude: &'a str,
     /// The gx:Track `<when>` paired with this `gx:coord`, empty otherwise.
     pub when: &'a str,
+    /// The feature's descriptive fields, when [`ReadOptions::attributes`] is set and the vertex
+    /// belongs to a feature.
+    pub attributes: Option<&'a Attributes>,
+}
+
+/// The descriptive fields of a feature, read when [`ReadOptions::attributes`] is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// The names of the enclosing Documents and Folders, outermost first, joined with `/`.
+    pub folder: String,
+    pub description: String,
+    /// `TimeStamp/when`.
+    pub timestamp: String,
+    /// `TimeSpan/begin` and `TimeSpan/end`.
+    pub begin: String,
+    pub end: String,
+    /// `styleUrl`.
+    pub style: String,
+    /// ExtendedData fields (`Data/value` by its `name`, `SchemaData/SimpleData` by its `name`) in
+    /// document order; the first of two fields with one name wins.
+    pub data: Vec<(String, String)>,
+}
+
+/// One coordinate sequence of a feature, as [`Sink::feature`] receives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Part {
+    /// As the `geometry` column: `Point`, `LineString`, `LinearRing`, `Polygon`, `Track`, …
+    pub geometry: String,
+    pub ring: Ring,
+    /// `[longitude, latitude, altitude]`, verbatim; altitude empty for two-value tuples.
+    pub tuples: Vec<[String; 3]>,
+}
+
+/// A whole feature, handed to [`Sink::feature`] at its end when [`ReadOptions::features`] is
+/// set.
+#[derive(Debug, Clone, Copy)]
+pub struct Feature<'a> {
+    pub ordinal: u64,
+    pub name: &'a str,
+    /// Present when [`ReadOptions::attributes`] is set.
+    pub attributes: Option<&'a Attributes>,
+    /// Its coordinate sequences in document order (the same parts, numbered from 0, as the
+    /// vertex rows). Empty for a feature without coordinates.
+    pub parts: &'a [Part],
 }
 
 /// Something suspicious that was skipped or repaired; the file still converts unless the
@@ -127,6 +172,12 @@ pub trait Sink {
     fn vertex(&mut self, vertex: &Vertex<'_>) -> io::Result<()>;
     /// A tuple or value that was skipped.
     fn warning(&mut self, warning: Warning);
+    /// A whole feature, at its end; only called when [`ReadOptions::features`] is set. Vertex
+    /// rows are still reported to [`Sink::vertex`] as well.
+    fn feature(&mut self, feature: &Feature<'_>) -> io::Result<()> {
+        let _ = feature;
+        Ok(())
+    }
 }
 
 /// How to read.
@@ -138,6 +189,13 @@ pub struct ReadOptions {
     /// or buffer of text, also where no vertex is found for a long time (a huge comment, a
     /// KMZ entry being inflated).
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Read each feature's descriptive fields ([`Attributes`]) and hand them with every vertex.
+    /// The vertices of a feature are then held back until the feature ends (in bounded memory),
+    /// since its fields may come after its geometry.
+    pub attributes: bool,
+    /// Call [`Sink::feature`] at the end of every feature with its whole geometry. Memory then
+    /// grows with the largest feature (not with the file).
+    pub features: bool,
 }
 
 /// What a finished read found.

@@ -188,6 +188,7 @@ impl Emitter<'_> {
             latitude: lat,
             altitude: alt,
             when,
+            attributes: None,
         };
         self.sink
             .vertex(&row)
@@ -228,6 +229,7 @@ impl Emitter<'_> {
                         latitude: std::str::from_utf8(lat).unwrap_or_default(),
                         altitude: std::str::from_utf8(alt).unwrap_or_default(),
                         when: std::str::from_utf8(when).unwrap_or_default(),
+                        attributes: None,
                     })
                 })
                 .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
