@@ -18,7 +18,8 @@ use super::coords::{is_number, is_xml_space, Tokenizer, TupleOut};
 use super::spill::SpillQueue;
 use super::tracked::Tracked;
 use super::{
-    decode, Error, ErrorKind, Position, ReadOptions, Ring, Sink, Summary, Vertex, Warning,
+    decode, Attributes, Error, ErrorKind, Feature, Part, Position, ReadOptions, Ring, Sink,
+    Summary, Vertex, Warning,
 };
 
 /// Longest `<name>`, `<when>` or `<gx:coord>` text kept; the rest is dropped with a warning so
@@ -108,6 +109,10 @@ struct FeatureScope {
     /// `None` until its `<name>` ends.
     name: Option<String>,
     parts: u64,
+    /// Filled with [`ReadOptions::attributes`].
+    attributes: Attributes,
+    /// Its whole geometry, kept with [`ReadOptions::features`].
+    geometry: Vec<Part>,
 }
 
 /// Assigns feature, part and vertex numbers and hands rows to the sink, holding back the rows
@@ -115,6 +120,10 @@ struct FeatureScope {
 struct Emitter<'s> {
     sink: &'s mut dyn Sink,
     strict: bool,
+    /// [`ReadOptions::attributes`]: every row of a feature waits for the feature's end.
+    attributes: bool,
+    /// [`ReadOptions::features`].
+    whole_features: bool,
     features: Vec<FeatureScope>,
     /// Part counter for sequences outside any feature.
     outside_parts: u64,
@@ -154,11 +163,28 @@ impl Emitter<'_> {
         seq.vertices += 1;
         let ring = seq.ring.unwrap_or(Ring::None);
         self.summary.vertices += 1;
+        if self.whole_features {
+            if let Some(f) = self.features.last_mut() {
+                if f.geometry.len() as u64 == part {
+                    f.geometry.push(Part {
+                        geometry: seq.geometry.clone(),
+                        ring,
+                        tuples: Vec::new(),
+                    });
+                }
+                if let Some(p) = f.geometry.last_mut() {
+                    p.tuples
+                        .push([lon.to_owned(), lat.to_owned(), alt.to_owned()]);
+                }
+            }
+        }
+        let hold = self.attributes;
         let (feature, name) = match self.features.last() {
             Some(f) => match &f.name {
-                Some(name) => (Some(f.ordinal), name.as_str()),
-                None => {
-                    // The name may still come after the geometry: hold the row back.
+                Some(name) if !hold => (Some(f.ordinal), name.as_str()),
+                _ => {
+                    // The name (or another field) may still come after the geometry: hold the
+                    // row back.
                     let ring_code = [ring as u8];
                     return self
                         .pending
@@ -202,6 +228,7 @@ impl Emitter<'_> {
         };
         let name = feature.name.as_deref().unwrap_or("");
         let ordinal = feature.ordinal;
+        let attributes = self.attributes.then_some(&feature.attributes);
         let sink = &mut *self.sink;
         loop {
             let written = self
@@ -229,7 +256,7 @@ impl Emitter<'_> {
                         latitude: std::str::from_utf8(lat).unwrap_or_default(),
                         altitude: std::str::from_utf8(alt).unwrap_or_default(),
                         when: std::str::from_utf8(when).unwrap_or_default(),
-                        attributes: None,
+                        attributes,
                     })
                 })
                 .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
@@ -238,6 +265,25 @@ impl Emitter<'_> {
                 Some(result) => result.map_err(|e| Error::new(ErrorKind::Sink(e), None))?,
             }
         }
+    }
+
+    /// The innermost feature ends: write what it held back, then the feature itself.
+    fn end_feature(&mut self) -> Result<(), Error> {
+        self.flush_pending()?;
+        if let Some(f) = self.features.pop() {
+            if self.whole_features {
+                let feature = Feature {
+                    ordinal: f.ordinal,
+                    name: f.name.as_deref().unwrap_or(""),
+                    attributes: self.attributes.then_some(&f.attributes),
+                    parts: &f.geometry,
+                };
+                self.sink
+                    .feature(&feature)
+                    .map_err(|e| Error::new(ErrorKind::Sink(e), None))?;
+            }
+        }
+        Ok(())
     }
 
     fn warn(&mut self, offset: u64, message: String) -> Result<(), Error> {
@@ -266,6 +312,15 @@ enum Capture {
     When,
     Coord,
     Location(usize),
+    /// The `<name>` of a Document or Folder.
+    ContainerName,
+    Description,
+    Style,
+    Timestamp,
+    Begin,
+    End,
+    /// `Data/value` or `SimpleData`, for the field named in [`Document::field_name`].
+    Field,
 }
 
 /// A gx:Track: its i-th `<when>` goes with its i-th `<gx:coord>`. Writers put all whens
@@ -311,6 +366,12 @@ struct Document<'s> {
     entities: Vec<(String, EntityKind)>,
     /// A finished Track kept for its queues' allocations.
     spare_track: Option<Track>,
+    /// Open Documents and Folders (with [`ReadOptions::attributes`]): depth and name.
+    containers: Vec<(usize, Option<String>)>,
+    /// The ExtendedData field being read: its name, the depth of its `Data` element, and
+    /// whether its value was seen.
+    field_name: String,
+    field: Option<(usize, bool)>,
 }
 
 impl<'s> Document<'s> {
@@ -320,6 +381,8 @@ impl<'s> Document<'s> {
             emitter: Emitter {
                 sink,
                 strict: options.strict,
+                attributes: options.attributes,
+                whole_features: options.features,
                 features: Vec::new(),
                 outside_parts: 0,
                 next_feature: 0,
@@ -343,6 +406,9 @@ impl<'s> Document<'s> {
             utf8_carry: Vec::new(),
             entities: Vec::new(),
             spare_track: None,
+            containers: Vec::new(),
+            field_name: String::new(),
+            field: None,
         }
     }
 
@@ -369,11 +435,11 @@ impl<'s> Document<'s> {
             match event {
                 Event::Start(e) => {
                     self.check_attributes(&e, before)?;
-                    self.start(local_name(&e), before)?;
+                    self.start(&e, before)?;
                 }
                 Event::Empty(e) => {
                     self.check_attributes(&e, before)?;
-                    self.start(local_name(&e), before)?;
+                    self.start(&e, before)?;
                     self.end(at)?;
                 }
                 Event::End(_) => self.end(at)?,
@@ -586,7 +652,8 @@ impl<'s> Document<'s> {
         }
     }
 
-    fn start(&mut self, local: &str, at: u64) -> Result<(), Error> {
+    fn start(&mut self, element: &BytesStart<'_>, at: u64) -> Result<(), Error> {
+        let local = local_name(element);
         if self.depth() == 0 {
             if self.root_seen {
                 return self.fail_at(at, "content after the root element");
@@ -661,12 +728,64 @@ impl<'s> Document<'s> {
                     depth,
                     name: None,
                     parts: 0,
+                    attributes: Attributes::default(),
+                    geometry: Vec::new(),
                 });
             }
+            _ if self.emitter.attributes => self.start_attribute(element, local, depth),
             _ => {}
         }
         self.open.push(local);
         Ok(())
+    }
+
+    /// Elements that only matter for [`ReadOptions::attributes`].
+    fn start_attribute(&mut self, element: &BytesStart<'_>, local: &str, depth: usize) {
+        if matches!(local, "Document" | "Folder") {
+            self.containers.push((depth, None));
+            return;
+        }
+        if self.capture.is_some() {
+            return;
+        }
+        let parent = self.open.name(0);
+        let grandparent = self.open.name(1);
+        if local == "name" {
+            if let Some((d, None)) = self.containers.last() {
+                if d + 1 == depth {
+                    self.begin_capture(Capture::ContainerName, depth);
+                }
+            }
+            return;
+        }
+        // The rest belongs to the innermost feature.
+        let Some(feature_depth) = self.emitter.features.last().map(|f| f.depth) else {
+            return;
+        };
+        let child = feature_depth + 1 == depth;
+        let grandchild = feature_depth + 2 == depth;
+        let capture = match local {
+            "description" if child => Capture::Description,
+            "styleUrl" if child => Capture::Style,
+            "when" if grandchild && parent == "TimeStamp" => Capture::Timestamp,
+            "begin" if grandchild && parent == "TimeSpan" => Capture::Begin,
+            "end" if grandchild && parent == "TimeSpan" => Capture::End,
+            "Data" if parent == "ExtendedData" => {
+                self.field_name = attribute(element, "name");
+                self.field = Some((depth, false));
+                return;
+            }
+            "value" if parent == "Data" && self.field.is_some_and(|(d, _)| d + 1 == depth) => {
+                Capture::Field
+            }
+            "SimpleData" if parent == "SchemaData" && grandparent == "ExtendedData" => {
+                self.field_name = attribute(element, "name");
+                self.field = Some((depth, false));
+                Capture::Field
+            }
+            _ => return,
+        };
+        self.begin_capture(capture, depth);
     }
 
     fn begin_capture(&mut self, what: Capture, depth: usize) {
@@ -700,14 +819,30 @@ impl<'s> Document<'s> {
             if self.stray.as_ref().is_some_and(|(d, _)| *d == depth) {
                 self.stray = None;
             }
+            if self.field.is_some_and(|(d, _)| d == depth) {
+                if let Some((_, false)) = self.field {
+                    // A Data without a <value>.
+                    self.captured.clear();
+                    self.set_field();
+                }
+                self.field = None;
+            }
             if self
                 .emitter
                 .features
                 .last()
                 .is_some_and(|f| f.depth == depth)
             {
-                self.emitter.flush_pending()?;
-                self.emitter.features.pop();
+                if self.emitter.attributes {
+                    let folder = self.folder();
+                    if let Some(f) = self.emitter.features.last_mut() {
+                        f.attributes.folder = folder;
+                    }
+                }
+                self.emitter.end_feature()?;
+            }
+            if self.containers.last().is_some_and(|(d, _)| *d == depth) {
+                self.containers.pop();
             }
         }
         self.open.pop();
@@ -728,7 +863,9 @@ impl<'s> Document<'s> {
                 if let Some(feature) = self.emitter.features.last_mut() {
                     feature.name = Some(name);
                 }
-                self.emitter.flush_pending()?;
+                if !self.emitter.attributes {
+                    self.emitter.flush_pending()?;
+                }
             }
             Capture::When => {
                 if let Some(track) = &mut self.track {
@@ -762,8 +899,68 @@ impl<'s> Document<'s> {
                 }
             }
             Capture::Coord => self.end_coord(at)?,
+            Capture::ContainerName => {
+                if let Some((_, name)) = self.containers.last_mut() {
+                    *name = Some(text.to_string());
+                }
+            }
+            Capture::Field => {
+                self.captured = text.to_string();
+                self.set_field();
+            }
+            Capture::Description
+            | Capture::Style
+            | Capture::Timestamp
+            | Capture::Begin
+            | Capture::End => {
+                if let Some(f) = self.emitter.features.last_mut() {
+                    let a = &mut f.attributes;
+                    let slot = match what {
+                        Capture::Description => &mut a.description,
+                        Capture::Style => &mut a.style,
+                        Capture::Timestamp => &mut a.timestamp,
+                        Capture::Begin => &mut a.begin,
+                        _ => &mut a.end,
+                    };
+                    if slot.is_empty() {
+                        slot.push_str(text);
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Record the ExtendedData field being read, with `captured` as its value; the first of
+    /// two fields with the same name wins.
+    fn set_field(&mut self) {
+        if let Some((_, seen)) = &mut self.field {
+            if *seen {
+                return;
+            }
+            *seen = true;
+        }
+        if let Some(f) = self.emitter.features.last_mut() {
+            let data = &mut f.attributes.data;
+            if !data.iter().any(|(name, _)| *name == self.field_name) {
+                data.push((self.field_name.clone(), self.captured.clone()));
+            }
+        }
+    }
+
+    /// The names of the open Documents and Folders, outermost first, joined with `/`.
+    fn folder(&self) -> String {
+        let mut path = String::new();
+        for name in self.containers.iter().filter_map(|(_, n)| n.as_deref()) {
+            if name.is_empty() {
+                continue;
+            }
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(name);
+        }
+        path
     }
 
     fn end_coord(&mut self, at: u64) -> Result<(), Error> {
@@ -980,6 +1177,17 @@ fn declared_entities(doctype: &str) -> Vec<(String, EntityKind)> {
         }
     }
     found
+}
+
+/// The value of attribute `key`, unescaped; empty if missing or malformed.
+fn attribute(element: &BytesStart<'_>, key: &str) -> String {
+    match element.try_get_attribute(key) {
+        Ok(Some(a)) => a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map(|v| v.into_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 fn local_name<'a>(e: &'a BytesStart<'_>) -> &'a str {
