@@ -293,10 +293,12 @@ fn warnings_are_counted_but_only_the_first_kept() {
 }
 
 /// Collects what the attribute and feature options add.
+type FeatureSeen = (u64, String, Option<kml::Attributes>, Vec<kml::Part>);
+
 #[derive(Default)]
 struct Features {
     vertex_attributes: Vec<(String, Option<kml::Attributes>)>,
-    features: Vec<(u64, String, Option<kml::Attributes>, Vec<kml::Part>)>,
+    features: Vec<FeatureSeen>,
 }
 
 impl Sink for Features {
@@ -396,7 +398,8 @@ fn whole_features_come_with_their_parts() {
     };
     let mut got = Features::default();
     kml::read(Cursor::new(ATTRIBUTED.as_bytes()), &mut got, &options).unwrap();
-    let summary: Vec<(u64, &str, Vec<(&str, &str, usize)>)> = got
+    type Shape<'a> = (u64, &'a str, Vec<(&'a str, &'a str, usize)>);
+    let summary: Vec<Shape<'_>> = got
         .features
         .iter()
         .map(|(ordinal, name, attributes, parts)| {
