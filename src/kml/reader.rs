@@ -633,15 +633,17 @@ impl<'s> Document<'s> {
             }
             self.utf8_carry.clear();
         }
-        if let Some(i) = bytes.iter().position(|&b| b < 0x20 && !is_xml_space(b)) {
+        let Some(first) = first_unusual_byte(bytes) else {
+            return Ok(());
+        };
+        let rest = &bytes[first..];
+        if let Some(i) = rest.iter().position(|&b| b < 0x20 && !is_xml_space(b)) {
             return self.fail_at(
-                offset + i as u64,
-                &format!("control character U+{:04X} is not allowed in XML", bytes[i]),
+                offset + (first + i) as u64,
+                &format!("control character U+{:04X} is not allowed in XML", rest[i]),
             );
         }
-        if bytes.is_ascii() {
-            return Ok(());
-        }
+        let (bytes, offset) = (rest, offset + first as u64);
         match std::str::from_utf8(bytes) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_none() => {
@@ -1202,6 +1204,33 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
+/// Where the first byte that is not printable ASCII or XML white space is, if any: a control
+/// character (an error) or the start of a multi-byte UTF-8 character (to be validated).
+/// Text is mostly plain ASCII, so eight bytes are looked at a time.
+fn first_unusual_byte(bytes: &[u8]) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const SPACE: u64 = 0x2020_2020_2020_2020;
+    let unusual = |b: u8| b >= 0x80 || (b < 0x20 && !is_xml_space(b));
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        // A high bit, or a byte below 0x20 (this test may also flag the byte after one).
+        let suspicious = (word | (word.wrapping_sub(SPACE) & !word)) & HIGH;
+        if suspicious != 0 {
+            if let Some(i) = chunk.iter().position(|&b| unusual(b)) {
+                return Some(at + i);
+            }
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| unusual(b))
+        .map(|i| at + i)
+}
+
 fn utf8_width(first: u8) -> usize {
     match first {
         0xC0..=0xDF => 2,
@@ -1226,5 +1255,23 @@ fn floor_char_boundary(bytes: &[u8], max: usize) -> usize {
 fn normalize_newlines(text: &mut String) {
     if text.contains('\r') {
         *text = text.replace("\r\n", "\n").replace('\r', "\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_unusual_byte;
+
+    #[test]
+    fn unusual_bytes_are_found_wherever_they_are() {
+        let plain = b"1.5,2.5,0 \t\r\n 3,4 ".repeat(5);
+        assert_eq!(first_unusual_byte(&plain), None);
+        for at in 0..plain.len() {
+            for bad in [0x00, 0x01, 0x1F, 0x80, 0xC3, 0xFF] {
+                let mut text = plain.clone();
+                text[at] = bad;
+                assert_eq!(first_unusual_byte(&text), Some(at), "{bad:#x} at {at}");
+            }
+        }
     }
 }
