@@ -434,3 +434,68 @@ fn whole_features_come_with_their_parts() {
     // The vertex rows are still reported, in document order.
     assert_eq!(got.vertex_attributes.len(), 9);
 }
+
+/// A reader that hands out at most `step` bytes at a time, so that every delimiter
+/// (`<![CDATA[`, `]]>`, `-->`, a tuple) ends up split between two reads somewhere.
+struct Trickle<'a> {
+    rest: &'a [u8],
+    step: usize,
+}
+
+impl io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.rest.len().min(out.len()).min(self.step);
+        out[..n].copy_from_slice(&self.rest[..n]);
+        self.rest = &self.rest[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn comments_and_cdata_split_across_reads() {
+    let doc = "<kml><!-- a - comment -- with-dashes? no --><Placemark><name>x<!--c-->y<![CDATA[ & <z> ]]]]></name>\
+        <description><![CDATA[<p>big</p>]]></description><LineString><coordinates>1,<![CDATA[2 3]]>,4<!-- - -->5,6</coordinates></LineString></Placemark></kml>";
+    let doc = doc.replace("-- with-dashes? no ", " with-dashes? no ");
+    let whole = rows(&doc);
+    // "1," + "2 3" + ",4" + "5,6": the comment joins "4" and "5".
+    assert_eq!(
+        whole,
+        [
+            "0|xy & <z> ]]|LineString|0||0|1|2||",
+            "0|xy & <z> ]]|LineString|0||1|3|45|6|",
+        ]
+    );
+    for step in 1..12 {
+        let mut got = Rows::default();
+        kml::read_document(
+            Trickle {
+                rest: doc.as_bytes(),
+                step,
+            },
+            &mut got,
+            &ReadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(got.rows, whole, "step {step}");
+    }
+}
+
+#[test]
+fn comment_rules() {
+    assert!(error(b"<kml><!-- a -- b --></kml>")
+        .to_string()
+        .contains("'--'"));
+    assert!(error(b"<kml><!-- never closed </kml>")
+        .to_string()
+        .contains("unclosed comment"));
+    assert!(error(b"<kml><name><![CDATA[ never closed </name></kml>")
+        .to_string()
+        .contains("unclosed CDATA"));
+    assert!(error(b"<![CDATA[x]]><kml/>")
+        .to_string()
+        .contains("CDATA outside"));
+    assert_eq!(
+        rows("<!-- before --><Point><!----><coordinates>1,2</coordinates></Point><!-- after -->"),
+        ["||Point|0||0|1|2||"]
+    );
+}

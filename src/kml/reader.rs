@@ -572,6 +572,90 @@ impl<'s> Document<'s> {
                 if !self.utf8_carry.is_empty() {
                     return self.fail_at(offset + n as u64, "invalid UTF-8: incomplete sequence");
                 }
+                // Comments and CDATA sections are streamed here too: quick-xml would buffer
+                // them whole, and a CDATA description can be as large as the file.
+                let head = reader
+                    .get_mut()
+                    .fill_at_least(9)
+                    .map_err(|e| io_error(e, None))?;
+                if head.starts_with(b"<!--") {
+                    self.skip_comment(reader)?;
+                } else if head.starts_with(b"<![CDATA[") {
+                    self.read_cdata(reader)?;
+                } else {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Skip a comment, checking its characters; the reader is at `<!--`.
+    fn skip_comment<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
+        let start = reader.buffer_position();
+        reader.stream().consume(4);
+        loop {
+            let offset = reader.buffer_position();
+            let buf = reader
+                .get_mut()
+                .fill_at_least(3)
+                .map_err(|e| io_error(e, None))?;
+            if buf.len() < 3 {
+                return self.fail_at(start, "unclosed comment");
+            }
+            let (content, consumed, done) = match memchr::memmem::find(buf, b"--") {
+                Some(i) if buf.get(i + 2) == Some(&b'>') => (i, i + 3, true),
+                Some(i) if i + 2 < buf.len() => {
+                    return self.fail_at(offset + i as u64, "'--' is not allowed inside a comment");
+                }
+                // `--` at the very end: look again with the byte after it.
+                Some(i) => (i, i, false),
+                None => {
+                    let keep = usize::from(buf.ends_with(b"-"));
+                    (buf.len() - keep, buf.len() - keep, false)
+                }
+            };
+            self.check_chars(&buf[..content], offset)?;
+            reader.stream().consume(consumed);
+            self.check_cancel()?;
+            if done {
+                if !self.utf8_carry.is_empty() {
+                    return self.fail_at(offset, "invalid UTF-8: incomplete sequence");
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Hand the content of a CDATA section on as character data; the reader is at
+    /// `<![CDATA[`.
+    fn read_cdata<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
+        let start = reader.buffer_position();
+        if self.depth() == 0 {
+            return self.fail_at(start, "CDATA outside the root element");
+        }
+        reader.stream().consume(9);
+        loop {
+            let offset = reader.buffer_position();
+            let buf = reader
+                .get_mut()
+                .fill_at_least(3)
+                .map_err(|e| io_error(e, None))?;
+            if buf.len() < 3 {
+                return self.fail_at(start, "unclosed CDATA section");
+            }
+            let (content, consumed, done) = match memchr::memmem::find(buf, b"]]>") {
+                Some(i) => (i, i + 3, true),
+                // Keep what may be the start of `]]>` for the next look.
+                None => (buf.len() - 2, buf.len() - 2, false),
+            };
+            self.check_chars(&buf[..content], offset)?;
+            self.deliver(&buf[..content], offset)?;
+            reader.stream().consume(consumed);
+            self.check_cancel()?;
+            if done {
+                if !self.utf8_carry.is_empty() {
+                    return self.fail_at(offset, "invalid UTF-8: incomplete sequence");
+                }
                 return Ok(());
             }
         }
