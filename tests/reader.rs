@@ -499,3 +499,18 @@ fn comment_rules() {
         ["||Point|0||0|1|2||"]
     );
 }
+
+#[test]
+fn deep_nesting_is_bounded_not_a_crash() {
+    // See: every open element costs memory, so depth is capped.
+    let ok = format!(
+        "<kml>{}{}</kml>",
+        "<a>".repeat(100_000),
+        "</a>".repeat(100_000)
+    );
+    assert_eq!(rows(&ok), Vec::<String>::new());
+    let deep = "<a>".repeat(300_000);
+    assert!(error(deep.as_bytes())
+        .to_string()
+        .contains("nested too deeply"));
+}

@@ -26,6 +26,12 @@ use super::{
 /// that a hostile document cannot make us hold gigabytes.
 const MAX_CAPTURE: usize = 1 << 20;
 
+/// Deepest nesting accepted, and most bytes of open element names: real KML nests a few
+/// dozen levels, and every open element costs memory (its name is kept to check the end tag),
+/// so a file of nothing but start tags must not be able to exhaust it.
+const MAX_DEPTH: usize = 250_000;
+const MAX_OPEN_NAME_BYTES: usize = 8 << 20;
+
 /// The leaf features whose vertices get an ordinal and a name. Containers (Document, Folder)
 /// are not counted: their names are not the name of a geometry.
 fn is_feature(local: &str) -> bool {
@@ -747,6 +753,12 @@ impl<'s> Document<'s> {
             self.root_seen = true;
         }
         let depth = self.depth() + 1;
+        if depth > MAX_DEPTH || self.open.names.len() > MAX_OPEN_NAME_BYTES {
+            return self.fail_at(
+                at,
+                &format!("elements nested too deeply (more than {MAX_DEPTH} levels or {MAX_OPEN_NAME_BYTES} bytes of open element names)"),
+            );
+        }
         if self.coordinates.is_some() {
             // Everything inside <coordinates> is its text.
             self.open.push(local);
