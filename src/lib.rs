@@ -8,6 +8,7 @@
 //! - [`plan`]: inputs (paths and glob patterns) to jobs `{input, output}`;
 //! - [`convert`]: one job: read, write a temporary file, make it durable, rename it into place;
 //! - [`run`]: the parallel batch, cancellation and the exit status;
+//! - [`shard`]: `--shard K/N`, the stable partition of a batch across machines;
 //! - [`report`]: everything printed to the user.
 
 pub mod cli;
@@ -18,3 +19,4 @@ pub mod kml;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod shard;

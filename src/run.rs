@@ -97,6 +97,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     let target = Target {
         out_dir: config.out_dir.as_deref(),
         force: config.force,
+        shard: config.shard,
     };
     let plan = match plan::build(&config.inputs, target) {
         Ok(plan) => plan,
