@@ -145,7 +145,7 @@ peer_gpsbabel() {
   list_in | xargs -0 -P"$JOBS" -I{} sh -c 'f=$1; gpsbabel -t -i kml -f "$f" -o unicsv -F "$OUT/$(basename "$f" .kml).csv"' _ {}
 }
 list_in() { find "$IN" -maxdepth 1 -name '*.kml' -print0 | sort -z; }
-export -f list_in
+export -f list_in peer_lxml peer_ogr2ogr peer_gpsbabel
 export JOBS HERE
 
 KML2CSV_RUN='exec "$0" "$IN/*.kml" --out "$OUT" --jobs "$1"'
@@ -170,10 +170,10 @@ for c in $ONLY; do
       measure "$c" lxml bash -c peer_lxml
     else log "lxml: not installed (pip install lxml)"; fi
     if command -v ogr2ogr > /dev/null; then
-      export -f peer_ogr2ogr; measure "$c" ogr2ogr bash -c peer_ogr2ogr
+      measure "$c" ogr2ogr bash -c peer_ogr2ogr
     else log "ogr2ogr: not installed (apt-get install gdal-bin)"; fi
     if command -v gpsbabel > /dev/null; then
-      export -f peer_gpsbabel; measure "$c" gpsbabel-t bash -c peer_gpsbabel
+      measure "$c" gpsbabel-t bash -c peer_gpsbabel
     else log "gpsbabel: not installed (apt-get install gpsbabel)"; fi
   fi
 done

@@ -4,19 +4,20 @@
 //! a complete-looking name in front of missing data. Doing that one file at a time
 //! (`fsync(file)`, `rename`, `fsync(dir)`) costs two serial disk flushes per file, which for a
 //! batch of small files takes far longer than converting them. Instead, workers only write their
-//! temporaries and queue them here; one committer thread takes whatever has queued up as a
-//! group and, for that group:
+//! temporaries and queue them here, where two stages follow:
 //!
-//! 1. syncs every temporary's data (`fsync`), from several threads at once so that the
-//!    file system's journal commits them together instead of one flush per file;
-//! 2. renames each temporary whose sync succeeded to its final name (never before, and never
-//!    once a stop was requested: those temporaries are removed instead);
-//! 3. syncs each folder that received a rename once (`fsync` of the directory), so that the
-//!    renames themselves survive a power cut.
+//! 1. syncing: up to [`SYNC_THREADS`] threads each take the next temporary and `fsync` it. Many
+//!    syncs in flight at once are committed together by the file system's journal instead of
+//!    one flush each, and a big file's sync never holds up the small ones behind it;
+//! 2. publishing: one committer thread takes every synced temporary that has arrived as a group,
+//!    renames each whose sync succeeded to its final name (never before, and never once a stop
+//!    was requested: those temporaries are removed instead), then syncs each folder that
+//!    received a rename once (`fsync` of the directory), so that the renames themselves survive
+//!    a power cut, and only then reports the files.
 //!
-//! While a group is being synced the next one queues up, so the group size adapts itself to the
-//! speed of the disk. The queue is bounded: workers wait rather than holding an unbounded number
-//! of open temporaries. A failing sync fails only the files it concerns.
+//! While a group is being published the next one gathers, so the group size adapts itself to
+//! the speed of the disk. The queues are bounded: workers wait rather than holding an unbounded
+//! number of open temporaries. A failing sync fails only the file it concerns.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -24,6 +25,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Mutex;
 use std::thread;
 
 use crate::convert::{self, Outcome, Published, Written};
@@ -43,64 +45,98 @@ pub struct Pending<T> {
     pub written: Written,
 }
 
-/// Start the committer on `scope`: it commits what is sent on the returned queue and hands each
-/// job's outcome to `done` (in the order the group was received). It ends once every sender
-/// is dropped.
+/// A temporary after its `fsync`: `None` if it was not synced because the run is stopping.
+type Synced<T> = (Pending<T>, Option<io::Result<()>>);
+
+/// Start the syncing threads and the committer on `scope`: they commit what is sent on the
+/// returned queue and hand each job's outcome to `done`. They end once every sender is dropped.
 pub fn start<'scope, T, F>(
     scope: &'scope thread::Scope<'scope, '_>,
     force: bool,
     stop: &'scope AtomicBool,
-    done: F,
+    mut done: F,
 ) -> io::Result<SyncSender<Pending<T>>>
 where
     T: Send + 'scope,
     F: FnMut(T, PathBuf, Outcome) + Send + 'scope,
 {
-    let (queue, received) = mpsc::sync_channel(QUEUE);
+    let (queue, received) = mpsc::sync_channel::<Pending<T>>(QUEUE);
+    let (synced, to_publish) = mpsc::sync_channel::<Synced<T>>(QUEUE);
+    let received = std::sync::Arc::new(Mutex::new(received));
+    for i in 0..SYNC_THREADS {
+        let received = received.clone();
+        let synced = synced.clone();
+        thread::Builder::new()
+            .name(format!("kml2csv-sync-{i}"))
+            .spawn_scoped(scope, move || sync_queue(&received, &synced, stop))?;
+    }
+    drop(synced);
     thread::Builder::new()
         .name("kml2csv-committer".to_owned())
-        .spawn_scoped(scope, move || commit_queue(&received, force, stop, done))?;
+        .spawn_scoped(scope, move || {
+            while let Ok(first) = to_publish.recv() {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match to_publish.try_recv() {
+                        Ok(next) => group.push(next),
+                        Err(_) => break,
+                    }
+                }
+                for (tag, output, outcome) in publish_group(group, force, stop) {
+                    done(tag, output, outcome);
+                }
+            }
+        })?;
     Ok(queue)
 }
 
-fn commit_queue<T>(
-    received: &Receiver<Pending<T>>,
-    force: bool,
+/// One syncing thread: `fsync` the next queued temporary, pass it on, until the queue closes.
+fn sync_queue<T>(
+    received: &Mutex<Receiver<Pending<T>>>,
+    synced: &SyncSender<Synced<T>>,
     stop: &AtomicBool,
-    mut done: impl FnMut(T, PathBuf, Outcome),
 ) {
-    while let Ok(first) = received.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match received.try_recv() {
-                Ok(pending) => group.push(pending),
-                Err(_) => break,
-            }
-        }
-        for (tag, output, outcome) in commit_group(group, force, stop) {
-            done(tag, output, outcome);
+    loop {
+        let next = match received.lock() {
+            Ok(received) => received.recv(),
+            Err(_) => return,
+        };
+        let Ok(pending) = next else { return };
+        let result = (!stop.load(Ordering::Relaxed))
+            .then(|| convert::sync_file(pending.written.temp.as_file()));
+        if synced.send((pending, result)).is_err() {
+            return;
         }
     }
 }
 
-/// Make a group durable and rename it into place: sync all data, rename, sync each folder once.
-/// Returns every job's outcome, in the group's order.
+/// Make a group durable and rename it into place: sync all data (in parallel), rename, sync each
+/// folder once. Returns every job's outcome, in the group's order.
 pub fn commit_group<T>(
     group: Vec<Pending<T>>,
     force: bool,
     stop: &AtomicBool,
 ) -> Vec<(T, PathBuf, Outcome)> {
-    let synced = if stop.load(Ordering::Relaxed) {
-        Vec::new()
+    let synced: Vec<Option<io::Result<()>>> = if stop.load(Ordering::Relaxed) {
+        group.iter().map(|_| None).collect()
     } else {
         let files: Vec<&File> = group.iter().map(|p| p.written.temp.as_file()).collect();
-        sync_files(&files)
+        sync_files(&files).into_iter().map(Some).collect()
     };
+    publish_group(group.into_iter().zip(synced).collect(), force, stop)
+}
 
+/// Rename every synced temporary of `group` into place, then sync each folder that received one,
+/// once. Returns every job's outcome, in the group's order.
+fn publish_group<T>(
+    group: Vec<Synced<T>>,
+    force: bool,
+    stop: &AtomicBool,
+) -> Vec<(T, PathBuf, Outcome)> {
     // Rename only what is durable. A temporary dropped here is removed from disk.
     let mut results = Vec::with_capacity(group.len());
     let mut placed_in: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
-    for (i, pending) in group.into_iter().enumerate() {
+    for (i, (pending, synced)) in group.into_iter().enumerate() {
         let Pending {
             tag,
             output,
@@ -111,7 +147,7 @@ pub fn commit_group<T>(
             rows,
             warnings,
         } = written;
-        let outcome = match synced.get(i) {
+        let outcome = match synced {
             _ if stop.load(Ordering::Relaxed) => Outcome::Interrupted,
             Some(Err(e)) => Outcome::Failed {
                 position: None,
