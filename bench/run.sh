@@ -8,6 +8,7 @@
 #   --quick          smaller corpora (large 4 x 25 MB, single 100 MB, huge coordinates 50 MB;
 #                    the small corpus stays 2000 x 50 KB: per-file cost is what it measures)
 #   --peers          also time ogr2ogr (WKT), gpsbabel -t and a Python lxml script when installed
+#   --peer NAME      only this peer (lxml, ogr2ogr or gpsbabel-t; repeatable); implies --peers
 #   --only "A B"     only these corpora (large small single huge)
 #   --reps N         repetitions per measurement, the fastest is kept (default 3)
 #   --jobs N         workers for the parallel rows and the peers (default 2)
@@ -21,18 +22,19 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 HERE="$REPO/bench"
 
-QUICK=0 PEERS=0 REPS=3 JOBS=2 BASELINE="" ONLY="large small single huge"
+QUICK=0 PEERS=0 PEER_LIST="" REPS=3 JOBS=2 BASELINE="" ONLY="large small single huge"
 DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/kml2csv-bench}
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1 ;;
     --peers) PEERS=1 ;;
+    --peer) PEERS=1; PEER_LIST="$PEER_LIST $2"; shift ;;
     --only) ONLY=$2; shift ;;
     --reps) REPS=$2; shift ;;
     --jobs) JOBS=$2; shift ;;
     --baseline) BASELINE=$(realpath "$2"); shift ;;
     --dir) DIR=$2; shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -40,6 +42,8 @@ done
 case "$(realpath -m "$DIR")/" in
   "$REPO"/*) echo "bench/run.sh: keep the scratch folder outside the repository" >&2; exit 2 ;;
 esac
+PEER_LIST=${PEER_LIST:-"lxml ogr2ogr gpsbabel-t"}
+wants() { case " $PEER_LIST " in *" $1 "*) true ;; *) false ;; esac; }
 if [ ! -x /usr/bin/time ]; then
   echo "bench/run.sh: needs GNU time for the peak RSS: apt-get install time" >&2
   exit 1
@@ -166,13 +170,16 @@ for c in $ONLY; do
     measure "$c" "baseline-j$JOBS" sh -c "$KML2CSV_RUN" "$BASELINE" "$JOBS"
   fi
   if [ "$PEERS" = 1 ] && { [ "$c" = large ] || [ "$c" = small ]; }; then
-    if python3 -c 'import lxml' 2> /dev/null; then
+    if ! wants lxml; then :
+    elif python3 -c 'import lxml' 2> /dev/null; then
       measure "$c" lxml bash -c peer_lxml
     else log "lxml: not installed (pip install lxml)"; fi
-    if command -v ogr2ogr > /dev/null; then
+    if ! wants ogr2ogr; then :
+    elif command -v ogr2ogr > /dev/null; then
       measure "$c" ogr2ogr bash -c peer_ogr2ogr
     else log "ogr2ogr: not installed (apt-get install gdal-bin)"; fi
-    if command -v gpsbabel > /dev/null; then
+    if ! wants gpsbabel-t; then :
+    elif command -v gpsbabel > /dev/null; then
       measure "$c" gpsbabel-t bash -c peer_gpsbabel
     else log "gpsbabel: not installed (apt-get install gpsbabel)"; fi
   fi
