@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::shard::Shard;
+
 const EXIT_CODES: &str = "\
 Exit status:
   0    every input was converted or skipped
@@ -45,6 +47,12 @@ pub struct Args {
     /// Fail a file at its first warning instead of skipping the bad value.
     #[arg(long)]
     pub strict: bool,
+
+    /// Convert only shard K of N (0 <= K < N): the inputs whose path below the pattern's fixed
+    /// part hashes into it. N runs with 0/N … N-1/N convert every input exactly once, on any
+    /// number of machines, with the same split every time.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
 
     /// Print errors only.
     #[arg(short, long, conflicts_with = "verbose")]

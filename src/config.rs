@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::cli::Args;
+use crate::shard::Shard;
 
 /// How much is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,6 +35,8 @@ pub struct Config {
     pub strict: bool,
     /// What to print.
     pub verbosity: Verbosity,
+    /// `--shard K/N`: convert only this part of the inputs.
+    pub shard: Option<Shard>,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             jobs: jobs.max(1),
             strict: args.strict,
             verbosity,
+            shard: args.shard,
         }
     }
 }

@@ -7,8 +7,8 @@
 //! advisory lock while they are written, so that [`remove_stale_temporaries`] can tell the
 //! leftovers of a killed run (unlocked) from the work of a live one (locked).
 //!
-//! The steps (create, write, sync, publish, sync the folder) are separate functions because
-//! they are the unit a later change will regroup (for example, syncing many files at once).
+//! Only the writing happens here; making the temporary durable and renaming it is
+//! [`crate::commit`]'s job, which does it for many files at once.
 
 use std::fmt;
 use std::fs::{self, File, TryLockError};
@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tempfile::{Builder, NamedTempFile};
 
+use crate::commit::{self, Pending};
 use crate::csv_out::VertexWriter;
 use crate::kml::{self, ErrorKind, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
 use crate::plan::parent_or_dot;
@@ -54,70 +55,70 @@ pub struct Settings<'a> {
     pub stop: &'a AtomicBool,
 }
 
-/// Convert `input` into `output`.
+/// A conversion that is complete in its (locked) temporary file, not yet durable nor named.
+#[derive(Debug)]
+pub struct Written {
+    pub temp: NamedTempFile,
+    pub rows: u64,
+    pub warnings: Warnings,
+}
+
+/// Convert `input` into `output`, made durable and renamed into place on its own. A batch
+/// instead calls [`write`] and hands the temporaries to [`crate::commit`], which syncs many at
+/// once.
 pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
+    match write(input, output, settings) {
+        Ok(written) => {
+            let pending = Pending {
+                tag: (),
+                output: output.to_path_buf(),
+                written,
+            };
+            let mut done = commit::commit_group(vec![pending], settings.force, settings.stop);
+            done.pop()
+                .map_or(Outcome::Interrupted, |(_, _, outcome)| outcome)
+        }
+        Err(outcome) => outcome,
+    }
+}
+
+/// Convert `input` into a temporary file in `output`'s folder; the outcome instead when that
+/// fails or is interrupted (nothing is left behind then).
+pub fn write(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Written, Outcome> {
     let dir = parent_or_dot(output);
     if let Err(e) = fs::create_dir_all(dir) {
-        return failed(format!("cannot create folder {}: {e}", dir.display()));
+        return Err(failed(format!(
+            "cannot create folder {}: {e}",
+            dir.display()
+        )));
     }
     let temp = match create_temp(dir) {
         Ok(temp) => temp,
         Err(e) => {
-            return failed(format!(
+            return Err(failed(format!(
                 "cannot create a temporary file in {}: {e}",
                 dir.display()
-            ))
+            )))
         }
     };
-    let (rows, warnings) = match write_csv(temp.as_file(), input, settings) {
-        Ok(written) => written,
+    match write_csv(temp.as_file(), input, settings) {
+        Ok((rows, warnings)) => Ok(Written {
+            temp,
+            rows,
+            warnings,
+        }),
         // Dropping `temp` removes the partial file.
-        Err(WriteFailure::Interrupted) => return Outcome::Interrupted,
+        Err(WriteFailure::Interrupted) => Err(Outcome::Interrupted),
         Err(WriteFailure::Failed {
             position,
             message,
             warnings,
-        }) => {
-            return Outcome::Failed {
-                position,
-                message,
-                warnings,
-            }
-        }
-    };
-    if let Err(e) = sync_file(temp.as_file()) {
-        return Outcome::Failed {
-            position: None,
-            message: format!("cannot make {} durable: {e}", temp.path().display()),
+        }) => Err(Outcome::Failed {
+            position,
+            message,
             warnings,
-        };
+        }),
     }
-    if settings.stop.load(Ordering::Relaxed) {
-        return Outcome::Interrupted;
-    }
-    match publish(temp, output, settings.force) {
-        Ok(Published::Placed) => {}
-        Ok(Published::AlreadyThere) => return Outcome::ConvertedElsewhere { warnings },
-        Err(message) => {
-            return Outcome::Failed {
-                position: None,
-                message,
-                warnings,
-            }
-        }
-    }
-    if let Err(e) = sync_dir(dir) {
-        return Outcome::Failed {
-            position: None,
-            message: format!(
-                "{} is complete but the rename may not survive a crash: cannot sync {}: {e}",
-                output.display(),
-                dir.display()
-            ),
-            warnings,
-        };
-    }
-    Outcome::Converted { rows, warnings }
 }
 
 fn failed(message: String) -> Outcome {
@@ -234,7 +235,7 @@ pub fn sync_file(file: &File) -> io::Result<()> {
     file.sync_all()
 }
 
-enum Published {
+pub(crate) enum Published {
     Placed,
     /// Without `--force`, another process put an output there first.
     AlreadyThere,
@@ -243,7 +244,11 @@ enum Published {
 /// Rename the finished temporary to `output`: atomically replacing it with `force`, never
 /// replacing it without. An output that became a directory or a symlink is refused either way,
 /// so the rename can never be steered to overwrite something else.
-fn publish(temp: NamedTempFile, output: &Path, force: bool) -> Result<Published, String> {
+pub(crate) fn publish(
+    temp: NamedTempFile,
+    output: &Path,
+    force: bool,
+) -> Result<Published, String> {
     match fs::symlink_metadata(output) {
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(format!(

@@ -14,6 +14,8 @@ use std::path::{Component, Path, PathBuf};
 
 use glob::{MatchOptions, Pattern};
 
+use crate::shard::Shard;
+
 /// The characters that make an argument a glob pattern rather than a path.
 const GLOB_META: &[char] = &['*', '?', '['];
 
@@ -113,6 +115,8 @@ pub struct Target<'a> {
     pub out_dir: Option<&'a Path>,
     /// `--force`.
     pub force: bool,
+    /// `--shard`: keep only the inputs of this shard.
+    pub shard: Option<Shard>,
 }
 
 /// Expand `inputs` and decide every output. Usage errors are all collected, so the user can fix
@@ -141,9 +145,15 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
         }
     }
     let mut items = Vec::new();
+    // The shard key of each item: its path below the pattern's base; `None` for an input that
+    // failed to expand, which every shard reports (each shard's run is incomplete without it).
+    let mut keys: Vec<Option<&Path>> = Vec::new();
     for (index, candidate) in found.iter().enumerate() {
         match candidate {
-            Found::Failed(item) => items.push(item.clone()),
+            Found::Failed(item) => {
+                items.push(item.clone());
+                keys.push(None);
+            }
             Found::File {
                 path,
                 canonical,
@@ -155,6 +165,7 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
                         input: path.clone(),
                         action: decide(path, canonical, rel, *size, target),
                     });
+                    keys.push(Some(rel));
                 }
             }
         }
@@ -177,6 +188,13 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
                 owners.insert(key, &item.input);
             }
         }
+    }
+
+    // Sharding comes after the collision check, so that every shard refuses a collision even
+    // when its two inputs fall into different shards.
+    if let Some(shard) = target.shard {
+        let mut keys = keys.into_iter();
+        items.retain(|_| keys.next().flatten().is_none_or(|rel| shard.contains(rel)));
     }
 
     if problems.is_empty() {

@@ -14,6 +14,7 @@ use std::time::Instant;
 use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
+use crate::commit::{self, Pending};
 use crate::config::Config;
 use crate::convert::{self, Outcome, Settings};
 use crate::kml::{ReadOptions, Warnings};
@@ -97,6 +98,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     let target = Target {
         out_dir: config.out_dir.as_deref(),
         force: config.force,
+        shard: config.shard,
     };
     let plan = match plan::build(&config.inputs, target) {
         Ok(plan) => plan,
@@ -153,24 +155,50 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         );
     }
 
+    // Workers write temporaries; the committer makes them durable in groups and renames them
+    // (see `commit`), then reports them.
     let quiet_panics = QuietPanics::install();
-    pool.scope_fifo(|scope| {
-        for (index, input, output) in largest_first(&plan) {
-            let reporter = &reporter;
-            scope.spawn_fifo(move |_| {
-                let report = if settings.stop.load(Ordering::Relaxed) {
-                    FileReport {
-                        input: input.to_path_buf(),
-                        status: Status::Interrupted,
-                        warnings: Warnings::default(),
-                    }
-                } else {
-                    convert_one(input, output, settings)
-                };
-                reporter.file(index, report);
-            });
-        }
-    });
+    std::thread::scope(|threads| -> anyhow::Result<()> {
+        let reporter = &reporter;
+        let committed = commit::start(
+            threads,
+            settings.force,
+            settings.stop,
+            |(index, input): (usize, &Path), output, outcome| {
+                reporter.file(index, file_report(input, &output, outcome));
+            },
+        )
+        .context("cannot start the committer thread")?;
+        pool.scope_fifo(|scope| {
+            for (index, input, output) in largest_first(&plan) {
+                let committed = committed.clone();
+                scope.spawn_fifo(move |_| {
+                    let outcome = if settings.stop.load(Ordering::Relaxed) {
+                        Outcome::Interrupted
+                    } else {
+                        match write_one(input, output, settings) {
+                            Ok(written) => {
+                                let pending = Pending {
+                                    tag: (index, input),
+                                    output: output.to_path_buf(),
+                                    written,
+                                };
+                                // Only fails if the committer is gone; then the temporary
+                                // comes back and is removed with the error.
+                                match committed.send(pending) {
+                                    Ok(()) => return,
+                                    Err(_) => failed_internally("the committer thread ended"),
+                                }
+                            }
+                            Err(outcome) => outcome,
+                        }
+                    };
+                    reporter.file(index, file_report(input, output, outcome));
+                });
+            }
+        });
+        Ok(())
+    })?;
     drop(quiet_panics);
 
     let totals = reporter.flush();
@@ -203,19 +231,26 @@ fn largest_first(plan: &Plan) -> Vec<(usize, &Path, &Path)> {
         .collect()
 }
 
-/// Convert one input; a panic (a bug) fails this input by name instead of the whole batch.
-fn convert_one(input: &Path, output: &Path, settings: Settings<'_>) -> FileReport {
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        convert::convert(input, output, settings)
-    }))
-    .unwrap_or_else(|payload| Outcome::Failed {
+/// Write one input's temporary; a panic (a bug) fails this input by name instead of the whole
+/// batch.
+fn write_one(
+    input: &Path,
+    output: &Path,
+    settings: Settings<'_>,
+) -> Result<convert::Written, Outcome> {
+    panic::catch_unwind(AssertUnwindSafe(|| convert::write(input, output, settings)))
+        .unwrap_or_else(|payload| Err(failed_internally(panic_message(payload.as_ref()))))
+}
+
+fn failed_internally(what: &str) -> Outcome {
+    Outcome::Failed {
         position: None,
-        message: format!(
-            "internal error: {} (this is a bug in kml2csv; please report it)",
-            panic_message(payload.as_ref())
-        ),
+        message: format!("internal error: {what} (this is a bug in kml2csv; please report it)"),
         warnings: Warnings::default(),
-    });
+    }
+}
+
+fn file_report(input: &Path, output: &Path, outcome: Outcome) -> FileReport {
     let (status, warnings) = match outcome {
         Outcome::Converted { rows, warnings } => (
             Status::Converted {
