@@ -21,6 +21,7 @@ use tempfile::{Builder, NamedTempFile};
 use crate::commit::{self, Pending};
 use crate::csv_out::VertexWriter;
 use crate::kml::{self, ErrorKind, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
+use crate::pipeline;
 use crate::plan::parent_or_dot;
 
 /// Every temporary starts with this (and ends with [`TEMP_SUFFIX`]).
@@ -53,6 +54,9 @@ pub struct Settings<'a> {
     pub read: &'a ReadOptions,
     /// Set when the run must stop; checked on every vertex and every buffer write.
     pub stop: &'a AtomicBool,
+    /// Read the KML and write the CSV on two threads (see [`crate::pipeline`]): worth it when
+    /// a core would otherwise sit idle. Ignored for feature rows and attributes.
+    pub two_threads: bool,
 }
 
 /// A conversion that is complete in its (locked) temporary file, not yet durable nor named.
@@ -191,11 +195,19 @@ fn write_csv(
         stop: settings.stop,
     };
     let writer = VertexWriter::new(out).map_err(|e| write_error(&e, Warnings::default()))?;
-    let mut sink = Guard {
+    let sink = Guard {
         writer,
         stop: settings.stop,
     };
-    match kml::read_path(input, &mut sink, settings.read) {
+    let read = |sink: &mut dyn Sink| kml::read_path(input, sink, settings.read);
+    let plain_rows = !settings.read.features && !settings.read.attributes;
+    let (result, sink) = if settings.two_threads && plain_rows {
+        pipeline::read_on_two_threads(sink, read)
+    } else {
+        let mut sink = sink;
+        (read(&mut sink), sink)
+    };
+    match result {
         Ok(_) => {
             let rows = sink.writer.rows();
             let (_, warnings) = sink

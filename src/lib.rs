@@ -18,6 +18,7 @@ pub mod config;
 pub mod convert;
 pub mod csv_out;
 pub mod kml;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -131,6 +131,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         force: config.force,
         read: &read,
         stop: &stop.requested,
+        two_threads: false,
     };
 
     // Inputs that need no work are reported now; the reporter keeps command-line order.
@@ -169,10 +170,20 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
             },
         )
         .context("cannot start the committer thread")?;
+        let jobs = largest_first(&plan);
+        let not_started = &AtomicUsize::new(jobs.len());
         pool.scope_fifo(|scope| {
-            for (index, input, output) in largest_first(&plan) {
+            for (index, size, input, output) in jobs {
                 let committed = committed.clone();
                 scope.spawn_fifo(move |_| {
+                    // Fewer files left to start than other workers: a core would idle, so let
+                    // this file use two (a big one gains ~1.5x; a small one is not worth a
+                    // thread).
+                    let waiting = not_started.fetch_sub(1, Ordering::Relaxed) - 1;
+                    let settings = Settings {
+                        two_threads: waiting + 1 < config.jobs && size >= TWO_THREADS_FROM,
+                        ..settings
+                    };
                     let outcome = if settings.stop.load(Ordering::Relaxed) {
                         Outcome::Interrupted
                     } else {
@@ -211,9 +222,12 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     })
 }
 
+/// Inputs smaller than this are always read and written on one thread.
+const TWO_THREADS_FROM: u64 = 4 << 20;
+
 /// The jobs to convert, biggest input first, so that one large file does not start last and
 /// keep a single core busy at the end. Ties keep command-line order.
-fn largest_first(plan: &Plan) -> Vec<(usize, &Path, &Path)> {
+fn largest_first(plan: &Plan) -> Vec<(usize, u64, &Path, &Path)> {
     let mut jobs: Vec<_> = plan
         .items
         .iter()
@@ -227,7 +241,7 @@ fn largest_first(plan: &Plan) -> Vec<(usize, &Path, &Path)> {
         .collect();
     jobs.sort_by_key(|&(size, index, ..)| (std::cmp::Reverse(size), index));
     jobs.into_iter()
-        .map(|(_, index, input, output)| (index, input, output))
+        .map(|(size, index, input, output)| (index, size, input, output))
         .collect()
 }
 

@@ -1,0 +1,313 @@
+//! Reading a file and writing its CSV on two threads, for when a core would otherwise idle.
+//!
+//! The batch runs one file per task, which keeps every core busy while there are more files
+//! than cores. A lone big file (or the last one of a batch) would use one core only, although
+//! formatting and writing the CSV is about as much work as reading the KML. Here the reader's
+//! vertices are copied into batches and handed to a second thread that feeds the real sink,
+//! so the two halves overlap. Rows keep their order, so the output is byte-identical.
+
+use std::io;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use crate::kml::{self, Ring, Sink, Summary, Vertex, Warning};
+
+/// Bytes of encoded rows per batch, and batches in flight.
+const BATCH: usize = 256 * 1024;
+const IN_FLIGHT: usize = 4;
+
+/// Run `read` with a sink that forwards every vertex and warning to `sink` on another thread.
+/// Returns what `read` returned and the sink, once every row has reached it. A write error in
+/// `sink` stops the reader and is returned as its `Sink` error.
+///
+/// Only for plain vertex rows: [`Sink::feature`] calls and [`Vertex::attributes`] are not
+/// carried over, so it must not be used with [`kml::ReadOptions::features`] or
+/// [`kml::ReadOptions::attributes`].
+pub fn read_on_two_threads<S, F>(sink: S, read: F) -> (Result<Summary, kml::Error>, S)
+where
+    S: Sink + Send,
+    F: FnOnce(&mut dyn Sink) -> Result<Summary, kml::Error>,
+{
+    let (to_writer, batches) = sync_channel::<Batch>(IN_FLIGHT);
+    let (recycle, spare) = sync_channel::<Batch>(IN_FLIGHT + 2);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || write_batches(sink, batches, recycle));
+        let mut front = Forwarder {
+            batch: Batch::default(),
+            to_writer,
+            spare,
+        };
+        let mut result = read(&mut front);
+        if result.is_ok() {
+            if let Err(e) = front.send() {
+                result = Err(kml::Error::new(kml::ErrorKind::Sink(e), None));
+            }
+        }
+        drop(front);
+        let (sink, write_error) = match writer.join() {
+            Ok(done) => done,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        if let Some(e) = write_error {
+            // The writer's own error says more than "the writer stopped".
+            result = Err(kml::Error::new(kml::ErrorKind::Sink(e), None));
+        }
+        (result, sink)
+    })
+}
+
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+}
+
+/// Record tags.
+const VERTEX: u8 = 0;
+const WARNING: u8 = 1;
+
+impl Batch {
+    fn put_u64(&mut self, n: u64) {
+        self.bytes.extend_from_slice(&n.to_le_bytes());
+    }
+
+    fn put_str(&mut self, s: &str) {
+        self.bytes
+            .extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Reads a batch back.
+struct Cursor<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn u8(&mut self) -> u8 {
+        let (first, rest) = self.rest.split_first().unwrap_or((&0, &[]));
+        self.rest = rest;
+        *first
+    }
+
+    fn u64(&mut self) -> u64 {
+        let (bytes, rest) = self.rest.split_at(8.min(self.rest.len()));
+        self.rest = rest;
+        u64::from_le_bytes(bytes.try_into().unwrap_or_default())
+    }
+
+    fn str(&mut self) -> &'a str {
+        let (len, rest) = self.rest.split_at(4.min(self.rest.len()));
+        let len = u32::from_le_bytes(len.try_into().unwrap_or_default()) as usize;
+        let (text, rest) = rest.split_at(len.min(rest.len()));
+        self.rest = rest;
+        // Every string was put in from a `&str` by this module, so it is valid UTF-8; checking
+        // it again would cost a pass over every byte of output.
+        debug_assert!(std::str::from_utf8(text).is_ok());
+        // SAFETY: see above: the bytes are a copy of a `str`, cut at the same boundaries.
+        unsafe { std::str::from_utf8_unchecked(text) }
+    }
+}
+
+struct Forwarder {
+    batch: Batch,
+    to_writer: SyncSender<Batch>,
+    spare: Receiver<Batch>,
+}
+
+impl Forwarder {
+    fn send(&mut self) -> io::Result<()> {
+        if self.batch.bytes.is_empty() {
+            return Ok(());
+        }
+        let mut next = self.spare.try_recv().unwrap_or_default();
+        next.bytes.clear();
+        let full = std::mem::replace(&mut self.batch, next);
+        self.to_writer
+            .send(full)
+            .map_err(|_| io::Error::other("the CSV writer stopped"))
+    }
+
+    fn maybe_send(&mut self) -> io::Result<()> {
+        if self.batch.bytes.len() >= BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Forwarder {
+    fn vertex(&mut self, v: &Vertex<'_>) -> io::Result<()> {
+        let b = &mut self.batch;
+        b.bytes.push(VERTEX);
+        b.bytes.push(match (v.feature.is_some(), v.ring) {
+            (false, Ring::None) => 0,
+            (false, Ring::Outer) => 1,
+            (false, Ring::Inner) => 2,
+            (true, Ring::None) => 4,
+            (true, Ring::Outer) => 5,
+            (true, Ring::Inner) => 6,
+        });
+        b.put_u64(v.feature.unwrap_or(0));
+        b.put_u64(v.part);
+        b.put_u64(v.vertex);
+        for s in [
+            v.name,
+            v.geometry,
+            v.longitude,
+            v.latitude,
+            v.altitude,
+            v.when,
+        ] {
+            b.put_str(s);
+        }
+        self.maybe_send()
+    }
+
+    fn warning(&mut self, warning: Warning) {
+        let b = &mut self.batch;
+        b.bytes.push(WARNING);
+        match warning.position {
+            Some(p) => {
+                b.put_u64(p.line);
+                b.put_u64(p.column);
+            }
+            None => {
+                b.put_u64(0);
+                b.put_u64(0);
+            }
+        }
+        b.put_str(&warning.message);
+        // A failed send shows at the next vertex or at the end.
+        let _ = self.maybe_send();
+    }
+}
+
+/// The writer thread: replay each batch into `sink` until the reader is done or `sink`
+/// fails.
+fn write_batches<S: Sink>(
+    mut sink: S,
+    batches: Receiver<Batch>,
+    recycle: SyncSender<Batch>,
+) -> (S, Option<io::Error>) {
+    for batch in batches {
+        if let Err(e) = replay(&batch.bytes, &mut sink) {
+            // Dropping the receiver makes the reader's next send fail, which stops it.
+            return (sink, Some(e));
+        }
+        let _ = recycle.try_send(batch);
+    }
+    (sink, None)
+}
+
+fn replay(bytes: &[u8], sink: &mut dyn Sink) -> io::Result<()> {
+    let mut c = Cursor { rest: bytes };
+    while !c.rest.is_empty() {
+        match c.u8() {
+            VERTEX => {
+                let flags = c.u8();
+                let ring = match flags & 3 {
+                    1 => Ring::Outer,
+                    2 => Ring::Inner,
+                    _ => Ring::None,
+                };
+                let feature = c.u64();
+                let (part, vertex) = (c.u64(), c.u64());
+                let (name, geometry) = (c.str(), c.str());
+                let (longitude, latitude, altitude, when) = (c.str(), c.str(), c.str(), c.str());
+                sink.vertex(&Vertex {
+                    feature: (flags & 4 != 0).then_some(feature),
+                    name,
+                    geometry,
+                    part,
+                    ring,
+                    vertex,
+                    longitude,
+                    latitude,
+                    altitude,
+                    when,
+                    attributes: None,
+                })?;
+            }
+            _ => {
+                let (line, column) = (c.u64(), c.u64());
+                let position = (line > 0).then_some(kml::Position { line, column });
+                let message = c.str().to_owned();
+                sink.warning(Warning { position, message });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv_out::VertexWriter;
+    use crate::kml::ReadOptions;
+
+    fn document() -> String {
+        let mut doc = String::from("<kml><Document>");
+        for f in 0..2000 {
+            doc.push_str(&format!(
+                "<Placemark><name>p{f}, \"q\"</name><Polygon><outerBoundaryIs><LinearRing><coordinates>"
+            ));
+            for v in 0..50 {
+                doc.push_str(&format!("{f}.{v},-{v}.5,{v} "));
+            }
+            doc.push_str("x,y</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark>");
+        }
+        doc.push_str(
+            "<gx:Track><when>t</when><gx:coord>1 2</gx:coord></gx:Track></Document></kml>",
+        );
+        doc
+    }
+
+    fn direct(doc: &str) -> (Vec<u8>, kml::Warnings) {
+        let mut w = VertexWriter::new(Vec::new()).unwrap();
+        kml::read_document(doc.as_bytes(), &mut w, &ReadOptions::default()).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn same_rows_and_warnings_as_one_thread() {
+        let doc = document();
+        let w = VertexWriter::new(Vec::new()).unwrap();
+        let (result, w) = read_on_two_threads(w, |sink| {
+            kml::read_document(doc.as_bytes(), sink, &ReadOptions::default())
+        });
+        let summary = result.unwrap();
+        let (out, warnings) = w.finish().unwrap();
+        let (expected, expected_warnings) = direct(&doc);
+        assert_eq!(summary.vertices, 100_001);
+        assert!(out == expected, "the CSV differs");
+        assert_eq!(warnings.total(), 2000);
+        assert_eq!(warnings, expected_warnings);
+    }
+
+    /// Fails after a number of rows, like a full disk.
+    struct Failing(u64);
+
+    impl Sink for Failing {
+        fn vertex(&mut self, _: &Vertex<'_>) -> io::Result<()> {
+            self.0 += 1;
+            if self.0 > 1000 {
+                return Err(io::Error::other("disk full"));
+            }
+            Ok(())
+        }
+        fn warning(&mut self, _: Warning) {}
+    }
+
+    #[test]
+    fn a_write_error_stops_the_reader_and_is_reported() {
+        let doc = document();
+        let (result, sink) = read_on_two_threads(Failing(0), |s| {
+            kml::read_document(doc.as_bytes(), s, &ReadOptions::default())
+        });
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err.kind, kml::ErrorKind::Sink(e) if e.to_string() == "disk full"),
+            "{err}"
+        );
+        assert_eq!(sink.0, 1001);
+    }
+}
