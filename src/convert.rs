@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tempfile::{Builder, NamedTempFile};
 
-use crate::csv_out::VertexWriter;
-use crate::kml::{self, ErrorKind, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
+use crate::csv_out::{Dialect, Layout, RowWriter, Shape};
+use crate::input::Input;
+use crate::kml::{ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
 use crate::plan::parent_or_dot;
 
 /// Every temporary starts with this (and ends with [`TEMP_SUFFIX`]).
@@ -52,6 +53,12 @@ pub struct Settings<'a> {
     pub read: &'a ReadOptions,
     /// Set when the run must stop; checked on every vertex and every buffer write.
     pub stop: &'a AtomicBool,
+    /// The columns asked for.
+    pub shape: &'a Shape,
+    /// The columns of every output, when decided for all of them at once (a merged CSV);
+    /// otherwise each output's come from its `shape` and its input's ExtendedData fields.
+    pub layout: Option<&'a Layout>,
+    pub dialect: &'a Dialect,
 }
 
 /// Convert `input` into `output`.
@@ -69,10 +76,12 @@ pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
             ))
         }
     };
-    let (rows, warnings) = match write_csv(temp.as_file(), input, settings) {
+    let input = Input::Path(input.to_path_buf());
+    let (rows, warnings) = match write_csv(temp.as_file(), &input, "", settings) {
         Ok(written) => written,
         // Dropping `temp` removes the partial file.
         Err(WriteFailure::Interrupted) => return Outcome::Interrupted,
+        Err(WriteFailure::Closed) => return failed("cannot write: the output was closed".into()),
         Err(WriteFailure::Failed {
             position,
             message,
@@ -170,8 +179,13 @@ fn still_named(temp: &NamedTempFile) -> io::Result<bool> {
     Ok(temp.path().exists())
 }
 
-enum WriteFailure {
+/// Why [`write_csv`] gave up.
+#[derive(Debug)]
+pub enum WriteFailure {
+    /// The run is stopping (a signal).
     Interrupted,
+    /// The output is a pipe that was closed (`| head`): not an error of the input.
+    Closed,
     Failed {
         position: Option<Position>,
         message: String,
@@ -179,22 +193,33 @@ enum WriteFailure {
     },
 }
 
-/// Read `input` and write its CSV to `file`; the rows and warnings on success.
-fn write_csv(
-    file: &File,
-    input: &Path,
+/// Read `input` and write its CSV to `out`; the rows and warnings on success. `source` fills
+/// the `source` column, if there is one.
+pub fn write_csv<W: Write>(
+    out: W,
+    input: &Input,
+    source: &str,
     settings: Settings<'_>,
 ) -> Result<(u64, Warnings), WriteFailure> {
+    let layout = match settings.layout {
+        Some(layout) => layout.clone(),
+        None if settings.shape.needs_fields() => match input.fields(settings.read) {
+            Ok(fields) => settings.shape.layout(&fields),
+            Err(e) => return Err(read_failure(&e.kind, e.position, Warnings::default())),
+        },
+        None => settings.shape.layout(&[]),
+    };
     let out = StopOnSignal {
-        inner: file,
+        inner: out,
         stop: settings.stop,
     };
-    let writer = VertexWriter::new(out).map_err(|e| write_error(&e, Warnings::default()))?;
+    let writer = RowWriter::with_layout(out, layout, settings.shape.rows, settings.dialect, source)
+        .map_err(|e| write_error(&e, Warnings::default()))?;
     let mut sink = Guard {
         writer,
         stop: settings.stop,
     };
-    match kml::read_path(input, &mut sink, settings.read) {
+    match input.read(&mut sink, settings.read) {
         Ok(_) => {
             let rows = sink.writer.rows();
             let (_, warnings) = sink
@@ -205,22 +230,28 @@ fn write_csv(
         }
         Err(e) => {
             let warnings = sink.writer.warnings().clone();
-            match &e.kind {
-                ErrorKind::Sink(io) if is_stop(io) => Err(WriteFailure::Interrupted),
-                ErrorKind::Cancelled => Err(WriteFailure::Interrupted),
-                _ => Err(WriteFailure::Failed {
-                    position: e.position,
-                    message: e.kind.to_string(),
-                    warnings,
-                }),
-            }
+            Err(read_failure(&e.kind, e.position, warnings))
         }
+    }
+}
+
+fn read_failure(kind: &ErrorKind, position: Option<Position>, warnings: Warnings) -> WriteFailure {
+    match kind {
+        ErrorKind::Sink(io) => write_error(io, warnings),
+        ErrorKind::Cancelled => WriteFailure::Interrupted,
+        _ => WriteFailure::Failed {
+            position,
+            message: kind.to_string(),
+            warnings,
+        },
     }
 }
 
 fn write_error(e: &io::Error, warnings: Warnings) -> WriteFailure {
     if is_stop(e) {
         WriteFailure::Interrupted
+    } else if e.kind() == io::ErrorKind::BrokenPipe {
+        WriteFailure::Closed
     } else {
         WriteFailure::Failed {
             position: None,
@@ -234,7 +265,7 @@ pub fn sync_file(file: &File) -> io::Result<()> {
     file.sync_all()
 }
 
-enum Published {
+pub enum Published {
     Placed,
     /// Without `--force`, another process put an output there first.
     AlreadyThere,
@@ -243,7 +274,7 @@ enum Published {
 /// Rename the finished temporary to `output`: atomically replacing it with `force`, never
 /// replacing it without. An output that became a directory or a symlink is refused either way,
 /// so the rename can never be steered to overwrite something else.
-fn publish(temp: NamedTempFile, output: &Path, force: bool) -> Result<Published, String> {
+pub fn publish(temp: NamedTempFile, output: &Path, force: bool) -> Result<Published, String> {
     match fs::symlink_metadata(output) {
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(format!(
@@ -373,7 +404,7 @@ impl<W: Write> Write for StopOnSignal<'_, W> {
 /// Passes vertices on to the CSV writer and stops the reader once the stop flag is set, even
 /// while the rows still fit in the writer's buffer.
 struct Guard<'a, W: Write> {
-    writer: VertexWriter<W>,
+    writer: RowWriter<W>,
     stop: &'a AtomicBool,
 }
 
@@ -387,6 +418,13 @@ impl<W: Write> Sink for Guard<'_, W> {
 
     fn warning(&mut self, warning: Warning) {
         self.writer.warning(warning);
+    }
+
+    fn feature(&mut self, feature: &Feature<'_>) -> io::Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
+        self.writer.feature(feature)
     }
 }
 

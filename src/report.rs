@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,6 +27,10 @@ pub struct FileReport {
     pub status: Status,
     /// Every warning the reader raised, also for a file that failed later.
     pub warnings: Warnings,
+    /// Size of the input in bytes, when known.
+    pub bytes: Option<u64>,
+    /// Time spent converting it.
+    pub elapsed: Duration,
 }
 
 #[derive(Debug)]
@@ -64,6 +69,8 @@ pub struct Totals {
 /// The one place that writes to stderr while workers run.
 pub struct Reporter {
     verbosity: Verbosity,
+    /// Keep every report for [`Reporter::take_reports`] (the JSON report).
+    keep: bool,
     state: Mutex<State>,
 }
 
@@ -74,14 +81,28 @@ struct State {
     /// Reports that arrived before an earlier input's.
     waiting: BTreeMap<usize, FileReport>,
     totals: Totals,
+    /// The reports already printed, when kept.
+    done: Vec<FileReport>,
 }
 
 impl Reporter {
     pub fn new(verbosity: Verbosity) -> Reporter {
         Reporter {
             verbosity,
+            keep: false,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Keep every report after printing it, for [`Reporter::take_reports`].
+    pub fn keeping_reports(mut self) -> Reporter {
+        self.keep = true;
+        self
+    }
+
+    /// Every report so far, in input order (after [`Reporter::flush`]); empty unless kept.
+    pub fn take_reports(&self) -> Vec<FileReport> {
+        std::mem::take(&mut self.lock().done)
     }
 
     /// The report on input number `index` (0-based, command-line order). Printed as soon as all
@@ -95,8 +116,12 @@ impl Reporter {
         while let Some(report) = state.waiting.remove(&state.next) {
             state.next += 1;
             self.render(&report, &mut text);
+            if self.keep {
+                state.done.push(report);
+            }
         }
         emit(&text);
+        crate::progress::file_done();
     }
 
     /// Print every report still held back (a run that was interrupted leaves gaps), in order.
@@ -105,6 +130,9 @@ impl Reporter {
         let mut text = String::new();
         for report in std::mem::take(&mut state.waiting).into_values() {
             self.render(&report, &mut text);
+            if self.keep {
+                state.done.push(report);
+            }
         }
         emit(&text);
         state.totals
@@ -112,11 +140,16 @@ impl Reporter {
 
     /// The closing line: counts and time; `signal` names the signal that stopped the run.
     pub fn summary(&self, totals: &Totals, elapsed: Duration, signal: Option<&str>) {
+        let failed = format!("{} failed", totals.failed);
         let line = format!(
-            "{} converted, {} skipped, {} failed; {} {}, {} {} in {:.2}s",
+            "{} converted, {} skipped, {}; {} {}, {} {} in {:.2}s",
             totals.converted,
             totals.skipped,
-            totals.failed,
+            if totals.failed > 0 {
+                paint(RED, &failed)
+            } else {
+                failed
+            },
             totals.rows,
             plural(totals.rows, "row", "rows"),
             totals.warnings,
@@ -145,7 +178,7 @@ impl Reporter {
     pub fn warn(&self, text: fmt::Arguments<'_>) {
         if self.verbosity > Verbosity::Quiet {
             let _guard = self.lock();
-            message(format_args!("warning: {text}"));
+            message(format_args!("{}: {text}", paint(YELLOW, "warning")));
         }
     }
 
@@ -164,8 +197,9 @@ impl Reporter {
             for warning in report.warnings.kept().iter().take(WARNINGS_SHOWN) {
                 let _ = writeln!(
                     text,
-                    "kml2csv: {input}{}: warning: {}",
+                    "kml2csv: {input}{}: {}: {}",
                     At(warning.position),
+                    paint(YELLOW, "warning"),
                     warning.message
                 );
             }
@@ -180,9 +214,12 @@ impl Reporter {
             }
         }
         let _ = match &report.status {
-            Status::Failed { position, message } => {
-                writeln!(text, "kml2csv: {input}{}: {message}", At(*position))
-            }
+            Status::Failed { position, message } => writeln!(
+                text,
+                "kml2csv: {input}{}: {}",
+                At(*position),
+                paint(RED, message)
+            ),
             Status::Converted { output, rows } if verbose => writeln!(
                 text,
                 "kml2csv: {input}: converted to {} ({rows} {})",
@@ -254,7 +291,28 @@ fn emit(text: &str) {
         return;
     }
     // Nothing sensible can be done about a closed or full stderr; the exit status still tells.
-    let _ = io::stderr().lock().write_all(text.as_bytes());
+    crate::progress::suspend(|| {
+        let _ = io::stderr().lock().write_all(text.as_bytes());
+    });
+}
+
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+
+/// Colour `warning` and errors from now on (`--color`, `NO_COLOR`).
+pub fn set_color(on: bool) {
+    COLOR.store(on, Ordering::Relaxed);
+}
+
+/// `text` in `color` when colour is on.
+fn paint(color: &str, text: &str) -> String {
+    if COLOR.load(Ordering::Relaxed) {
+        format!("{color}{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +328,8 @@ mod tests {
                 message: "malformed XML: x".into(),
             },
             warnings: Warnings::default(),
+            bytes: None,
+            elapsed: Duration::ZERO,
         }
     }
 
@@ -298,6 +358,8 @@ mod tests {
                 rows: 1,
             },
             warnings,
+            bytes: None,
+            elapsed: Duration::ZERO,
         };
         let mut text = String::new();
         reporter.render(&report, &mut text);
