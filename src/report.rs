@@ -71,6 +71,8 @@ pub struct Reporter {
     verbosity: Verbosity,
     /// Keep every report for [`Reporter::take_reports`] (the JSON report).
     keep: bool,
+    /// `--update`: a skipped output is up to date (rather than merely present).
+    update: bool,
     state: Mutex<State>,
 }
 
@@ -90,6 +92,7 @@ impl Reporter {
         Reporter {
             verbosity,
             keep: false,
+            update: false,
             state: Mutex::new(State::default()),
         }
     }
@@ -97,6 +100,12 @@ impl Reporter {
     /// Keep every report after printing it, for [`Reporter::take_reports`].
     pub fn keeping_reports(mut self) -> Reporter {
         self.keep = true;
+        self
+    }
+
+    /// Outputs are skipped because they are up to date (`--update`).
+    pub fn updating(mut self) -> Reporter {
+        self.update = true;
         self
     }
 
@@ -225,6 +234,11 @@ impl Reporter {
                 "kml2csv: {input}: converted to {} ({rows} {})",
                 output.display(),
                 plural(*rows, "row", "rows")
+            ),
+            Status::Skipped { output } if verbose && self.update => writeln!(
+                text,
+                "kml2csv: {input}: skipped, {} is up to date",
+                output.display()
             ),
             Status::Skipped { output } if verbose => writeln!(
                 text,

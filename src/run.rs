@@ -103,6 +103,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     if config.report.is_some() {
         reporter = reporter.keeping_reports();
     }
+    if config.update {
+        reporter = reporter.updating();
+    }
     if config.merge.is_some() || config.stdout || config.inputs.iter().any(|i| i == STDIN) {
         return stream::run(config, &stop, &reporter, started);
     }

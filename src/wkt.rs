@@ -14,7 +14,8 @@
 //! - `Z` when any tuple has an altitude; a tuple without one is then given altitude `0`;
 //! - nothing (an empty string) for a feature without coordinates.
 //!
-//! Numbers are copied verbatim from the KML.
+//! Numbers are copied verbatim from the KML, except that a leading `+` is dropped: GDAL (and so
+//! `ogr2ogr` and QGIS) rejects `POINT (+8.5 47)`.
 
 use std::fmt::Write;
 
@@ -161,12 +162,21 @@ impl Writer<'_> {
     }
 
     fn tuple(&mut self, t: &Tuple) {
-        let _ = write!(self.out, "{} {}", t[0], t[1]);
+        let _ = write!(self.out, "{} {}", unsigned(&t[0]), unsigned(&t[1]));
         if self.z {
-            let altitude = if t[2].is_empty() { "0" } else { &t[2] };
+            let altitude = if t[2].is_empty() {
+                "0"
+            } else {
+                unsigned(&t[2])
+            };
             let _ = write!(self.out, " {altitude}");
         }
     }
+}
+
+/// `number` without a leading `+`.
+fn unsigned(number: &str) -> &str {
+    number.strip_prefix('+').unwrap_or(number)
 }
 
 /// Whether two tuples are the same position (`1.0` equals `1`): a ring is closed then.
@@ -218,7 +228,7 @@ mod tests {
         assert_eq!(wkt(&[part("Point", Ring::None, &["1,2"])]), "POINT (1 2)");
         assert_eq!(
             wkt(&[part("Point", Ring::None, &["+008.50,1e-3,3"])]),
-            "POINT Z (+008.50 1e-3 3)"
+            "POINT Z (008.50 1e-3 3)"
         );
         assert_eq!(
             wkt(&[part("Track", Ring::None, &["1,2,5", "3,4"])]),
