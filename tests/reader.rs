@@ -291,3 +291,226 @@ fn warnings_are_counted_but_only_the_first_kept() {
     assert_eq!(writer.warnings().total(), 10_000);
     assert_eq!(writer.warnings().kept().len(), kml::Warnings::KEPT);
 }
+
+/// Collects what the attribute and feature options add.
+type FeatureSeen = (u64, String, Option<kml::Attributes>, Vec<kml::Part>);
+
+#[derive(Default)]
+struct Features {
+    vertex_attributes: Vec<(String, Option<kml::Attributes>)>,
+    features: Vec<FeatureSeen>,
+}
+
+impl Sink for Features {
+    fn vertex(&mut self, v: &Vertex<'_>) -> io::Result<()> {
+        let id = format!(
+            "{}:{}:{}",
+            v.feature.map(|f| f as i64).unwrap_or(-1),
+            v.part,
+            v.vertex
+        );
+        self.vertex_attributes.push((id, v.attributes.cloned()));
+        Ok(())
+    }
+
+    fn warning(&mut self, _: Warning) {}
+
+    fn feature(&mut self, f: &kml::Feature<'_>) -> io::Result<()> {
+        self.features.push((
+            f.ordinal,
+            f.name.to_string(),
+            f.attributes.cloned(),
+            f.parts.to_vec(),
+        ));
+        Ok(())
+    }
+}
+
+const ATTRIBUTED: &str = r##"<kml xmlns="http://www.opengis.net/kml/2.2"><Document><name>Trips</name>
+  <Folder><name>2024</name><Folder>
+    <Placemark>
+      <Point><coordinates>1,2</coordinates></Point>
+      <name>A</name>
+      <description><![CDATA[<b>bold</b>]]> &amp; more</description>
+      <TimeStamp><when>2024-05-01</when></TimeStamp>
+      <styleUrl>#red</styleUrl>
+      <ExtendedData>
+        <Data name="speed"><displayName>Speed</displayName><value>12</value></Data>
+        <Data name="empty"/>
+        <Data name="speed"><value>ignored duplicate</value></Data>
+        <SchemaData schemaUrl="#s"><SimpleData name="name">not the name</SimpleData></SchemaData>
+      </ExtendedData>
+    </Placemark>
+  </Folder></Folder>
+  <Placemark><name>B</name><TimeSpan><begin>2020</begin><end>2021</end></TimeSpan>
+    <MultiGeometry><Point><coordinates>5,6,7</coordinates></Point>
+      <Polygon><outerBoundaryIs><LinearRing><coordinates>0,0 1,0 1,1 0,0</coordinates></LinearRing></outerBoundaryIs>
+        <innerBoundaryIs><LinearRing><coordinates>.1,.1 .2,.1 .1,.1</coordinates></LinearRing></innerBoundaryIs></Polygon>
+    </MultiGeometry></Placemark>
+  <Placemark><name>no geometry</name></Placemark>
+</Document></kml>"##;
+
+#[test]
+fn attributes_of_a_feature_reach_all_its_vertices() {
+    let options = ReadOptions {
+        attributes: true,
+        ..ReadOptions::default()
+    };
+    let mut got = Features::default();
+    kml::read(Cursor::new(ATTRIBUTED.as_bytes()), &mut got, &options).unwrap();
+    let a = got.vertex_attributes[0].1.clone().expect("attributes");
+    assert_eq!(got.vertex_attributes[0].0, "0:0:0");
+    assert_eq!(a.folder, "Trips/2024");
+    assert_eq!(a.description, "<b>bold</b> & more");
+    assert_eq!(a.timestamp, "2024-05-01");
+    assert_eq!(a.style, "#red");
+    assert_eq!(
+        a.data,
+        [
+            ("speed".to_string(), "12".to_string()),
+            ("empty".to_string(), String::new()),
+            ("name".to_string(), "not the name".to_string()),
+        ]
+    );
+    let b = got.vertex_attributes[1].1.clone().expect("attributes");
+    assert_eq!(
+        (b.folder.as_str(), b.begin.as_str(), b.end.as_str()),
+        ("Trips", "2020", "2021")
+    );
+    assert!(b.data.is_empty());
+    // Without the option nothing is collected.
+    let mut plain = Features::default();
+    kml::read(
+        Cursor::new(ATTRIBUTED.as_bytes()),
+        &mut plain,
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    assert!(plain.vertex_attributes.iter().all(|(_, a)| a.is_none()));
+    assert!(plain.features.is_empty());
+}
+
+#[test]
+fn whole_features_come_with_their_parts() {
+    let options = ReadOptions {
+        features: true,
+        ..ReadOptions::default()
+    };
+    let mut got = Features::default();
+    kml::read(Cursor::new(ATTRIBUTED.as_bytes()), &mut got, &options).unwrap();
+    type Shape<'a> = (u64, &'a str, Vec<(&'a str, &'a str, usize)>);
+    let summary: Vec<Shape<'_>> = got
+        .features
+        .iter()
+        .map(|(ordinal, name, attributes, parts)| {
+            assert!(attributes.is_none());
+            let parts = parts
+                .iter()
+                .map(|p| (p.geometry.as_str(), p.ring.as_str(), p.tuples.len()))
+                .collect();
+            (*ordinal, name.as_str(), parts)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (0, "A", vec![("Point", "", 1)]),
+            (
+                1,
+                "B",
+                vec![
+                    ("Point", "", 1),
+                    ("Polygon", "outer", 4),
+                    ("Polygon", "inner", 3)
+                ]
+            ),
+            (2, "no geometry", vec![]),
+        ]
+    );
+    assert_eq!(
+        got.features[1].3[0].tuples[0],
+        ["5", "6", "7"].map(String::from)
+    );
+    // The vertex rows are still reported, in document order.
+    assert_eq!(got.vertex_attributes.len(), 9);
+}
+
+/// A reader that hands out at most `step` bytes at a time, so that every delimiter
+/// (`<![CDATA[`, `]]>`, `-->`, a tuple) ends up split between two reads somewhere.
+struct Trickle<'a> {
+    rest: &'a [u8],
+    step: usize,
+}
+
+impl io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.rest.len().min(out.len()).min(self.step);
+        out[..n].copy_from_slice(&self.rest[..n]);
+        self.rest = &self.rest[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn comments_and_cdata_split_across_reads() {
+    let doc = "<kml><!-- a - comment -- with-dashes? no --><Placemark><name>x<!--c-->y<![CDATA[ & <z> ]]]]></name>\
+        <description><![CDATA[<p>big</p>]]></description><LineString><coordinates>1,<![CDATA[2 3]]>,4<!-- - -->5,6</coordinates></LineString></Placemark></kml>";
+    let doc = doc.replace("-- with-dashes? no ", " with-dashes? no ");
+    let whole = rows(&doc);
+    // "1," + "2 3" + ",4" + "5,6": the comment joins "4" and "5".
+    assert_eq!(
+        whole,
+        [
+            "0|xy & <z> ]]|LineString|0||0|1|2||",
+            "0|xy & <z> ]]|LineString|0||1|3|45|6|",
+        ]
+    );
+    for step in 1..12 {
+        let mut got = Rows::default();
+        kml::read_document(
+            Trickle {
+                rest: doc.as_bytes(),
+                step,
+            },
+            &mut got,
+            &ReadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(got.rows, whole, "step {step}");
+    }
+}
+
+#[test]
+fn comment_rules() {
+    assert!(error(b"<kml><!-- a -- b --></kml>")
+        .to_string()
+        .contains("'--'"));
+    assert!(error(b"<kml><!-- never closed </kml>")
+        .to_string()
+        .contains("unclosed comment"));
+    assert!(error(b"<kml><name><![CDATA[ never closed </name></kml>")
+        .to_string()
+        .contains("unclosed CDATA"));
+    assert!(error(b"<![CDATA[x]]><kml/>")
+        .to_string()
+        .contains("CDATA outside"));
+    assert_eq!(
+        rows("<!-- before --><Point><!----><coordinates>1,2</coordinates></Point><!-- after -->"),
+        ["||Point|0||0|1|2||"]
+    );
+}
+
+#[test]
+fn deep_nesting_is_bounded_not_a_crash() {
+    // See: every open element costs memory, so depth is capped.
+    let ok = format!(
+        "<kml>{}{}</kml>",
+        "<a>".repeat(100_000),
+        "</a>".repeat(100_000)
+    );
+    assert_eq!(rows(&ok), Vec::<String>::new());
+    let deep = "<a>".repeat(300_000);
+    assert!(error(deep.as_bytes())
+        .to_string()
+        .contains("nested too deeply"));
+}

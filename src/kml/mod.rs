@@ -4,6 +4,82 @@
 //! file, the number of features or the length of a single `<coordinates>` element, and reports
 //! every vertex (with the feature, geometry and part it belongs to) to a [`Sink`]. It knows
 //! nothing of CSV, files on disk beyond opening one, or the command line.
+//!
+//! # Reading vertices
+//!
+//! Implement [`Sink`] and hand it to [`read_path`] (a file), [`read`] (anything seekable, KML
+//! or KMZ) or [`read_document`] (any byte stream of KML):
+//!
+//! ```
+//! use std::io;
+//! use kml2csv::kml::{self, ReadOptions, Sink, Vertex, Warning};
+//!
+//! #[derive(Default)]
+//! struct Collect {
+//!     rows: Vec<String>,
+//!     warnings: Vec<Warning>,
+//! }
+//!
+//! impl Sink for Collect {
+//!     fn vertex(&mut self, v: &Vertex<'_>) -> io::Result<()> {
+//!         self.rows.push(format!("{} {} part {}: {},{}", v.name, v.geometry, v.part, v.longitude, v.latitude));
+//!         Ok(())
+//!     }
+//!     fn warning(&mut self, warning: Warning) {
+//!         self.warnings.push(warning);
+//!     }
+//! }
+//!
+//! let kml = r#"<kml xmlns="http://www.opengis.net/kml/2.2">
+//!   <Placemark><name>Walk</name>
+//!     <LineString><coordinates>8.54,47.37 8.55,47.38 oops,1</coordinates></LineString>
+//!   </Placemark>
+//! </kml>"#;
+//! let mut out = Collect::default();
+//! let summary = kml::read_document(kml.as_bytes(), &mut out, &ReadOptions::default())?;
+//! assert_eq!(out.rows, ["Walk LineString part 0: 8.54,47.37", "Walk LineString part 0: 8.55,47.38"]);
+//! assert_eq!(summary.vertices, 2);
+//! // The bad tuple was skipped, with where it is.
+//! assert_eq!(out.warnings[0].to_string(), r#"3:52: tuple "oops,1" skipped: not a number"#);
+//! # Ok::<(), kml::Error>(())
+//! ```
+//!
+//! # Whole features
+//!
+//! With [`ReadOptions::features`] the sink also gets every feature at its end, with its
+//! coordinate sequences ([`Part`]); with [`ReadOptions::attributes`], its descriptive fields:
+//!
+//! ```
+//! use std::io::{self, Cursor};
+//! use kml2csv::kml::{self, Feature, ReadOptions, Sink, Vertex, Warning};
+//!
+//! #[derive(Default)]
+//! struct Features(Vec<String>);
+//!
+//! impl Sink for Features {
+//!     fn vertex(&mut self, _: &Vertex<'_>) -> io::Result<()> {
+//!         Ok(())
+//!     }
+//!     fn warning(&mut self, _: Warning) {}
+//!     fn feature(&mut self, f: &Feature<'_>) -> io::Result<()> {
+//!         let speed = f.attributes.and_then(|a| a.data.iter().find(|(k, _)| k == "speed"));
+//!         let parts: Vec<String> =
+//!             f.parts.iter().map(|p| format!("{} of {}", p.geometry, p.tuples.len())).collect();
+//!         self.0.push(format!("#{} {}: {} {:?}", f.ordinal, f.name, parts.join(", "), speed));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let kml = r#"<kml><Document><Placemark><name>Lake</name>
+//!   <ExtendedData><Data name="speed"><value>3</value></Data></ExtendedData>
+//!   <Polygon><outerBoundaryIs><LinearRing><coordinates>0,0 1,0 1,1 0,0</coordinates></LinearRing></outerBoundaryIs></Polygon>
+//! </Placemark></Document></kml>"#;
+//! let options = ReadOptions { features: true, attributes: true, ..ReadOptions::default() };
+//! let mut out = Features::default();
+//! kml::read(Cursor::new(kml), &mut out, &options)?;
+//! assert_eq!(out.0, [r#"#0 Lake: Polygon of 4 Some(("speed", "3"))"#]);
+//! # Ok::<(), kml::Error>(())
+//! ```
 
 mod coords;
 mod decode;

@@ -18,12 +18,19 @@ use super::coords::{is_number, is_xml_space, Tokenizer, TupleOut};
 use super::spill::SpillQueue;
 use super::tracked::Tracked;
 use super::{
-    decode, Error, ErrorKind, Position, ReadOptions, Ring, Sink, Summary, Vertex, Warning,
+    decode, Attributes, Error, ErrorKind, Feature, Part, Position, ReadOptions, Ring, Sink,
+    Summary, Vertex, Warning,
 };
 
 /// Longest `<name>`, `<when>` or `<gx:coord>` text kept; the rest is dropped with a warning so
 /// that a hostile document cannot make us hold gigabytes.
 const MAX_CAPTURE: usize = 1 << 20;
+
+/// Deepest nesting accepted, and most bytes of open element names: real KML nests a few
+/// dozen levels, and every open element costs memory (its name is kept to check the end tag),
+/// so a file of nothing but start tags must not be able to exhaust it.
+const MAX_DEPTH: usize = 250_000;
+const MAX_OPEN_NAME_BYTES: usize = 8 << 20;
 
 /// The leaf features whose vertices get an ordinal and a name. Containers (Document, Folder)
 /// are not counted: their names are not the name of a geometry.
@@ -108,6 +115,10 @@ struct FeatureScope {
     /// `None` until its `<name>` ends.
     name: Option<String>,
     parts: u64,
+    /// Filled with [`ReadOptions::attributes`].
+    attributes: Attributes,
+    /// Its whole geometry, kept with [`ReadOptions::features`].
+    geometry: Vec<Part>,
 }
 
 /// Assigns feature, part and vertex numbers and hands rows to the sink, holding back the rows
@@ -115,6 +126,10 @@ struct FeatureScope {
 struct Emitter<'s> {
     sink: &'s mut dyn Sink,
     strict: bool,
+    /// [`ReadOptions::attributes`]: every row of a feature waits for the feature's end.
+    attributes: bool,
+    /// [`ReadOptions::features`].
+    whole_features: bool,
     features: Vec<FeatureScope>,
     /// Part counter for sequences outside any feature.
     outside_parts: u64,
@@ -154,11 +169,28 @@ impl Emitter<'_> {
         seq.vertices += 1;
         let ring = seq.ring.unwrap_or(Ring::None);
         self.summary.vertices += 1;
+        if self.whole_features {
+            if let Some(f) = self.features.last_mut() {
+                if f.geometry.len() as u64 == part {
+                    f.geometry.push(Part {
+                        geometry: seq.geometry.clone(),
+                        ring,
+                        tuples: Vec::new(),
+                    });
+                }
+                if let Some(p) = f.geometry.last_mut() {
+                    p.tuples
+                        .push([lon.to_owned(), lat.to_owned(), alt.to_owned()]);
+                }
+            }
+        }
+        let hold = self.attributes;
         let (feature, name) = match self.features.last() {
             Some(f) => match &f.name {
-                Some(name) => (Some(f.ordinal), name.as_str()),
-                None => {
-                    // The name may still come after the geometry: hold the row back.
+                Some(name) if !hold => (Some(f.ordinal), name.as_str()),
+                _ => {
+                    // The name (or another field) may still come after the geometry: hold the
+                    // row back.
                     let ring_code = [ring as u8];
                     return self
                         .pending
@@ -202,6 +234,7 @@ impl Emitter<'_> {
         };
         let name = feature.name.as_deref().unwrap_or("");
         let ordinal = feature.ordinal;
+        let attributes = self.attributes.then_some(&feature.attributes);
         let sink = &mut *self.sink;
         loop {
             let written = self
@@ -229,7 +262,7 @@ impl Emitter<'_> {
                         latitude: std::str::from_utf8(lat).unwrap_or_default(),
                         altitude: std::str::from_utf8(alt).unwrap_or_default(),
                         when: std::str::from_utf8(when).unwrap_or_default(),
-                        attributes: None,
+                        attributes,
                     })
                 })
                 .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
@@ -238,6 +271,25 @@ impl Emitter<'_> {
                 Some(result) => result.map_err(|e| Error::new(ErrorKind::Sink(e), None))?,
             }
         }
+    }
+
+    /// The innermost feature ends: write what it held back, then the feature itself.
+    fn end_feature(&mut self) -> Result<(), Error> {
+        self.flush_pending()?;
+        if let Some(f) = self.features.pop() {
+            if self.whole_features {
+                let feature = Feature {
+                    ordinal: f.ordinal,
+                    name: f.name.as_deref().unwrap_or(""),
+                    attributes: self.attributes.then_some(&f.attributes),
+                    parts: &f.geometry,
+                };
+                self.sink
+                    .feature(&feature)
+                    .map_err(|e| Error::new(ErrorKind::Sink(e), None))?;
+            }
+        }
+        Ok(())
     }
 
     fn warn(&mut self, offset: u64, message: String) -> Result<(), Error> {
@@ -266,6 +318,15 @@ enum Capture {
     When,
     Coord,
     Location(usize),
+    /// The `<name>` of a Document or Folder.
+    ContainerName,
+    Description,
+    Style,
+    Timestamp,
+    Begin,
+    End,
+    /// `Data/value` or `SimpleData`, for the field named in [`Document::field_name`].
+    Field,
 }
 
 /// A gx:Track: its i-th `<when>` goes with its i-th `<gx:coord>`. Writers put all whens
@@ -311,6 +372,12 @@ struct Document<'s> {
     entities: Vec<(String, EntityKind)>,
     /// A finished Track kept for its queues' allocations.
     spare_track: Option<Track>,
+    /// Open Documents and Folders (with [`ReadOptions::attributes`]): depth and name.
+    containers: Vec<(usize, Option<String>)>,
+    /// The ExtendedData field being read: its name, the depth of its `Data` element, and
+    /// whether its value was seen.
+    field_name: String,
+    field: Option<(usize, bool)>,
 }
 
 impl<'s> Document<'s> {
@@ -320,6 +387,8 @@ impl<'s> Document<'s> {
             emitter: Emitter {
                 sink,
                 strict: options.strict,
+                attributes: options.attributes,
+                whole_features: options.features,
                 features: Vec::new(),
                 outside_parts: 0,
                 next_feature: 0,
@@ -343,6 +412,9 @@ impl<'s> Document<'s> {
             utf8_carry: Vec::new(),
             entities: Vec::new(),
             spare_track: None,
+            containers: Vec::new(),
+            field_name: String::new(),
+            field: None,
         }
     }
 
@@ -369,11 +441,11 @@ impl<'s> Document<'s> {
             match event {
                 Event::Start(e) => {
                     self.check_attributes(&e, before)?;
-                    self.start(local_name(&e), before)?;
+                    self.start(&e, before)?;
                 }
                 Event::Empty(e) => {
                     self.check_attributes(&e, before)?;
-                    self.start(local_name(&e), before)?;
+                    self.start(&e, before)?;
                     self.end(at)?;
                 }
                 Event::End(_) => self.end(at)?,
@@ -506,6 +578,90 @@ impl<'s> Document<'s> {
                 if !self.utf8_carry.is_empty() {
                     return self.fail_at(offset + n as u64, "invalid UTF-8: incomplete sequence");
                 }
+                // Comments and CDATA sections are streamed here too: quick-xml would buffer
+                // them whole, and a CDATA description can be as large as the file.
+                let head = reader
+                    .get_mut()
+                    .fill_at_least(9)
+                    .map_err(|e| io_error(e, None))?;
+                if head.starts_with(b"<!--") {
+                    self.skip_comment(reader)?;
+                } else if head.starts_with(b"<![CDATA[") {
+                    self.read_cdata(reader)?;
+                } else {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Skip a comment, checking its characters; the reader is at `<!--`.
+    fn skip_comment<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
+        let start = reader.buffer_position();
+        reader.stream().consume(4);
+        loop {
+            let offset = reader.buffer_position();
+            let buf = reader
+                .get_mut()
+                .fill_at_least(3)
+                .map_err(|e| io_error(e, None))?;
+            if buf.len() < 3 {
+                return self.fail_at(start, "unclosed comment");
+            }
+            let (content, consumed, done) = match memchr::memmem::find(buf, b"--") {
+                Some(i) if buf.get(i + 2) == Some(&b'>') => (i, i + 3, true),
+                Some(i) if i + 2 < buf.len() => {
+                    return self.fail_at(offset + i as u64, "'--' is not allowed inside a comment");
+                }
+                // `--` at the very end: look again with the byte after it.
+                Some(i) => (i, i, false),
+                None => {
+                    let keep = usize::from(buf.ends_with(b"-"));
+                    (buf.len() - keep, buf.len() - keep, false)
+                }
+            };
+            self.check_chars(&buf[..content], offset)?;
+            reader.stream().consume(consumed);
+            self.check_cancel()?;
+            if done {
+                if !self.utf8_carry.is_empty() {
+                    return self.fail_at(offset, "invalid UTF-8: incomplete sequence");
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Hand the content of a CDATA section on as character data; the reader is at
+    /// `<![CDATA[`.
+    fn read_cdata<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
+        let start = reader.buffer_position();
+        if self.depth() == 0 {
+            return self.fail_at(start, "CDATA outside the root element");
+        }
+        reader.stream().consume(9);
+        loop {
+            let offset = reader.buffer_position();
+            let buf = reader
+                .get_mut()
+                .fill_at_least(3)
+                .map_err(|e| io_error(e, None))?;
+            if buf.len() < 3 {
+                return self.fail_at(start, "unclosed CDATA section");
+            }
+            let (content, consumed, done) = match memchr::memmem::find(buf, b"]]>") {
+                Some(i) => (i, i + 3, true),
+                // Keep what may be the start of `]]>` for the next look.
+                None => (buf.len() - 2, buf.len() - 2, false),
+            };
+            self.check_chars(&buf[..content], offset)?;
+            self.deliver(&buf[..content], offset)?;
+            reader.stream().consume(consumed);
+            self.check_cancel()?;
+            if done {
+                if !self.utf8_carry.is_empty() {
+                    return self.fail_at(offset, "invalid UTF-8: incomplete sequence");
+                }
                 return Ok(());
             }
         }
@@ -567,15 +723,17 @@ impl<'s> Document<'s> {
             }
             self.utf8_carry.clear();
         }
-        if let Some(i) = bytes.iter().position(|&b| b < 0x20 && !is_xml_space(b)) {
+        let Some(first) = first_unusual_byte(bytes) else {
+            return Ok(());
+        };
+        let rest = &bytes[first..];
+        if let Some(i) = rest.iter().position(|&b| b < 0x20 && !is_xml_space(b)) {
             return self.fail_at(
-                offset + i as u64,
-                &format!("control character U+{:04X} is not allowed in XML", bytes[i]),
+                offset + (first + i) as u64,
+                &format!("control character U+{:04X} is not allowed in XML", rest[i]),
             );
         }
-        if bytes.is_ascii() {
-            return Ok(());
-        }
+        let (bytes, offset) = (rest, offset + first as u64);
         match std::str::from_utf8(bytes) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_none() => {
@@ -586,7 +744,8 @@ impl<'s> Document<'s> {
         }
     }
 
-    fn start(&mut self, local: &str, at: u64) -> Result<(), Error> {
+    fn start(&mut self, element: &BytesStart<'_>, at: u64) -> Result<(), Error> {
+        let local = local_name(element);
         if self.depth() == 0 {
             if self.root_seen {
                 return self.fail_at(at, "content after the root element");
@@ -594,6 +753,12 @@ impl<'s> Document<'s> {
             self.root_seen = true;
         }
         let depth = self.depth() + 1;
+        if depth > MAX_DEPTH || self.open.names.len() > MAX_OPEN_NAME_BYTES {
+            return self.fail_at(
+                at,
+                &format!("elements nested too deeply (more than {MAX_DEPTH} levels or {MAX_OPEN_NAME_BYTES} bytes of open element names)"),
+            );
+        }
         if self.coordinates.is_some() {
             // Everything inside <coordinates> is its text.
             self.open.push(local);
@@ -661,12 +826,64 @@ impl<'s> Document<'s> {
                     depth,
                     name: None,
                     parts: 0,
+                    attributes: Attributes::default(),
+                    geometry: Vec::new(),
                 });
             }
+            _ if self.emitter.attributes => self.start_attribute(element, local, depth),
             _ => {}
         }
         self.open.push(local);
         Ok(())
+    }
+
+    /// Elements that only matter for [`ReadOptions::attributes`].
+    fn start_attribute(&mut self, element: &BytesStart<'_>, local: &str, depth: usize) {
+        if matches!(local, "Document" | "Folder") {
+            self.containers.push((depth, None));
+            return;
+        }
+        if self.capture.is_some() {
+            return;
+        }
+        let parent = self.open.name(0);
+        let grandparent = self.open.name(1);
+        if local == "name" {
+            if let Some((d, None)) = self.containers.last() {
+                if d + 1 == depth {
+                    self.begin_capture(Capture::ContainerName, depth);
+                }
+            }
+            return;
+        }
+        // The rest belongs to the innermost feature.
+        let Some(feature_depth) = self.emitter.features.last().map(|f| f.depth) else {
+            return;
+        };
+        let child = feature_depth + 1 == depth;
+        let grandchild = feature_depth + 2 == depth;
+        let capture = match local {
+            "description" if child => Capture::Description,
+            "styleUrl" if child => Capture::Style,
+            "when" if grandchild && parent == "TimeStamp" => Capture::Timestamp,
+            "begin" if grandchild && parent == "TimeSpan" => Capture::Begin,
+            "end" if grandchild && parent == "TimeSpan" => Capture::End,
+            "Data" if parent == "ExtendedData" => {
+                self.field_name = attribute(element, "name");
+                self.field = Some((depth, false));
+                return;
+            }
+            "value" if parent == "Data" && self.field.is_some_and(|(d, _)| d + 1 == depth) => {
+                Capture::Field
+            }
+            "SimpleData" if parent == "SchemaData" && grandparent == "ExtendedData" => {
+                self.field_name = attribute(element, "name");
+                self.field = Some((depth, false));
+                Capture::Field
+            }
+            _ => return,
+        };
+        self.begin_capture(capture, depth);
     }
 
     fn begin_capture(&mut self, what: Capture, depth: usize) {
@@ -700,14 +917,30 @@ impl<'s> Document<'s> {
             if self.stray.as_ref().is_some_and(|(d, _)| *d == depth) {
                 self.stray = None;
             }
+            if self.field.is_some_and(|(d, _)| d == depth) {
+                if let Some((_, false)) = self.field {
+                    // A Data without a <value>.
+                    self.captured.clear();
+                    self.set_field();
+                }
+                self.field = None;
+            }
             if self
                 .emitter
                 .features
                 .last()
                 .is_some_and(|f| f.depth == depth)
             {
-                self.emitter.flush_pending()?;
-                self.emitter.features.pop();
+                if self.emitter.attributes {
+                    let folder = self.folder();
+                    if let Some(f) = self.emitter.features.last_mut() {
+                        f.attributes.folder = folder;
+                    }
+                }
+                self.emitter.end_feature()?;
+            }
+            if self.containers.last().is_some_and(|(d, _)| *d == depth) {
+                self.containers.pop();
             }
         }
         self.open.pop();
@@ -728,7 +961,9 @@ impl<'s> Document<'s> {
                 if let Some(feature) = self.emitter.features.last_mut() {
                     feature.name = Some(name);
                 }
-                self.emitter.flush_pending()?;
+                if !self.emitter.attributes {
+                    self.emitter.flush_pending()?;
+                }
             }
             Capture::When => {
                 if let Some(track) = &mut self.track {
@@ -762,8 +997,68 @@ impl<'s> Document<'s> {
                 }
             }
             Capture::Coord => self.end_coord(at)?,
+            Capture::ContainerName => {
+                if let Some((_, name)) = self.containers.last_mut() {
+                    *name = Some(text.to_string());
+                }
+            }
+            Capture::Field => {
+                self.captured = text.to_string();
+                self.set_field();
+            }
+            Capture::Description
+            | Capture::Style
+            | Capture::Timestamp
+            | Capture::Begin
+            | Capture::End => {
+                if let Some(f) = self.emitter.features.last_mut() {
+                    let a = &mut f.attributes;
+                    let slot = match what {
+                        Capture::Description => &mut a.description,
+                        Capture::Style => &mut a.style,
+                        Capture::Timestamp => &mut a.timestamp,
+                        Capture::Begin => &mut a.begin,
+                        _ => &mut a.end,
+                    };
+                    if slot.is_empty() {
+                        slot.push_str(text);
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Record the ExtendedData field being read, with `captured` as its value; the first of
+    /// two fields with the same name wins.
+    fn set_field(&mut self) {
+        if let Some((_, seen)) = &mut self.field {
+            if *seen {
+                return;
+            }
+            *seen = true;
+        }
+        if let Some(f) = self.emitter.features.last_mut() {
+            let data = &mut f.attributes.data;
+            if !data.iter().any(|(name, _)| *name == self.field_name) {
+                data.push((self.field_name.clone(), self.captured.clone()));
+            }
+        }
+    }
+
+    /// The names of the open Documents and Folders, outermost first, joined with `/`.
+    fn folder(&self) -> String {
+        let mut path = String::new();
+        for name in self.containers.iter().filter_map(|(_, n)| n.as_deref()) {
+            if name.is_empty() {
+                continue;
+            }
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(name);
+        }
+        path
     }
 
     fn end_coord(&mut self, at: u64) -> Result<(), Error> {
@@ -982,6 +1277,17 @@ fn declared_entities(doctype: &str) -> Vec<(String, EntityKind)> {
     found
 }
 
+/// The value of attribute `key`, unescaped; empty if missing or malformed.
+fn attribute(element: &BytesStart<'_>, key: &str) -> String {
+    match element.try_get_attribute(key) {
+        Ok(Some(a)) => a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map(|v| v.into_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 fn local_name<'a>(e: &'a BytesStart<'_>) -> &'a str {
     let name = e.name().into_inner();
     match name.rfind(':') {
@@ -992,6 +1298,33 @@ fn local_name<'a>(e: &'a BytesStart<'_>) -> &'a str {
 
 fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Where the first byte that is not printable ASCII or XML white space is, if any: a control
+/// character (an error) or the start of a multi-byte UTF-8 character (to be validated).
+/// Text is mostly plain ASCII, so eight bytes are looked at a time.
+fn first_unusual_byte(bytes: &[u8]) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const SPACE: u64 = 0x2020_2020_2020_2020;
+    let unusual = |b: u8| b >= 0x80 || (b < 0x20 && !is_xml_space(b));
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        // A high bit, or a byte below 0x20 (this test may also flag the byte after one).
+        let suspicious = (word | (word.wrapping_sub(SPACE) & !word)) & HIGH;
+        if suspicious != 0 {
+            if let Some(i) = chunk.iter().position(|&b| unusual(b)) {
+                return Some(at + i);
+            }
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| unusual(b))
+        .map(|i| at + i)
 }
 
 fn utf8_width(first: u8) -> usize {
@@ -1018,5 +1351,23 @@ fn floor_char_boundary(bytes: &[u8], max: usize) -> usize {
 fn normalize_newlines(text: &mut String) {
     if text.contains('\r') {
         *text = text.replace("\r\n", "\n").replace('\r', "\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_unusual_byte;
+
+    #[test]
+    fn unusual_bytes_are_found_wherever_they_are() {
+        let plain = b"1.5,2.5,0 \t\r\n 3,4 ".repeat(5);
+        assert_eq!(first_unusual_byte(&plain), None);
+        for at in 0..plain.len() {
+            for bad in [0x00, 0x01, 0x1F, 0x80, 0xC3, 0xFF] {
+                let mut text = plain.clone();
+                text[at] = bad;
+                assert_eq!(first_unusual_byte(&text), Some(at), "{bad:#x} at {at}");
+            }
+        }
     }
 }

@@ -77,6 +77,28 @@ impl<R: Read> Tracked<R> {
     }
 }
 
+impl<R: Read> Tracked<R> {
+    /// The unconsumed bytes, at least `n` of them unless the input ends first: lets the
+    /// reader look at a whole `<![CDATA[` or `-->` even where it straddles two reads.
+    pub fn fill_at_least(&mut self, n: usize) -> io::Result<&[u8]> {
+        if self.end - self.pos < n {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.buf_offset += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
+            while self.end < n.min(self.buf.len()) {
+                match self.inner.read(&mut self.buf[self.end..]) {
+                    Ok(0) => break,
+                    Ok(read) => self.end += read,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(&self.buf[self.pos..self.end])
+    }
+}
+
 impl<R: Read> Read for Tracked<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let available = self.fill_buf()?;
@@ -142,6 +164,28 @@ mod tests {
         // Consumed offsets resolve through the recent line starts.
         assert_eq!(r.position_of(1), Some(Position { line: 1, column: 2 }));
         assert_eq!(r.position_of(5), Some(Position { line: 2, column: 3 }));
+    }
+
+    #[test]
+    fn fill_at_least_keeps_unconsumed_bytes_and_positions() {
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(out.len()).min(2);
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut r = Tracked::new(Trickle(b"ab\n<![CDATA[x]]>"));
+        assert_eq!(r.fill_buf().unwrap(), b"ab");
+        r.consume(2);
+        assert_eq!(r.fill_at_least(4).unwrap(), b"\n<![");
+        r.consume(1);
+        assert_eq!(&r.fill_at_least(9).unwrap()[..9], b"<![CDATA[");
+        assert_eq!(r.position_of(4), Some(Position { line: 2, column: 2 }));
+        r.consume(9);
+        assert_eq!(r.fill_at_least(100).unwrap(), b"x]]>");
     }
 
     #[test]
