@@ -743,6 +743,7 @@ fn dry_run_lists_conversions_skips_and_refusals() {
 }
 
 /// The README's Makefile block, run by a real `make`.
+#[cfg(unix)]
 #[test]
 fn the_readme_makefile_works_as_written() {
     let found = std::process::Command::new("make")
@@ -804,6 +805,7 @@ fn the_readme_makefile_works_as_written() {
 }
 
 /// The README's cron line, its command run in a shell with the paths moved into a test folder.
+#[cfg(unix)]
 #[test]
 fn the_readme_cron_line_works_as_written() {
     let readme =
@@ -827,7 +829,6 @@ fn the_readme_cron_line_works_as_written() {
     env.write("data/incoming/2024/a.kml", POINT_KML);
     env.write("data/incoming/b.kml", POINT_KML);
     let command = command.replace("/data/", &format!("{}/data/", env.root().display()));
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_kml2csv")).parent().unwrap();
     let home = env.mkdir("home");
     fs::create_dir_all(home.join(".cargo/bin")).unwrap();
     std::os::unix::fs::symlink(
@@ -835,13 +836,13 @@ fn the_readme_cron_line_works_as_written() {
         home.join(".cargo/bin/kml2csv"),
     )
     .unwrap();
-    for _ in 0..2 {
-        // Cron's environment: a minimal PATH, HOME set, no terminal.
+    // Cron's environment: a minimal PATH without the binary, HOME set, no terminal.
+    let cron = || {
         let out = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(&command)
             .env_clear()
-            .env("PATH", format!("/usr/bin:/bin:{}", bin_dir.display()))
+            .env("PATH", "/usr/bin:/bin")
             .env("HOME", &home)
             .output()
             .unwrap();
@@ -849,11 +850,21 @@ fn the_readme_cron_line_works_as_written() {
         assert_code(&run, 0);
         assert_eq!(run.stdout, "");
         assert_eq!(run.stderr, "", "quiet for cron mail");
-    }
+    };
+    cron();
     assert_eq!(
         env.files_ending(".csv"),
         ["data/csv/2024/a.csv", "data/csv/b.csv"]
     );
+    cron();
+    // A KML that changed since its CSV is converted again by the next run.
+    env.write("data/incoming/b.kml", points_kml("changed", 1));
+    set_mtime(
+        &env.path("data/csv/b.csv"),
+        SystemTime::now() - Duration::from_secs(60),
+    );
+    cron();
+    assert!(env.read("data/csv/b.csv").contains("changed-0"));
 }
 
 // ---------------------------------------------------------------------------------------------
