@@ -596,6 +596,42 @@ fn no_progress_bar_when_stderr_is_not_a_terminal() {
     assert_eq!(run.lines().len(), 1, "only the summary\n{run}");
 }
 
+/// On a terminal (a pseudo-terminal from util-linux `script`) the bar is drawn, and `--quiet`
+/// still hides it.
+#[cfg(unix)]
+#[test]
+fn progress_bar_on_a_terminal_unless_quiet() {
+    let util_linux = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("util-linux"));
+    if !util_linux {
+        eprintln!("skipped: util-linux script is not installed");
+        return;
+    }
+    let env = TestEnv::new();
+    env.write("a.kml", points_kml("p", 20_000));
+    let in_terminal = |args: &str| {
+        let out = std::process::Command::new("script")
+            .current_dir(env.root())
+            .args([
+                "-qec",
+                &format!("{} {args}", env!("CARGO_BIN_EXE_kml2csv")),
+                "/dev/null",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = in_terminal("-f a.kml");
+    assert!(
+        shown.contains("0/1 files") && shown.contains("ETA"),
+        "{shown:?}"
+    );
+    let shown = in_terminal("-f -q a.kml");
+    assert!(!shown.contains("ETA"), "{shown:?}");
+}
+
 #[test]
 fn report_json_has_every_input_and_the_totals() {
     let env = TestEnv::new();
