@@ -36,6 +36,7 @@ const RUN: &str = "Run";
     after_help = EXIT_CODES,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
+    disable_help_subcommand = true,
     subcommand_value_name = "COMMAND",
     subcommand_help_heading = "Commands"
 )]
@@ -162,6 +163,36 @@ pub enum ColorArg {
     Never,
 }
 
+impl ColorArg {
+    /// The `--color` among raw arguments, before they are parsed, so that clap's own help and
+    /// error messages follow it too.
+    pub fn from_raw_args(args: &[OsString]) -> ColorArg {
+        let mut choice = ColorArg::Auto;
+        let mut iter = args.iter().skip(1);
+        while let Some(arg) = iter.next() {
+            let value = match arg.to_str() {
+                Some("--") => break,
+                Some("--color") => iter.next().and_then(|v| v.to_str()),
+                Some(other) => other.strip_prefix("--color="),
+                None => None,
+            };
+            if let Some(parsed) = value.and_then(|v| ColorArg::from_str(v, false).ok()) {
+                choice = parsed;
+            }
+        }
+        choice
+    }
+
+    /// The same choice for clap's output.
+    pub fn for_clap(self) -> clap::ColorChoice {
+        match self {
+            ColorArg::Auto => clap::ColorChoice::Auto,
+            ColorArg::Always => clap::ColorChoice::Always,
+            ColorArg::Never => clap::ColorChoice::Never,
+        }
+    }
+}
+
 fn parse_jobs(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("must be at least 1".to_owned()),
@@ -201,6 +232,29 @@ mod tests {
         assert!(parse_delimiter(";;").is_err());
         assert!(parse_delimiter("\"").is_err());
         assert!(parse_delimiter("é").is_err());
+    }
+
+    #[test]
+    fn color_is_found_before_parsing() {
+        let raw = |args: &[&str]| -> Vec<OsString> { args.iter().map(OsString::from).collect() };
+        assert_eq!(
+            ColorArg::from_raw_args(&raw(&["kml2csv", "--color", "never", "a"])),
+            ColorArg::Never
+        );
+        assert_eq!(
+            ColorArg::from_raw_args(&raw(&["kml2csv", "--color=always"])),
+            ColorArg::Always
+        );
+        assert_eq!(
+            ColorArg::from_raw_args(&raw(&["kml2csv", "--", "--color=always"])),
+            ColorArg::Auto
+        );
+    }
+
+    #[test]
+    fn help_is_no_subcommand() {
+        let args = Args::try_parse_from(["kml2csv", "help"]).unwrap();
+        assert_eq!(args.inputs, ["help"]);
     }
 
     #[test]

@@ -3,14 +3,20 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
-use kml2csv::cli::{Args, Command};
+use kml2csv::cli::{Args, ColorArg, Command};
 use kml2csv::config::Config;
 use kml2csv::{report, run};
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let raw: Vec<_> = std::env::args_os().collect();
+    let color = ColorArg::from_raw_args(&raw);
+    let parsed = Args::command()
+        .color(color.for_clap())
+        .try_get_matches_from(&raw)
+        .and_then(|matches| Args::from_arg_matches(&matches));
+    let args = match parsed {
         Ok(args) => args,
         Err(e) => {
             // `--help` and `--version` end here too (on stdout, status 0). A closed pipe is not
