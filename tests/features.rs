@@ -558,6 +558,34 @@ fn out_dash_writes_one_input_to_stdout_and_refuses_several() {
 }
 
 #[test]
+fn stdin_named_twice_or_with_out_dir_is_a_usage_error() {
+    let env = TestEnv::new();
+    let run = run_with_stdin(&env, &["-", "-"], POINT_KML.as_bytes());
+    assert_code(&run, 2);
+    assert_stderr_has(&run, "only once");
+    let run = run_with_stdin(&env, &["-", "--out", "dir"], POINT_KML.as_bytes());
+    assert_code(&run, 2);
+    assert_stderr_has(&run, "standard output");
+    assert!(env.files().is_empty());
+}
+
+#[test]
+fn feature_rows_merge_too() {
+    let env = TestEnv::new();
+    env.write("b.kml", POINT_KML);
+    env.write("a.kml", points_kml("a", 2));
+    let run = env.run(&["--rows", "features", "--merge", "-", "b.kml", "a.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(
+        run.stdout,
+        "source,feature,name,wkt\n\
+         a.kml,0,a-0,POINT Z (0.5 -0.25 2)\n\
+         a.kml,1,a-1,POINT Z (1.5 -1.25 2)\n\
+         b.kml,0,A,POINT Z (1 2 3)\n"
+    );
+}
+
+#[test]
 fn a_closed_pipe_ends_quietly_with_status_0() {
     let env = TestEnv::new();
     env.write("big.kml", points_kml("p", 50_000));
@@ -680,6 +708,20 @@ fn report_json_has_every_input_and_the_totals() {
     );
     assert_eq!(by_name("w.kml")["warnings_total"], 1);
     assert!(env.temporaries().is_empty());
+}
+
+#[test]
+fn report_dash_goes_to_stdout() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    let run = env.run(&["-q", "--report", "-", "a.kml"]);
+    assert_code(&run, 0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["inputs"][0]["status"], "converted");
+    assert_eq!(report["outcome"], "success");
+    // Not when the CSV goes there too.
+    let run = env.run(&["--report", "-", "--out", "-", "a.kml"]);
+    assert_code(&run, 2);
 }
 
 #[test]
