@@ -163,6 +163,17 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         dialect: &config.dialect,
     };
 
+    if config.progress {
+        let bytes = plan
+            .items
+            .iter()
+            .filter_map(|item| match &item.action {
+                Action::Convert { size, .. } => Some(*size),
+                _ => None,
+            })
+            .sum();
+        progress::start(plan.items.len() as u64, bytes);
+    }
     // Inputs that need no work are reported now; the reporter keeps command-line order.
     for (index, item) in plan.items.iter().enumerate() {
         let status = match &item.action {
@@ -187,17 +198,6 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         );
     }
 
-    if config.progress {
-        let jobs = largest_first(&plan);
-        let bytes = jobs
-            .iter()
-            .filter_map(|(index, ..)| match &plan.items[*index].action {
-                Action::Convert { size, .. } => Some(*size),
-                _ => None,
-            })
-            .sum();
-        progress::start(plan.items.len() as u64, bytes);
-    }
     let quiet_panics = QuietPanics::install();
     pool.scope_fifo(|scope| {
         for (index, input, output) in largest_first(&plan) {
@@ -221,7 +221,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     drop(quiet_panics);
     progress::finish();
 
-    Ok(stream::finish(config, &stop, &reporter, started, true))
+    Ok(stream::finish(
+        config, &stop, &reporter, started, true, false,
+    ))
 }
 
 /// The jobs to convert, biggest input first, so that one large file does not start last and

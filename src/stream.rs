@@ -96,13 +96,15 @@ pub(crate) fn union_of_fields(
 }
 
 /// End a run: print what is still held back and the summary (when `summary`), write the JSON
-/// report, and decide the exit status.
+/// report, and decide the exit status. `failed` says the run failed beyond its inputs (a merged
+/// CSV that could not be written).
 pub(crate) fn finish(
     config: &Config,
     stop: &Stop,
     reporter: &Reporter,
     started: Instant,
     summary: bool,
+    failed: bool,
 ) -> ExitStatus {
     let totals = reporter.flush();
     let signal = stop.signal();
@@ -111,7 +113,7 @@ pub(crate) fn finish(
     }
     let mut status = match signal {
         Some(signal) => ExitStatus::Signal(signal),
-        None if totals.failed > 0 => ExitStatus::Failure,
+        None if totals.failed > 0 || failed => ExitStatus::Failure,
         None => ExitStatus::Success,
     };
     if let Some(path) = &config.report {
@@ -253,14 +255,14 @@ pub(crate) fn run(
                 output: shown.clone(),
             });
             reporter.note(format_args!("{}: skipped, {reason}", shown.display()));
-            return Ok(finish(config, stop, reporter, started, true));
+            return Ok(finish(config, stop, reporter, started, true, false));
         }
         Target::Refuse(message) => {
             report_all(reporter, &jobs, |_| Status::Failed {
                 position: None,
                 message: format!("not merged: {message}"),
             });
-            return Ok(finish(config, stop, reporter, started, true));
+            return Ok(finish(config, stop, reporter, started, true, false));
         }
     }
 
@@ -330,7 +332,7 @@ pub(crate) fn run(
 
     let failed = failed.load(Ordering::Relaxed);
     if stop.signal().is_some() {
-        return Ok(finish(config, stop, reporter, started, true));
+        return Ok(finish(config, stop, reporter, started, true, false));
     }
     if failed > 0 {
         reporter.flush();
@@ -340,7 +342,7 @@ pub(crate) fn run(
             jobs.len(),
             if jobs.len() == 1 { "input" } else { "inputs" }
         ));
-        return Ok(finish(config, stop, reporter, started, true));
+        return Ok(finish(config, stop, reporter, started, true, false));
     }
     let parts: Vec<File> = parts
         .into_iter()
@@ -356,12 +358,11 @@ pub(crate) fn run(
         Err(JoinError::Failed(message)) => {
             reporter.flush();
             report::message(format_args!("{}: {message}", shown.display()));
-            finish(config, stop, reporter, started, true);
-            return Ok(ExitStatus::Failure);
+            return Ok(finish(config, stop, reporter, started, true, true));
         }
     }
     let summary = matches!(merge, Merge::File(_)) || config.verbosity >= Verbosity::Verbose;
-    Ok(finish(config, stop, reporter, started, summary))
+    Ok(finish(config, stop, reporter, started, summary, false))
 }
 
 /// Decide the columns of the merged CSV (or the standard output): the union of the inputs'
@@ -664,7 +665,7 @@ fn to_stdout(
                 0,
                 file_report(&job, status, Warnings::default(), Duration::ZERO),
             );
-            return Ok(finish(config, stop, reporter, started, summary));
+            return Ok(finish(config, stop, reporter, started, summary, false));
         }
     };
     if config.progress {
@@ -696,5 +697,5 @@ fn to_stdout(
         Err(failure) => failure_status(failure),
     };
     reporter.file(0, file_report(&job, status, warnings, converting.elapsed()));
-    Ok(finish(config, stop, reporter, started, summary))
+    Ok(finish(config, stop, reporter, started, summary, false))
 }
