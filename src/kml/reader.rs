@@ -53,12 +53,18 @@ pub fn read_document<R: Read>(
     reader.config_mut().check_end_names = true;
     let mut doc = Document::new(sink, options);
     let result = doc.run(&mut reader);
-    doc.emitter.flush_warnings(reader.get_ref());
+    doc.emitter.flush_warnings(reader.get_mut());
     match result {
         Ok(()) => Ok(doc.emitter.summary),
         Err(mut e) => {
             if let (None, Some(offset)) = (e.position, doc.emitter.error_offset.take()) {
-                e.position = reader.get_ref().position_of(offset);
+                e.position = reader.get_mut().position_of(offset);
+                if e.position.is_none() {
+                    // Too far behind to have a line and column (a tag that spans buffers).
+                    if let ErrorKind::Xml(message) = &mut e.kind {
+                        message.push_str(&format!(" (at byte {offset} of the text)"));
+                    }
+                }
             }
             Err(e)
         }
@@ -303,7 +309,7 @@ impl Emitter<'_> {
     }
 
     /// Hand the queued warnings to the sink, with positions resolved by `tracked`.
-    fn flush_warnings<R: Read>(&mut self, tracked: &Tracked<R>) {
+    fn flush_warnings<R: Read>(&mut self, tracked: &mut Tracked<R>) {
         for (offset, message) in self.warnings.drain(..) {
             let position = tracked.position_of(offset);
             self.sink.warning(Warning { position, message });
@@ -427,7 +433,7 @@ impl<'s> Document<'s> {
         loop {
             self.check_cancel()?;
             self.pump_text(reader)?;
-            self.emitter.flush_warnings(reader.get_ref());
+            self.emitter.flush_warnings(reader.get_mut());
             buf.clear();
             let before = reader.buffer_position();
             let event = match reader.read_event_into(&mut buf) {
@@ -479,7 +485,7 @@ impl<'s> Document<'s> {
                 Event::Comment(_) | Event::PI(_) | Event::Decl(_) => {}
                 Event::Eof => break,
             }
-            self.emitter.flush_warnings(reader.get_ref());
+            self.emitter.flush_warnings(reader.get_mut());
         }
         let end = reader.buffer_position();
         if let Some(name) = (self.depth() > 0).then(|| self.open.name(0).to_string()) {
@@ -573,6 +579,8 @@ impl<'s> Document<'s> {
                 self.text(piece, offset)?;
             }
             stream.consume(n);
+            // Resolve positions while the buffer holding them is still here.
+            self.emitter.flush_warnings(reader.get_mut());
             self.check_cancel()?;
             if stop.is_some() {
                 if !self.utf8_carry.is_empty() {
@@ -657,6 +665,7 @@ impl<'s> Document<'s> {
             self.check_chars(&buf[..content], offset)?;
             self.deliver(&buf[..content], offset)?;
             reader.stream().consume(consumed);
+            self.emitter.flush_warnings(reader.get_mut());
             self.check_cancel()?;
             if done {
                 if !self.utf8_carry.is_empty() {
@@ -1290,7 +1299,8 @@ fn attribute(element: &BytesStart<'_>, key: &str) -> String {
 
 fn local_name<'a>(e: &'a BytesStart<'_>) -> &'a str {
     let name = e.name().into_inner();
-    match name.rfind(':') {
+    // Names are short: a plain loop beats memrchr's set-up.
+    match name.bytes().rposition(|b| b == b':') {
         Some(i) => &name[i + 1..],
         None => name,
     }

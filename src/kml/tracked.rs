@@ -1,18 +1,17 @@
-//! A buffered reader that knows the line and column of every byte it hands out.
+//! A buffered reader that can tell the line and column of the bytes it holds.
 //!
 //! quick-xml reports errors as byte offsets, and the coordinate tokenizer knows where each
-//! tuple starts only as an offset too; users want `LINE:COLUMN`. Counting newlines as bytes
-//! are consumed costs one `memchr` pass, which is far cheaper than keeping the text around.
-//! The reader owns its buffer (rather than wrapping `BufReader`) so that it can also resolve
-//! offsets that are buffered but not consumed yet.
+//! tuple starts only as an offset too; users want `LINE:COLUMN`. Positions are needed rarely
+//! (an error, a warning), so nothing is done per newline: when a buffer is replaced its
+//! newlines are counted in one vectorised pass, and an offset is resolved on demand while the
+//! buffer that holds it is still here. Resolving several offsets of one buffer in increasing
+//! order scans it only once. The reader owns its buffer (rather than wrapping `BufReader`) so
+//! that it can see both consumed and unconsumed bytes.
 
 use std::io::{self, BufRead, Read};
 
 use super::Position;
 
-/// How many recent line starts are remembered to resolve offsets a little behind the
-/// consumed position (an error inside a start tag that spans several lines).
-const RECENT_LINES: usize = 1024;
 const BUFFER: usize = 128 * 1024;
 
 pub struct Tracked<R> {
@@ -22,68 +21,79 @@ pub struct Tracked<R> {
     end: usize,
     /// Absolute offset of `buf[0]`.
     buf_offset: u64,
-    /// Line number (1-based) of the consumed position.
-    line: u64,
-    /// Absolute offsets where the most recent lines start, oldest first; the last is the
-    /// start of `line`.
-    line_starts: std::collections::VecDeque<u64>,
+    /// Line (1-based) of `buf[0]`, and the absolute offset where that line starts.
+    buf_line: u64,
+    buf_line_start: u64,
+    /// The last resolved position, to resume from: index into `buf`, its line and the offset
+    /// where that line starts.
+    cursor: (usize, u64, u64),
 }
 
 impl<R: Read> Tracked<R> {
     pub fn new(inner: R) -> Self {
-        let mut line_starts = std::collections::VecDeque::with_capacity(RECENT_LINES);
-        line_starts.push_back(0);
         Tracked {
             inner,
             buf: vec![0; BUFFER].into_boxed_slice(),
             pos: 0,
             end: 0,
             buf_offset: 0,
-            line: 1,
-            line_starts,
+            buf_line: 1,
+            buf_line_start: 0,
+            cursor: (0, 1, 0),
         }
     }
 
     /// Absolute offset of the next byte to be consumed.
+    #[cfg(test)]
     pub fn offset(&self) -> u64 {
         self.buf_offset + self.pos as u64
     }
 
-    /// The line and column of an absolute offset, if it is still known: anything from a
-    /// thousand lines behind the consumed position up to the end of the buffered bytes.
-    pub fn position_of(&self, offset: u64) -> Option<Position> {
-        let consumed = self.offset();
-        if offset >= consumed {
-            let ahead = usize::try_from(offset - consumed).ok()?;
-            let unconsumed = &self.buf[self.pos..self.end];
-            let span = unconsumed.get(..ahead).unwrap_or(unconsumed);
-            let newlines = memchr::memchr_iter(b'\n', span).count() as u64;
-            let line_start = match memchr::memrchr(b'\n', span) {
-                Some(i) => consumed + i as u64 + 1,
-                None => *self.line_starts.back()?,
-            };
-            return Some(Position {
-                line: self.line + newlines,
-                column: offset - line_start + 1,
-            });
+    /// The line and column of an absolute offset, if it is in the current buffer (consumed or
+    /// not) or just after it.
+    pub fn position_of(&mut self, offset: u64) -> Option<Position> {
+        let index = usize::try_from(offset.checked_sub(self.buf_offset)?).ok()?;
+        if index > self.end {
+            return None;
         }
-        // Walk back through the recent line starts.
-        let idx = self.line_starts.iter().rposition(|&s| s <= offset)?;
-        let back = (self.line_starts.len() - 1 - idx) as u64;
+        let (from, mut line, mut line_start) = if self.cursor.0 <= index {
+            self.cursor
+        } else {
+            (0, self.buf_line, self.buf_line_start)
+        };
+        let span = &self.buf[from..index];
+        let newlines = count_newlines(span);
+        if newlines > 0 {
+            line += newlines;
+            let last = memchr::memrchr(b'\n', span).unwrap_or(0);
+            line_start = self.buf_offset + (from + last + 1) as u64;
+        }
+        self.cursor = (index, line, line_start);
         Some(Position {
-            line: self.line - back,
-            column: offset - self.line_starts[idx] + 1,
+            line,
+            column: offset - line_start + 1,
         })
     }
-}
 
-impl<R: Read> Tracked<R> {
+    /// Drop `buf[..keep_from]`, carrying its lines into the count.
+    fn retire(&mut self, keep_from: usize) {
+        let gone = &self.buf[..keep_from];
+        let newlines = count_newlines(gone);
+        if newlines > 0 {
+            self.buf_line += newlines;
+            let last = memchr::memrchr(b'\n', gone).unwrap_or(0);
+            self.buf_line_start = self.buf_offset + last as u64 + 1;
+        }
+        self.buf_offset += keep_from as u64;
+        self.cursor = (0, self.buf_line, self.buf_line_start);
+    }
+
     /// The unconsumed bytes, at least `n` of them unless the input ends first: lets the
     /// reader look at a whole `<![CDATA[` or `-->` even where it straddles two reads.
     pub fn fill_at_least(&mut self, n: usize) -> io::Result<&[u8]> {
         if self.end - self.pos < n {
+            self.retire(self.pos);
             self.buf.copy_within(self.pos..self.end, 0);
-            self.buf_offset += self.pos as u64;
             self.end -= self.pos;
             self.pos = 0;
             while self.end < n.min(self.buf.len()) {
@@ -99,6 +109,11 @@ impl<R: Read> Tracked<R> {
     }
 }
 
+/// Newlines in `bytes`; written so that the compiler vectorises it.
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().map(|&b| u64::from(b == b'\n')).sum()
+}
+
 impl<R: Read> Read for Tracked<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let available = self.fill_buf()?;
@@ -112,11 +127,31 @@ impl<R: Read> Read for Tracked<R> {
 impl<R: Read> BufRead for Tracked<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.pos == self.end {
-            self.buf_offset += self.end as u64;
+            let kept = (
+                self.buf_offset,
+                self.buf_line,
+                self.buf_line_start,
+                self.cursor,
+            );
+            let old_end = self.end;
+            self.retire(self.end);
             self.pos = 0;
             self.end = 0;
             loop {
                 match self.inner.read(&mut self.buf) {
+                    Ok(0) => {
+                        // End of input: nothing was overwritten, so the last buffer stays
+                        // resolvable (an error at the end of a truncated file needs it).
+                        (
+                            self.buf_offset,
+                            self.buf_line,
+                            self.buf_line_start,
+                            self.cursor,
+                        ) = kept;
+                        self.pos = old_end;
+                        self.end = old_end;
+                        break;
+                    }
                     Ok(n) => {
                         self.end = n;
                         break;
@@ -130,17 +165,7 @@ impl<R: Read> BufRead for Tracked<R> {
     }
 
     fn consume(&mut self, amt: usize) {
-        let amt = amt.min(self.end - self.pos);
-        let span = &self.buf[self.pos..self.pos + amt];
-        let base = self.buf_offset + self.pos as u64;
-        for i in memchr::memchr_iter(b'\n', span) {
-            self.line += 1;
-            if self.line_starts.len() == RECENT_LINES {
-                self.line_starts.pop_front();
-            }
-            self.line_starts.push_back(base + i as u64 + 1);
-        }
-        self.pos += amt;
+        self.pos = (self.pos + amt).min(self.end);
     }
 }
 
@@ -148,67 +173,69 @@ impl<R: Read> BufRead for Tracked<R> {
 mod tests {
     use super::*;
 
+    /// Hands out at most two bytes per read.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(out.len()).min(2);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn at(line: u64, column: u64) -> Option<Position> {
+        Some(Position { line, column })
+    }
+
     #[test]
     fn positions_before_and_after_consuming() {
         let text = b"ab\ncde\n\nfgh";
         let mut r = Tracked::new(&text[..]);
         r.fill_buf().unwrap();
-        // Unconsumed offsets resolve through the buffer.
-        assert_eq!(r.position_of(4), Some(Position { line: 2, column: 2 }));
-        assert_eq!(r.position_of(8), Some(Position { line: 4, column: 1 }));
+        // Unconsumed offsets, in any order.
+        assert_eq!(r.position_of(8), at(4, 1));
+        assert_eq!(r.position_of(4), at(2, 2));
         r.consume(9);
-        assert_eq!(
-            r.position_of(r.offset()),
-            Some(Position { line: 4, column: 2 })
-        );
-        // Consumed offsets resolve through the recent line starts.
-        assert_eq!(r.position_of(1), Some(Position { line: 1, column: 2 }));
-        assert_eq!(r.position_of(5), Some(Position { line: 2, column: 3 }));
+        assert_eq!(r.position_of(r.offset()), at(4, 2));
+        // Consumed offsets of the same buffer.
+        assert_eq!(r.position_of(1), at(1, 2));
+        assert_eq!(r.position_of(5), at(2, 3));
+        assert_eq!(r.position_of(11), at(4, 4));
+        assert_eq!(r.position_of(12), None);
+    }
+
+    #[test]
+    fn lines_are_carried_across_buffers() {
+        let text = "x\n".repeat(100_000);
+        let mut r = Tracked::new(text.as_bytes());
+        let mut one = [0u8; 3];
+        while r.offset() < 150_000 {
+            r.read_exact(&mut one).unwrap();
+        }
+        // In the second buffer, consumed or not.
+        assert_eq!(r.position_of(149_998), at(75_000, 1));
+        assert_eq!(r.position_of(199_998), at(100_000, 1));
+        // Offsets of a buffer that was replaced are no longer known.
+        assert_eq!(r.position_of(0), None);
+        while r.read(&mut one).unwrap() > 0 {}
+        assert_eq!(r.position_of(r.offset()), at(100_001, 1));
+        // The last buffer stays known at the end of input.
+        assert_eq!(r.position_of(199_998), at(100_000, 1));
     }
 
     #[test]
     fn fill_at_least_keeps_unconsumed_bytes_and_positions() {
-        struct Trickle<'a>(&'a [u8]);
-        impl Read for Trickle<'_> {
-            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-                let n = self.0.len().min(out.len()).min(2);
-                out[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
-        }
         let mut r = Tracked::new(Trickle(b"ab\n<![CDATA[x]]>"));
         assert_eq!(r.fill_buf().unwrap(), b"ab");
         r.consume(2);
         assert_eq!(r.fill_at_least(4).unwrap(), b"\n<![");
         r.consume(1);
         assert_eq!(&r.fill_at_least(9).unwrap()[..9], b"<![CDATA[");
-        assert_eq!(r.position_of(4), Some(Position { line: 2, column: 2 }));
+        assert_eq!(r.position_of(4), at(2, 2));
         r.consume(9);
         assert_eq!(r.fill_at_least(100).unwrap(), b"x]]>");
-    }
-
-    #[test]
-    fn small_reads_keep_counting() {
-        let text = "x\n".repeat(5000);
-        let mut r = Tracked::new(text.as_bytes());
-        let mut one = [0u8; 3];
-        while r.read(&mut one).unwrap() > 0 {}
-        assert_eq!(
-            r.position_of(r.offset()),
-            Some(Position {
-                line: 5001,
-                column: 1
-            })
-        );
-        assert_eq!(
-            r.position_of(9998),
-            Some(Position {
-                line: 5000,
-                column: 1
-            })
-        );
-        // Too far behind to be remembered.
-        assert_eq!(r.position_of(0), None);
+        assert_eq!(r.position_of(12), at(2, 10));
     }
 }
