@@ -80,7 +80,19 @@ pub struct Ending<'a> {
     pub skip_reason: &'a str,
 }
 
-fn input_json<'a>(report: &'a FileReport, skip_reason: &'a str) -> InputJson<'a> {
+/// The size of an input, if it is a file (not standard input).
+fn size_of(input: &Path) -> Option<u64> {
+    if input.as_os_str() == "-" {
+        return None;
+    }
+    std::fs::metadata(input).ok().map(|m| m.len())
+}
+
+fn input_json<'a>(
+    report: &'a FileReport,
+    elapsed: Duration,
+    skip_reason: &'a str,
+) -> InputJson<'a> {
     let (status, reason, output, rows, error) = match &report.status {
         Status::Converted { output, rows } => ("converted", None, Some(output), Some(*rows), None),
         Status::Skipped { output } => ("skipped", Some(skip_reason), Some(output), None, None),
@@ -106,8 +118,8 @@ fn input_json<'a>(report: &'a FileReport, skip_reason: &'a str) -> InputJson<'a>
         reason,
         output: output.map(|o| o.to_string_lossy().into_owned()),
         rows,
-        bytes: report.bytes,
-        duration_seconds: report.elapsed.as_secs_f64(),
+        bytes: size_of(&report.input),
+        duration_seconds: elapsed.as_secs_f64(),
         warnings: report
             .warnings
             .kept()
@@ -119,9 +131,16 @@ fn input_json<'a>(report: &'a FileReport, skip_reason: &'a str) -> InputJson<'a>
     }
 }
 
-/// The report as JSON text.
-pub fn render(reports: &[FileReport], ending: &Ending<'_>) -> serde_json::Result<String> {
+/// The report as JSON text; `reports` with the time each input took.
+pub fn render(
+    reports: &[(FileReport, Duration)],
+    ending: &Ending<'_>,
+) -> serde_json::Result<String> {
     let t = ending.totals;
+    let inputs: Vec<InputJson<'_>> = reports
+        .iter()
+        .map(|(r, elapsed)| input_json(r, *elapsed, ending.skip_reason))
+        .collect();
     let report = Report {
         exit_code: ending.exit_code,
         outcome: ending.outcome,
@@ -134,16 +153,13 @@ pub fn render(reports: &[FileReport], ending: &Ending<'_>) -> serde_json::Result
             interrupted: t.interrupted,
             rows: t.rows,
             warnings: t.warnings,
-            bytes: reports
+            bytes: inputs
                 .iter()
-                .filter(|r| matches!(r.status, Status::Converted { .. }))
-                .filter_map(|r| r.bytes)
+                .filter(|i| i.status == "converted")
+                .filter_map(|i| i.bytes)
                 .sum(),
         },
-        inputs: reports
-            .iter()
-            .map(|r| input_json(r, ending.skip_reason))
-            .collect(),
+        inputs,
     };
     let mut text = serde_json::to_string_pretty(&report)?;
     text.push('\n');
@@ -151,7 +167,11 @@ pub fn render(reports: &[FileReport], ending: &Ending<'_>) -> serde_json::Result
 }
 
 /// Write the report to `path` atomically (`-`: standard output).
-pub fn write(path: &Path, reports: &[FileReport], ending: &Ending<'_>) -> io::Result<()> {
+pub fn write(
+    path: &Path,
+    reports: &[(FileReport, Duration)],
+    ending: &Ending<'_>,
+) -> io::Result<()> {
     let text = render(reports, ending).map_err(io::Error::other)?;
     if path.as_os_str() == "-" {
         let mut out = io::stdout().lock();
@@ -179,27 +199,32 @@ mod tests {
             position: Some(Position { line: 2, column: 5 }),
             message: "bad tuple".into(),
         });
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.kml");
+        std::fs::write(&a, "0123456789").unwrap();
         let reports = [
-            FileReport {
-                input: "a.kml".into(),
-                status: Status::Converted {
-                    output: "a.csv".into(),
-                    rows: 3,
+            (
+                FileReport {
+                    input: a.clone(),
+                    status: Status::Converted {
+                        output: "a.csv".into(),
+                        rows: 3,
+                    },
+                    warnings,
                 },
-                warnings,
-                bytes: Some(120),
-                elapsed: Duration::from_millis(5),
-            },
-            FileReport {
-                input: "b.kml".into(),
-                status: Status::Failed {
-                    position: None,
-                    message: "cannot read".into(),
+                Duration::from_millis(5),
+            ),
+            (
+                FileReport {
+                    input: "-".into(),
+                    status: Status::Failed {
+                        position: None,
+                        message: "cannot read".into(),
+                    },
+                    warnings: Warnings::default(),
                 },
-                warnings: Warnings::default(),
-                bytes: Some(7),
-                elapsed: Duration::ZERO,
-            },
+                Duration::ZERO,
+            ),
         ];
         let ending = Ending {
             exit_code: 1,
@@ -217,7 +242,9 @@ mod tests {
         let value: serde_json::Value =
             serde_json::from_str(&render(&reports, &ending).unwrap()).unwrap();
         assert_eq!(value["totals"]["inputs"], 2);
-        assert_eq!(value["totals"]["bytes"], 120);
+        assert_eq!(value["totals"]["bytes"], 10);
+        assert_eq!(value["inputs"][0]["duration_seconds"], 0.005);
+        assert_eq!(value["inputs"][1]["bytes"], serde_json::Value::Null);
         assert_eq!(value["inputs"][0]["status"], "converted");
         assert_eq!(value["inputs"][0]["warnings"][0]["line"], 2);
         assert_eq!(value["inputs"][1]["status"], "failed");

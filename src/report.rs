@@ -6,13 +6,13 @@
 //! start with `kml2csv: ` and name the file; a closed stderr is ignored (the conversions are
 //! the point, not the chatter).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Verbosity;
 use crate::kml::{Position, Warnings};
@@ -27,10 +27,6 @@ pub struct FileReport {
     pub status: Status,
     /// Every warning the reader raised, also for a file that failed later.
     pub warnings: Warnings,
-    /// Size of the input in bytes, when known.
-    pub bytes: Option<u64>,
-    /// Time spent converting it.
-    pub elapsed: Duration,
 }
 
 #[derive(Debug)]
@@ -80,11 +76,13 @@ pub struct Reporter {
 struct State {
     /// Index of the next input to print.
     next: usize,
-    /// Reports that arrived before an earlier input's.
-    waiting: BTreeMap<usize, FileReport>,
+    /// Reports that arrived before an earlier input's, with the time the input took.
+    waiting: BTreeMap<usize, (FileReport, Duration)>,
     totals: Totals,
+    /// When the inputs being converted were started, by index.
+    started: HashMap<usize, Instant>,
     /// The reports already printed, when kept.
-    done: Vec<FileReport>,
+    done: Vec<(FileReport, Duration)>,
 }
 
 impl Reporter {
@@ -109,9 +107,17 @@ impl Reporter {
         self
     }
 
-    /// Every report so far, in input order (after [`Reporter::flush`]); empty unless kept.
-    pub fn take_reports(&self) -> Vec<FileReport> {
+    /// Every report so far with the time its input took, in input order (after
+    /// [`Reporter::flush`]); empty unless kept.
+    pub fn take_reports(&self) -> Vec<(FileReport, Duration)> {
         std::mem::take(&mut self.lock().done)
+    }
+
+    /// Input number `index` starts converting now: its report will say how long it took.
+    pub fn started(&self, index: usize) {
+        if self.keep {
+            self.lock().started.insert(index, Instant::now());
+        }
     }
 
     /// The report on input number `index` (0-based, command-line order). Printed as soon as all
@@ -120,13 +126,18 @@ impl Reporter {
         let mut guard = self.lock();
         let state = &mut *guard;
         count(&mut state.totals, &report);
-        state.waiting.insert(index, report);
+        let elapsed = state
+            .started
+            .remove(&index)
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
+        state.waiting.insert(index, (report, elapsed));
         let mut text = String::new();
-        while let Some(report) = state.waiting.remove(&state.next) {
+        while let Some((report, elapsed)) = state.waiting.remove(&state.next) {
             state.next += 1;
             self.render(&report, &mut text);
             if self.keep {
-                state.done.push(report);
+                state.done.push((report, elapsed));
             }
         }
         emit(&text);
@@ -137,10 +148,10 @@ impl Reporter {
     pub fn flush(&self) -> Totals {
         let mut state = self.lock();
         let mut text = String::new();
-        for report in std::mem::take(&mut state.waiting).into_values() {
+        for (report, elapsed) in std::mem::take(&mut state.waiting).into_values() {
             self.render(&report, &mut text);
             if self.keep {
-                state.done.push(report);
+                state.done.push((report, elapsed));
             }
         }
         emit(&text);
@@ -342,8 +353,6 @@ mod tests {
                 message: "malformed XML: x".into(),
             },
             warnings: Warnings::default(),
-            bytes: None,
-            elapsed: Duration::ZERO,
         }
     }
 
@@ -372,8 +381,6 @@ mod tests {
                 rows: 1,
             },
             warnings,
-            bytes: None,
-            elapsed: Duration::ZERO,
         };
         let mut text = String::new();
         reporter.render(&report, &mut text);

@@ -9,7 +9,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -192,8 +192,6 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                 input: item.input.clone(),
                 status,
                 warnings: Warnings::default(),
-                bytes: std::fs::metadata(&item.input).ok().map(|m| m.len()),
-                elapsed: Duration::ZERO,
             },
         );
     }
@@ -203,13 +201,12 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         for (index, input, output) in largest_first(&plan) {
             let reporter = &reporter;
             scope.spawn_fifo(move |_| {
+                reporter.started(index);
                 let report = if settings.stop.load(Ordering::Relaxed) {
                     FileReport {
                         input: input.to_path_buf(),
                         status: Status::Interrupted,
                         warnings: Warnings::default(),
-                        bytes: None,
-                        elapsed: Duration::ZERO,
                     }
                 } else {
                     convert_one(input, output, settings)
@@ -248,7 +245,6 @@ fn largest_first(plan: &Plan) -> Vec<(usize, &Path, &Path)> {
 
 /// Convert one input; a panic (a bug) fails this input by name instead of the whole batch.
 fn convert_one(input: &Path, output: &Path, settings: Settings<'_>) -> FileReport {
-    let started = Instant::now();
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         convert::convert(input, output, settings)
     }))
@@ -285,8 +281,6 @@ fn convert_one(input: &Path, output: &Path, settings: Settings<'_>) -> FileRepor
         input: input.to_path_buf(),
         status,
         warnings,
-        bytes: std::fs::metadata(input).ok().map(|m| m.len()),
-        elapsed: started.elapsed(),
     }
 }
 

@@ -16,7 +16,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use rayon::prelude::*;
@@ -313,7 +313,7 @@ pub(crate) fn run(
         for index in order {
             let (job, parts, failed, dir, shown) = (&jobs[index], &parts, &failed, &dir, &shown);
             scope.spawn_fifo(move |_| {
-                let started = Instant::now();
+                reporter.started(index);
                 let (status, warnings, part) = if settings.stop.load(Ordering::Relaxed) {
                     (Status::Interrupted, Warnings::default(), None)
                 } else {
@@ -323,7 +323,7 @@ pub(crate) fn run(
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
                 *parts[index].lock().unwrap_or_else(|p| p.into_inner()) = part;
-                reporter.file(index, file_report(job, status, warnings, started.elapsed()));
+                reporter.file(index, file_report(job, status, warnings));
             });
         }
     });
@@ -456,23 +456,15 @@ fn report_all(reporter: &Reporter, jobs: &[Job], status: impl Fn(&Job) -> Status
             },
             Ok(_) => status(job),
         };
-        reporter.file(
-            index,
-            file_report(job, status, Warnings::default(), Duration::ZERO),
-        );
+        reporter.file(index, file_report(job, status, Warnings::default()));
     }
 }
 
-fn file_report(job: &Job, status: Status, warnings: Warnings, elapsed: Duration) -> FileReport {
+fn file_report(job: &Job, status: Status, warnings: Warnings) -> FileReport {
     FileReport {
         input: job.label.clone(),
         status,
         warnings,
-        bytes: match &job.input {
-            Ok(Input::Path(_)) => Some(job.size),
-            _ => None,
-        },
-        elapsed,
     }
 }
 
@@ -661,17 +653,14 @@ fn to_stdout(
                 position: None,
                 message: message.clone(),
             };
-            reporter.file(
-                0,
-                file_report(&job, status, Warnings::default(), Duration::ZERO),
-            );
+            reporter.file(0, file_report(&job, status, Warnings::default()));
             return Ok(finish(config, stop, reporter, started, summary, false));
         }
     };
     if config.progress {
         progress::start(1, job.size);
     }
-    let converting = Instant::now();
+    reporter.started(0);
     let written = convert::write_csv(io::stdout().lock(), input, "", settings).and_then(|done| {
         match io::stdout().lock().flush() {
             Ok(()) => Ok(done),
@@ -696,6 +685,6 @@ fn to_stdout(
         Err(WriteFailure::Closed) => return Ok(ExitStatus::Success),
         Err(failure) => failure_status(failure),
     };
-    reporter.file(0, file_report(&job, status, warnings, converting.elapsed()));
+    reporter.file(0, file_report(&job, status, warnings));
     Ok(finish(config, stop, reporter, started, summary, false))
 }
