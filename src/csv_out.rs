@@ -218,6 +218,15 @@ impl fmt::Display for UnknownColumns {
             self.unknown.join(", "),
             self.available.join(", ")
         )?;
+        for name in &self.unknown {
+            let needs = match Column::fixed(name) {
+                Some(Column::Source) => "--merge",
+                Some(Column::Wkt) => "--rows features",
+                Some(_) => "--rows vertices",
+                None => continue,
+            };
+            write!(f, "; {name} exists with {needs}")?;
+        }
         if self.hint_attributes {
             f.write_str(" (ExtendedData fields become columns with --attributes)")?;
         }
@@ -864,6 +873,10 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("--attributes"), "{message}");
+        assert!(
+            message.contains("wkt exists with --rows features"),
+            "{message}"
+        );
 
         let shape = Shape {
             attributes: true,
