@@ -466,6 +466,45 @@ fn merge_is_all_or_nothing_and_skips_an_existing_file_unless_forced() {
 }
 
 #[test]
+fn merge_follows_update_and_dry_run() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    env.write("b.kml", points_kml("b", 1));
+    let now = SystemTime::now();
+    set_mtime(&env.path("a.kml"), now - Duration::from_secs(120));
+    set_mtime(&env.path("b.kml"), now - Duration::from_secs(120));
+
+    let run = env.run(&["-n", "--merge", "all.csv", "b.kml", "a.kml", "gone.kml"]);
+    assert_code(&run, 1);
+    assert_eq!(
+        run.stdout,
+        "convert a.kml -> all.csv\n\
+         convert b.kml -> all.csv\n\
+         refuse  gone.kml: cannot read: No such file or directory (os error 2)\n\
+         refuse  all.csv: not written, 1 input would fail\n"
+    );
+    assert!(!env.exists("all.csv"));
+
+    let run = env.run(&["--merge", "all.csv", "a.kml", "b.kml"]);
+    assert_code(&run, 0);
+    let run = env.run(&["-n", "-u", "--merge", "all.csv", "a.kml", "b.kml"]);
+    assert_code(&run, 0);
+    assert!(
+        run.stdout.contains("skip    a.kml -> all.csv (up to date)"),
+        "{run}"
+    );
+    let run = env.run(&["-u", "--merge", "all.csv", "a.kml", "b.kml"]);
+    assert_stderr_has(&run, "0 converted, 2 skipped");
+
+    env.write("b.kml", points_kml("changed", 1));
+    set_mtime(&env.path("all.csv"), now - Duration::from_secs(60));
+    let run = env.run(&["-u", "--merge", "all.csv", "a.kml", "b.kml"]);
+    assert_code(&run, 0);
+    assert_stderr_has(&run, "2 converted, 0 skipped");
+    assert!(env.read("all.csv").contains("b.kml,0,changed-0,"));
+}
+
+#[test]
 fn merge_to_stdout_and_the_header_is_the_union_of_all_inputs() {
     let env = TestEnv::new();
     env.write("a.kml", POINT_KML);
