@@ -201,6 +201,19 @@ pub fn write_csv<W: Write>(
     source: &str,
     settings: Settings<'_>,
 ) -> Result<(u64, Warnings), WriteFailure> {
+    // A first pass collects the ExtendedData field names: a pipe is copied to be read twice.
+    let spooled;
+    let input = match settings.layout {
+        None if settings.shape.needs_fields() && !input.rereadable() => {
+            spooled = input.spooled().map_err(|e| WriteFailure::Failed {
+                position: None,
+                message: format!("cannot read: {e}"),
+                warnings: Warnings::default(),
+            })?;
+            &spooled
+        }
+        _ => input,
+    };
     let layout = match settings.layout {
         Some(layout) => layout.clone(),
         None if settings.shape.needs_fields() => match input.fields(settings.read) {

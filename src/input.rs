@@ -37,6 +37,30 @@ impl Input {
         Ok(Input::Spooled(file))
     }
 
+    /// Whether the input can be read a second time: not standard input, nor a FIFO or other
+    /// non-regular file (`kml2csv -a <(zcat x.kml.gz)`).
+    pub fn rereadable(&self) -> bool {
+        match self {
+            Input::Path(path) => std::fs::metadata(path).is_ok_and(|m| m.is_file()),
+            Input::Stdin => false,
+            Input::Spooled(_) => true,
+        }
+    }
+
+    /// A copy of this input that can be read again and again (itself, if it already can).
+    pub fn spooled(&self) -> io::Result<Input> {
+        match self {
+            Input::Stdin => Input::spool_stdin(),
+            Input::Path(path) if !self.rereadable() => {
+                let mut file = tempfile::tempfile()?;
+                io::copy(&mut File::open(path)?, &mut file)?;
+                Ok(Input::Spooled(file))
+            }
+            Input::Path(path) => Ok(Input::Path(path.clone())),
+            Input::Spooled(file) => Ok(Input::Spooled(file.try_clone()?)),
+        }
+    }
+
     /// The input as the user named it (`-` for standard input).
     pub fn label(&self) -> String {
         match self {

@@ -143,9 +143,11 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     let read = stream::read_options(config, &stop);
     if config.shape.selects_fields() {
         // `--columns` names ExtendedData fields: check them against every input first.
+        // Pipes are left out: a first pass would consume them.
         let inputs: Vec<Input> = largest_first(&plan)
             .iter()
             .map(|(_, input, _)| Input::Path(input.to_path_buf()))
+            .filter(Input::rereadable)
             .collect();
         let fields = stream::union_of_fields(&pool, &inputs, &read);
         if let Err(problem) = config.shape.check_fields(&fields) {

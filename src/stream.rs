@@ -366,8 +366,8 @@ pub(crate) fn run(
 }
 
 /// Decide the columns of the merged CSV (or the standard output): the union of the inputs'
-/// ExtendedData fields when they matter. Standard input is kept in a temporary file then, since
-/// it is read twice. `Err` is the status to end with.
+/// ExtendedData fields when they matter. Standard input and pipes are kept in temporary files then, since
+/// they are read twice. `Err` is the status to end with.
 fn layout_for(
     config: &Config,
     pool: &rayon::ThreadPool,
@@ -378,18 +378,17 @@ fn layout_for(
     if !(shape.needs_fields() || shape.selects_fields()) {
         return Ok(shape.layout(&[]));
     }
+    // Standard input and pipes are read twice: copy them first.
     for job in jobs.iter_mut() {
-        if matches!(job.input, Ok(Input::Stdin)) {
-            job.input = Input::spool_stdin().map_err(|e| format!("cannot read: {e}"));
+        if let Ok(input) = &job.input {
+            if !input.rereadable() {
+                job.input = input.spooled().map_err(|e| format!("cannot read: {e}"));
+            }
         }
     }
     let inputs: Vec<Input> = jobs
         .iter()
-        .filter_map(|j| match &j.input {
-            Ok(Input::Path(p)) => Some(Input::Path(p.clone())),
-            Ok(Input::Spooled(f)) => f.try_clone().ok().map(Input::Spooled),
-            _ => None,
-        })
+        .filter_map(|j| j.input.as_ref().ok()?.spooled().ok())
         .collect();
     let fields = union_of_fields(pool, &inputs, read);
     if let Err(problem) = shape.check_fields(&fields) {

@@ -575,6 +575,51 @@ fn stdin_with_attributes_is_read_twice_and_can_be_merged() {
     );
 }
 
+/// A named pipe (what `<(zcat x.kml.gz)` gives) can be read only once, but `--attributes` reads
+/// its input twice: it is copied first.
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_with_attributes_is_read_twice() {
+    let env = TestEnv::new();
+    for args in [&["-a", "--out", "out"][..], &["-a", "--merge", "all.csv"]] {
+        let fifo = env.path("trips.kml");
+        let _ = fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: mkfifo failed");
+            return;
+        }
+        let writer = std::thread::spawn(move || {
+            // Blocks until kml2csv opens the pipe.
+            fs::write(&fifo, ATTRIBUTES_KML).unwrap();
+        });
+        // Reading the pipe a second time would wait forever for a writer: give up after 30 s.
+        let mut child = env
+            .command()
+            .args(args)
+            .arg("trips.kml")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("kml2csv {args:?} is stuck reading the pipe twice");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let run = common::run_of(child.wait_with_output().unwrap());
+        writer.join().unwrap();
+        assert_code(&run, 0);
+    }
+    let csv = env.read("out/trips.csv");
+    assert_eq!(column(&csv, "speed"), ["12.5", "80", "80"]);
+    let csv = env.read("all.csv");
+    assert_eq!(column(&csv, "driver"), ["", "Ann", "Ann"]);
+}
+
 #[test]
 fn out_dash_writes_one_input_to_stdout_and_refuses_several() {
     let env = TestEnv::new();
