@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tempfile::{Builder, NamedTempFile};
 
 use crate::commit::{self, Pending};
-use crate::csv_out::VertexWriter;
-use crate::kml::{self, ErrorKind, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
+use crate::csv_out::{Dialect, Layout, RowWriter, Shape};
+use crate::input::Input;
+use crate::kml::{ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
 use crate::pipeline;
 use crate::plan::parent_or_dot;
 
@@ -54,6 +55,12 @@ pub struct Settings<'a> {
     pub read: &'a ReadOptions,
     /// Set when the run must stop; checked on every vertex and every buffer write.
     pub stop: &'a AtomicBool,
+    /// The columns asked for.
+    pub shape: &'a Shape,
+    /// The columns of every output, when decided for all of them at once (a merged CSV);
+    /// otherwise each output's come from its `shape` and its input's ExtendedData fields.
+    pub layout: Option<&'a Layout>,
+    pub dialect: &'a Dialect,
     /// Read the KML and write the CSV on two threads (see [`crate::pipeline`]): worth it when
     /// a core would otherwise sit idle. Ignored for feature rows and attributes.
     pub two_threads: bool,
@@ -105,7 +112,8 @@ pub fn write(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Writ
             )))
         }
     };
-    match write_csv(temp.as_file(), input, settings) {
+    let input = Input::Path(input.to_path_buf());
+    match write_csv(temp.as_file(), &input, "", settings) {
         Ok((rows, warnings)) => Ok(Written {
             temp,
             rows,
@@ -113,6 +121,7 @@ pub fn write(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Writ
         }),
         // Dropping `temp` removes the partial file.
         Err(WriteFailure::Interrupted) => Err(Outcome::Interrupted),
+        Err(WriteFailure::Closed) => Err(failed("cannot write: the output was closed".into())),
         Err(WriteFailure::Failed {
             position,
             message,
@@ -175,8 +184,13 @@ fn still_named(temp: &NamedTempFile) -> io::Result<bool> {
     Ok(temp.path().exists())
 }
 
-enum WriteFailure {
+/// Why [`write_csv`] gave up.
+#[derive(Debug)]
+pub enum WriteFailure {
+    /// The run is stopping (a signal).
     Interrupted,
+    /// The output is a pipe that was closed (`| head`): not an error of the input.
+    Closed,
     Failed {
         position: Option<Position>,
         message: String,
@@ -184,22 +198,46 @@ enum WriteFailure {
     },
 }
 
-/// Read `input` and write its CSV to `file`; the rows and warnings on success.
-fn write_csv(
-    file: &File,
-    input: &Path,
+/// Read `input` and write its CSV to `out`; the rows and warnings on success. `source` fills
+/// the `source` column, if there is one.
+pub fn write_csv<W: Write>(
+    out: W,
+    input: &Input,
+    source: &str,
     settings: Settings<'_>,
 ) -> Result<(u64, Warnings), WriteFailure> {
+    // A first pass collects the ExtendedData field names: a pipe is copied to be read twice.
+    let spooled;
+    let input = match settings.layout {
+        None if settings.shape.needs_fields() && !input.rereadable() => {
+            spooled = input.spooled().map_err(|e| WriteFailure::Failed {
+                position: None,
+                message: format!("cannot read: {e}"),
+                warnings: Warnings::default(),
+            })?;
+            &spooled
+        }
+        _ => input,
+    };
+    let layout = match settings.layout {
+        Some(layout) => layout.clone(),
+        None if settings.shape.needs_fields() => match input.fields(settings.read) {
+            Ok(fields) => settings.shape.layout(&fields),
+            Err(e) => return Err(read_failure(&e.kind, e.position, Warnings::default())),
+        },
+        None => settings.shape.layout(&[]),
+    };
     let out = StopOnSignal {
-        inner: file,
+        inner: out,
         stop: settings.stop,
     };
-    let writer = VertexWriter::new(out).map_err(|e| write_error(&e, Warnings::default()))?;
+    let writer = RowWriter::with_layout(out, layout, settings.shape.rows, settings.dialect, source)
+        .map_err(|e| write_error(&e, Warnings::default()))?;
     let sink = Guard {
         writer,
         stop: settings.stop,
     };
-    let read = |sink: &mut dyn Sink| kml::read_path(input, sink, settings.read);
+    let read = |sink: &mut dyn Sink| input.read(sink, settings.read);
     let plain_rows = !settings.read.features && !settings.read.attributes;
     let (result, sink) = if settings.two_threads && plain_rows {
         pipeline::read_on_two_threads(sink, read)
@@ -218,22 +256,28 @@ fn write_csv(
         }
         Err(e) => {
             let warnings = sink.writer.warnings().clone();
-            match &e.kind {
-                ErrorKind::Sink(io) if is_stop(io) => Err(WriteFailure::Interrupted),
-                ErrorKind::Cancelled => Err(WriteFailure::Interrupted),
-                _ => Err(WriteFailure::Failed {
-                    position: e.position,
-                    message: e.kind.to_string(),
-                    warnings,
-                }),
-            }
+            Err(read_failure(&e.kind, e.position, warnings))
         }
+    }
+}
+
+fn read_failure(kind: &ErrorKind, position: Option<Position>, warnings: Warnings) -> WriteFailure {
+    match kind {
+        ErrorKind::Sink(io) => write_error(io, warnings),
+        ErrorKind::Cancelled => WriteFailure::Interrupted,
+        _ => WriteFailure::Failed {
+            position,
+            message: kind.to_string(),
+            warnings,
+        },
     }
 }
 
 fn write_error(e: &io::Error, warnings: Warnings) -> WriteFailure {
     if is_stop(e) {
         WriteFailure::Interrupted
+    } else if e.kind() == io::ErrorKind::BrokenPipe {
+        WriteFailure::Closed
     } else {
         WriteFailure::Failed {
             position: None,
@@ -247,7 +291,7 @@ pub fn sync_file(file: &File) -> io::Result<()> {
     file.sync_all()
 }
 
-pub(crate) enum Published {
+pub enum Published {
     Placed,
     /// Without `--force`, another process put an output there first.
     AlreadyThere,
@@ -256,11 +300,7 @@ pub(crate) enum Published {
 /// Rename the finished temporary to `output`: atomically replacing it with `force`, never
 /// replacing it without. An output that became a directory or a symlink is refused either way,
 /// so the rename can never be steered to overwrite something else.
-pub(crate) fn publish(
-    temp: NamedTempFile,
-    output: &Path,
-    force: bool,
-) -> Result<Published, String> {
+pub fn publish(temp: NamedTempFile, output: &Path, force: bool) -> Result<Published, String> {
     match fs::symlink_metadata(output) {
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(format!(
@@ -390,7 +430,7 @@ impl<W: Write> Write for StopOnSignal<'_, W> {
 /// Passes vertices on to the CSV writer and stops the reader once the stop flag is set, even
 /// while the rows still fit in the writer's buffer.
 struct Guard<'a, W: Write> {
-    writer: VertexWriter<W>,
+    writer: RowWriter<W>,
     stop: &'a AtomicBool,
 }
 
@@ -404,6 +444,13 @@ impl<W: Write> Sink for Guard<'_, W> {
 
     fn warning(&mut self, warning: Warning) {
         self.writer.warning(warning);
+    }
+
+    fn feature(&mut self, feature: &Feature<'_>) -> io::Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
+        self.writer.feature(feature)
     }
 }
 

@@ -1,13 +1,20 @@
-//! The CSV schema: one row per vertex, columns in a fixed order.
+//! The CSV schema and the row writer.
 //!
-//! Numbers are copied verbatim from the KML (no float formatting), so a row is a handful of
-//! borrowed byte slices; writing one allocates nothing.
+//! A CSV has one row per vertex (the default) or one row per feature (`--rows features`, the
+//! geometry as WKT). Which columns it has, and in which order, is decided before its first row:
+//! [`Shape`] is what the command line asked for, [`Layout`] the columns of one output once the
+//! ExtendedData fields of its input(s) are known.
+//!
+//! Numbers are copied verbatim from the KML (no float formatting), and fields are written one
+//! by one from borrowed slices: writing a vertex row allocates nothing.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::io::{self, Write};
 
-use crate::kml::{Sink, Vertex, Warning, Warnings};
+use crate::kml::{Attributes, Feature, Sink, Vertex, Warning, Warnings};
 
-/// The header row, in order.
+/// The header row of the default CSV (one row per vertex), in order.
 pub const COLUMNS: [&str; 10] = [
     "feature",
     "name",
@@ -21,34 +28,495 @@ pub const COLUMNS: [&str; 10] = [
     "when",
 ];
 
-/// A [`Sink`] that writes each vertex as a CSV row and keeps the warnings for the caller.
-pub struct VertexWriter<W: Write> {
+/// The standard columns of `--rows features`.
+pub const FEATURE_COLUMNS: [&str; 3] = ["feature", "name", "wkt"];
+
+/// The descriptive columns `--attributes` adds after the standard ones (then one per
+/// ExtendedData field).
+pub const ATTRIBUTE_COLUMNS: [&str; 6] = [
+    "folder",
+    "description",
+    "timestamp",
+    "begin",
+    "end",
+    "style",
+];
+
+/// The leading column of a merged CSV.
+pub const SOURCE_COLUMN: &str = "source";
+
+/// UTF-8 byte order mark, for spreadsheets that guess the encoding otherwise.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// What one row stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RowKind {
+    /// One row per vertex.
+    #[default]
+    Vertices,
+    /// One row per feature, its geometry as WKT.
+    Features,
+}
+
+/// How fields and rows are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    pub delimiter: u8,
+    /// Write the header row.
+    pub header: bool,
+    /// Start the file with a UTF-8 byte order mark.
+    pub bom: bool,
+    /// Put `'` before text fields that a spreadsheet would run as a formula.
+    pub formula_guard: bool,
+}
+
+impl Default for Dialect {
+    fn default() -> Self {
+        Dialect {
+            delimiter: b',',
+            header: true,
+            bom: false,
+            formula_guard: false,
+        }
+    }
+}
+
+/// One column of an output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    Source,
+    Feature,
+    Name,
+    Geometry,
+    Part,
+    Ring,
+    Vertex,
+    Longitude,
+    Latitude,
+    Altitude,
+    When,
+    Wkt,
+    Folder,
+    Description,
+    Timestamp,
+    Begin,
+    End,
+    Style,
+    /// The ExtendedData field of this name.
+    Data(String),
+}
+
+/// Every fixed (non-ExtendedData) column, with its header name.
+const FIXED: [(&str, Column); 18] = [
+    ("source", Column::Source),
+    ("feature", Column::Feature),
+    ("name", Column::Name),
+    ("geometry", Column::Geometry),
+    ("part", Column::Part),
+    ("ring", Column::Ring),
+    ("vertex", Column::Vertex),
+    ("longitude", Column::Longitude),
+    ("latitude", Column::Latitude),
+    ("altitude", Column::Altitude),
+    ("when", Column::When),
+    ("wkt", Column::Wkt),
+    ("folder", Column::Folder),
+    ("description", Column::Description),
+    ("timestamp", Column::Timestamp),
+    ("begin", Column::Begin),
+    ("end", Column::End),
+    ("style", Column::Style),
+];
+
+/// The prefix of an ExtendedData field whose name is that of a standard column.
+pub const DATA_PREFIX: &str = "data.";
+
+impl Column {
+    fn fixed(name: &str) -> Option<Column> {
+        FIXED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// The header of this column.
+    pub fn header(&self) -> String {
+        match self {
+            Column::Data(field) => data_header(field),
+            fixed => FIXED
+                .iter()
+                .find(|(_, c)| c == fixed)
+                .map(|(n, _)| (*n).to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether the formula guard applies: to text, never to the numbers and ordinals.
+    fn is_text(&self) -> bool {
+        !matches!(
+            self,
+            Column::Longitude
+                | Column::Latitude
+                | Column::Altitude
+                | Column::Feature
+                | Column::Part
+                | Column::Vertex
+        )
+    }
+
+    fn is_attribute(&self) -> bool {
+        matches!(
+            self,
+            Column::Folder
+                | Column::Description
+                | Column::Timestamp
+                | Column::Begin
+                | Column::End
+                | Column::Style
+                | Column::Data(_)
+        )
+    }
+}
+
+/// The header of ExtendedData field `field`: its name, with `data.` in front when that name is
+/// taken by a standard column (so `name` becomes `data.name`).
+pub fn data_header(field: &str) -> String {
+    if Column::fixed(field).is_some() {
+        format!("{DATA_PREFIX}{field}")
+    } else {
+        field.to_owned()
+    }
+}
+
+/// What the command line asks the CSV to look like, before any input is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shape {
+    pub rows: RowKind,
+    /// `--attributes`: the descriptive columns and one column per ExtendedData field.
+    pub attributes: bool,
+    /// A leading `source` column (merged CSVs).
+    pub source: bool,
+    /// `--columns`: the columns to write, in order, as the user named them.
+    pub select: Option<Vec<String>>,
+}
+
+/// A `--columns` name that the output does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownColumns {
+    pub unknown: Vec<String>,
+    pub available: Vec<String>,
+    /// ExtendedData fields could be named too, if `--attributes` were given.
+    pub hint_attributes: bool,
+}
+
+impl fmt::Display for UnknownColumns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.unknown.len() == 1 { "" } else { "s" };
+        write!(
+            f,
+            "unknown column{plural} {} in --columns; available: {}",
+            self.unknown.join(", "),
+            self.available.join(", ")
+        )?;
+        for name in &self.unknown {
+            let needs = match Column::fixed(name) {
+                Some(Column::Source) => "--merge",
+                Some(Column::Wkt) => "--rows features",
+                Some(_) => "--rows vertices",
+                None => continue,
+            };
+            write!(f, "; {name} exists with {needs}")?;
+        }
+        if self.hint_attributes {
+            f.write_str(" (ExtendedData fields become columns with --attributes)")?;
+        }
+        Ok(())
+    }
+}
+
+impl Shape {
+    /// Whether the reader must collect each feature's descriptive fields.
+    pub fn reads_attributes(&self) -> bool {
+        self.attributes
+            || self.select.as_ref().is_some_and(|names| {
+                names
+                    .iter()
+                    .any(|n| Column::fixed(n).is_some_and(|c| c.is_attribute()))
+            })
+    }
+
+    /// Whether the columns depend on the ExtendedData fields found in the input, so that a
+    /// first pass must collect their names.
+    pub fn needs_fields(&self) -> bool {
+        self.attributes && self.select.is_none()
+    }
+
+    /// Whether `--columns` names ExtendedData fields, which only a first pass can confirm.
+    pub fn selects_fields(&self) -> bool {
+        self.attributes
+            && self
+                .select
+                .as_ref()
+                .is_some_and(|names| names.iter().any(|n| self.fixed_column(n).is_none()))
+    }
+
+    /// The fixed columns this output can have, in their default order.
+    pub fn fixed_columns(&self) -> Vec<Column> {
+        let mut columns = Vec::new();
+        if self.source {
+            columns.push(Column::Source);
+        }
+        let standard: &[&str] = match self.rows {
+            RowKind::Vertices => &COLUMNS,
+            RowKind::Features => &FEATURE_COLUMNS,
+        };
+        columns.extend(standard.iter().filter_map(|n| Column::fixed(n)));
+        if self.attributes || self.select.is_some() {
+            columns.extend(ATTRIBUTE_COLUMNS.iter().filter_map(|n| Column::fixed(n)));
+        }
+        columns
+    }
+
+    fn fixed_column(&self, name: &str) -> Option<Column> {
+        let column = Column::fixed(name)?;
+        self.fixed_columns().contains(&column).then_some(column)
+    }
+
+    /// Check `--columns` before any input is read: without `--attributes` every name must be a
+    /// fixed column.
+    pub fn check(&self) -> Result<(), UnknownColumns> {
+        let Some(select) = &self.select else {
+            return Ok(());
+        };
+        if self.attributes {
+            return Ok(());
+        }
+        let unknown: Vec<String> = select
+            .iter()
+            .filter(|n| self.fixed_column(n).is_none())
+            .cloned()
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(UnknownColumns {
+            unknown,
+            available: self.fixed_columns().iter().map(Column::header).collect(),
+            hint_attributes: true,
+        })
+    }
+
+    /// Check `--columns` against the ExtendedData fields of every input (`fields`, their
+    /// union).
+    pub fn check_fields(&self, fields: &[String]) -> Result<(), UnknownColumns> {
+        let Some(select) = &self.select else {
+            return Ok(());
+        };
+        let unknown: Vec<String> = select
+            .iter()
+            .filter(|n| {
+                self.fixed_column(n).is_none() && !fields.iter().any(|f| data_header(f) == **n)
+            })
+            .cloned()
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let mut available: Vec<String> = self.fixed_columns().iter().map(Column::header).collect();
+        available.extend(fields.iter().map(|f| data_header(f)));
+        Err(UnknownColumns {
+            unknown,
+            available,
+            hint_attributes: false,
+        })
+    }
+
+    /// The columns of an output whose input(s) have the ExtendedData `fields` (names in
+    /// first-seen order). Names in `--columns` are assumed checked.
+    pub fn layout(&self, fields: &[String]) -> Layout {
+        let columns = match &self.select {
+            Some(select) => select
+                .iter()
+                .map(|name| {
+                    self.fixed_column(name).unwrap_or_else(|| {
+                        let field = fields
+                            .iter()
+                            .find(|f| data_header(f) == *name)
+                            .map_or_else(|| field_of_header(name), String::clone);
+                        Column::Data(field)
+                    })
+                })
+                .collect(),
+            None => {
+                let mut columns = self.fixed_columns();
+                if self.attributes {
+                    columns.extend(fields.iter().cloned().map(Column::Data));
+                }
+                columns
+            }
+        };
+        Layout { columns }
+    }
+}
+
+/// The field a header names: `data.name` is the field `name`.
+fn field_of_header(header: &str) -> String {
+    match header.strip_prefix(DATA_PREFIX) {
+        Some(rest) if Column::fixed(rest).is_some() => rest.to_owned(),
+        _ => header.to_owned(),
+    }
+}
+
+/// Add the field names of `more` that `union` lacks, keeping first-seen order.
+pub fn union_fields(union: &mut Vec<String>, more: &[String]) {
+    for field in more {
+        if !union.contains(field) {
+            union.push(field.clone());
+        }
+    }
+}
+
+/// The columns of one output, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub columns: Vec<Column>,
+}
+
+impl Layout {
+    pub fn headers(&self) -> Vec<String> {
+        self.columns.iter().map(Column::header).collect()
+    }
+
+    /// Whether any column is an ExtendedData field or a descriptive column.
+    pub fn has_attributes(&self) -> bool {
+        self.columns.iter().any(Column::is_attribute)
+    }
+}
+
+fn builder(dialect: &Dialect) -> csv::WriterBuilder {
+    let mut builder = csv::WriterBuilder::new();
+    builder
+        .delimiter(dialect.delimiter)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .buffer_capacity(256 * 1024);
+    builder
+}
+
+/// Write the byte order mark (if asked) and the header row (if asked) of `layout` to `out`.
+pub fn write_header<W: Write>(out: &mut W, layout: &Layout, dialect: &Dialect) -> io::Result<()> {
+    if dialect.bom {
+        out.write_all(BOM)?;
+    }
+    if dialect.header {
+        let mut csv = builder(dialect).from_writer(out);
+        let mut guard = Vec::new();
+        for (column, header) in layout.columns.iter().zip(layout.headers()) {
+            let field = guarded(
+                dialect.formula_guard && column.is_text(),
+                &header,
+                &mut guard,
+            );
+            csv.write_field(field).map_err(into_io)?;
+        }
+        csv.write_record(None::<&[u8]>).map_err(into_io)?;
+        csv.flush()?;
+    }
+    Ok(())
+}
+
+/// The text a spreadsheet would run as a formula starts with one of these.
+fn is_formula_start(text: &[u8]) -> bool {
+    matches!(
+        text.first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
+}
+
+/// `text`, or `'text` in `scratch` when the guard is on and `text` looks like a formula.
+fn guarded<'a>(guard: bool, text: &'a str, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    if guard && is_formula_start(text.as_bytes()) {
+        scratch.clear();
+        scratch.push(b'\'');
+        scratch.extend_from_slice(text.as_bytes());
+        scratch
+    } else {
+        text.as_bytes()
+    }
+}
+
+/// A [`Sink`] that writes rows of a [`Layout`] and keeps the warnings for the caller.
+pub struct RowWriter<W: Write> {
     csv: csv::Writer<W>,
-    rows: u64,
+    layout: Layout,
+    rows: RowKind,
+    guard: bool,
+    /// The `source` column's value.
+    source: String,
+    written: u64,
     warnings: Warnings,
     /// Formatting buffers for the integer columns, reused for every row.
     ints: [itoa_buf::Buf; 3],
+    /// For the formula guard.
+    scratch: Vec<u8>,
+    /// The WKT of the current feature.
+    wkt: String,
+    /// Data columns: field name → the positions in `layout` that show it.
+    data_columns: HashMap<String, Vec<usize>>,
+    /// For each column, the index into the current feature's `Attributes::data` of its value.
+    data_values: Vec<Option<usize>>,
+    /// The feature `data_values` belongs to.
+    data_feature: Option<Option<u64>>,
 }
 
-impl<W: Write> VertexWriter<W> {
-    /// Start a CSV on `out` and write the header row.
+/// The writer of the default CSV; kept under this name for the code that predates layouts.
+pub type VertexWriter<W> = RowWriter<W>;
+
+impl<W: Write> RowWriter<W> {
+    /// Start the default CSV on `out` (one row per vertex, the standard columns) and write its
+    /// header row.
     pub fn new(out: W) -> io::Result<Self> {
-        let mut csv = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .buffer_capacity(256 * 1024)
-            .from_writer(out);
-        csv.write_record(COLUMNS).map_err(into_io)?;
-        Ok(VertexWriter {
+        let shape = Shape::default();
+        RowWriter::with_layout(out, shape.layout(&[]), shape.rows, &Dialect::default(), "")
+    }
+
+    /// Start a CSV on `out` and write its byte order mark and header as `dialect` asks.
+    /// `source` fills the `source` column, if the layout has one.
+    pub fn with_layout(
+        mut out: W,
+        layout: Layout,
+        rows: RowKind,
+        dialect: &Dialect,
+        source: &str,
+    ) -> io::Result<Self> {
+        write_header(&mut out, &layout, dialect)?;
+        let csv = builder(dialect).from_writer(out);
+        let mut data_columns: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, column) in layout.columns.iter().enumerate() {
+            if let Column::Data(field) = column {
+                data_columns.entry(field.clone()).or_default().push(i);
+            }
+        }
+        let width = layout.columns.len();
+        Ok(RowWriter {
             csv,
-            rows: 0,
+            layout,
+            rows,
+            guard: dialect.formula_guard,
+            source: source.to_owned(),
+            written: 0,
             warnings: Warnings::default(),
             ints: Default::default(),
+            scratch: Vec::new(),
+            wkt: String::new(),
+            data_columns,
+            data_values: vec![None; width],
+            data_feature: None,
         })
     }
 
     /// Rows written so far (the header not counted).
     pub fn rows(&self) -> u64 {
-        self.rows
+        self.written
     }
 
     /// Warnings received so far.
@@ -63,38 +531,124 @@ impl<W: Write> VertexWriter<W> {
         let out = self.csv.into_inner().map_err(|e| e.into_error())?;
         Ok((out, warnings))
     }
+
+    /// Find where each data column's value is in `attributes` (once per feature).
+    fn locate_data(&mut self, feature: Option<u64>, attributes: Option<&Attributes>) {
+        if self.data_columns.is_empty() || self.data_feature == Some(feature) {
+            return;
+        }
+        self.data_feature = Some(feature);
+        self.data_values.iter_mut().for_each(|v| *v = None);
+        let Some(attributes) = attributes else {
+            return;
+        };
+        for (index, (field, _)) in attributes.data.iter().enumerate() {
+            if let Some(positions) = self.data_columns.get(field.as_str()) {
+                for &p in positions {
+                    // The first of two fields with one name wins.
+                    self.data_values[p].get_or_insert(index);
+                }
+            }
+        }
+    }
+
+    fn write_row(&mut self, row: &Row<'_>) -> io::Result<()> {
+        let [feature_buf, part_buf, vertex_buf] = &mut self.ints;
+        for (i, column) in self.layout.columns.iter().enumerate() {
+            let attribute = |pick: fn(&Attributes) -> &str| row.attributes.map_or("", pick);
+            let text: &str = match column {
+                Column::Source => &self.source,
+                Column::Feature => {
+                    let bytes: &[u8] = match row.feature {
+                        Some(n) => feature_buf.format(n),
+                        None => b"",
+                    };
+                    self.csv.write_field(bytes).map_err(into_io)?;
+                    continue;
+                }
+                Column::Part | Column::Vertex => {
+                    let bytes: &[u8] = match (column, row.vertex) {
+                        (Column::Part, Some(v)) => part_buf.format(v.part),
+                        (_, Some(v)) => vertex_buf.format(v.vertex),
+                        (_, None) => b"",
+                    };
+                    self.csv.write_field(bytes).map_err(into_io)?;
+                    continue;
+                }
+                Column::Name => row.name,
+                Column::Geometry => row.vertex.map_or("", |v| v.geometry),
+                Column::Ring => row.vertex.map_or("", |v| v.ring.as_str()),
+                Column::Longitude => row.vertex.map_or("", |v| v.longitude),
+                Column::Latitude => row.vertex.map_or("", |v| v.latitude),
+                Column::Altitude => row.vertex.map_or("", |v| v.altitude),
+                Column::When => row.vertex.map_or("", |v| v.when),
+                Column::Wkt => &self.wkt,
+                Column::Folder => attribute(|a| &a.folder),
+                Column::Description => attribute(|a| &a.description),
+                Column::Timestamp => attribute(|a| &a.timestamp),
+                Column::Begin => attribute(|a| &a.begin),
+                Column::End => attribute(|a| &a.end),
+                Column::Style => attribute(|a| &a.style),
+                Column::Data(_) => match (row.attributes, self.data_values[i]) {
+                    (Some(a), Some(index)) => &a.data[index].1,
+                    _ => "",
+                },
+            };
+            let field = guarded(self.guard && column.is_text(), text, &mut self.scratch);
+            self.csv.write_field(field).map_err(into_io)?;
+        }
+        self.csv.write_record(None::<&[u8]>).map_err(into_io)?;
+        self.written += 1;
+        Ok(())
+    }
 }
 
-impl<W: Write> Sink for VertexWriter<W> {
+/// What one row is made of.
+struct Row<'a> {
+    feature: Option<u64>,
+    name: &'a str,
+    attributes: Option<&'a Attributes>,
+    /// `None` for a feature row.
+    vertex: Option<&'a Vertex<'a>>,
+}
+
+impl<W: Write> Sink for RowWriter<W> {
     fn vertex(&mut self, v: &Vertex<'_>) -> io::Result<()> {
-        let [feature, part, vertex] = &mut self.ints;
-        let feature: &[u8] = match v.feature {
-            Some(n) => feature.format(n),
-            None => b"",
-        };
-        let record: [&[u8]; 10] = [
-            feature,
-            v.name.as_bytes(),
-            v.geometry.as_bytes(),
-            part.format(v.part),
-            v.ring.as_str().as_bytes(),
-            vertex.format(v.vertex),
-            v.longitude.as_bytes(),
-            v.latitude.as_bytes(),
-            v.altitude.as_bytes(),
-            v.when.as_bytes(),
-        ];
-        self.csv.write_record(record).map_err(into_io)?;
-        self.rows += 1;
-        Ok(())
+        if self.rows != RowKind::Vertices {
+            return Ok(());
+        }
+        self.locate_data(v.feature, v.attributes);
+        self.write_row(&Row {
+            feature: v.feature,
+            name: v.name,
+            attributes: v.attributes,
+            vertex: Some(v),
+        })
     }
 
     fn warning(&mut self, warning: Warning) {
         self.warnings.push(warning);
     }
+
+    fn feature(&mut self, feature: &Feature<'_>) -> io::Result<()> {
+        if self.rows != RowKind::Features {
+            return Ok(());
+        }
+        self.wkt.clear();
+        crate::wkt::write(feature.parts, &mut self.wkt);
+        // Features are numbered once each, so this never reuses a stale lookup.
+        self.data_feature = None;
+        self.locate_data(Some(feature.ordinal), feature.attributes);
+        self.write_row(&Row {
+            feature: Some(feature.ordinal),
+            name: feature.name,
+            attributes: feature.attributes,
+            vertex: None,
+        })
+    }
 }
 
-fn into_io(e: csv::Error) -> io::Error {
+pub fn into_io(e: csv::Error) -> io::Error {
     match e.into_kind() {
         csv::ErrorKind::Io(e) => e,
         other => io::Error::other(format!("{other:?}")),
@@ -125,9 +679,9 @@ mod itoa_buf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kml::Ring;
+    use crate::kml::{Part, Ring};
 
-    fn vertex<'a>(name: &'a str) -> Vertex<'a> {
+    fn vertex<'a>(name: &'a str, attributes: Option<&'a Attributes>) -> Vertex<'a> {
         Vertex {
             feature: Some(3),
             name,
@@ -135,35 +689,215 @@ mod tests {
             part: 0,
             ring: Ring::None,
             vertex: 10,
-            longitude: "+008.50",
+            longitude: "-008.50",
             latitude: "1e-3",
             altitude: "",
             when: "",
-            attributes: None,
+            attributes,
         }
+    }
+
+    fn default_writer(shape: &Shape, dialect: &Dialect) -> RowWriter<Vec<u8>> {
+        RowWriter::with_layout(Vec::new(), shape.layout(&[]), shape.rows, dialect, "src").unwrap()
+    }
+
+    fn text(w: RowWriter<Vec<u8>>) -> String {
+        String::from_utf8(w.finish().unwrap().0).unwrap()
     }
 
     #[test]
     fn header_and_verbatim_numbers() {
-        let mut w = VertexWriter::new(Vec::new()).unwrap();
-        w.vertex(&vertex("plain")).unwrap();
-        let (out, _) = w.finish().unwrap();
+        let mut w = default_writer(&Shape::default(), &Dialect::default());
+        w.vertex(&vertex("plain", None)).unwrap();
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            text(w),
             "feature,name,geometry,part,ring,vertex,longitude,latitude,altitude,when\n\
-             3,plain,Point,0,,10,+008.50,1e-3,,\n"
+             3,plain,Point,0,,10,-008.50,1e-3,,\n"
         );
     }
 
     #[test]
     fn hostile_names_are_quoted() {
-        let mut w = VertexWriter::new(Vec::new()).unwrap();
-        w.vertex(&vertex("a,\"b\"\nc")).unwrap();
-        let (out, _) = w.finish().unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let mut w = default_writer(&Shape::default(), &Dialect::default());
+        w.vertex(&vertex("a,\"b\"\nc", None)).unwrap();
+        let text = text(w);
         assert!(
-            text.ends_with("3,\"a,\"\"b\"\"\nc\",Point,0,,10,+008.50,1e-3,,\n"),
+            text.ends_with("3,\"a,\"\"b\"\"\nc\",Point,0,,10,-008.50,1e-3,,\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn formula_guard_spares_numbers_and_ordinals() {
+        let dialect = Dialect {
+            formula_guard: true,
+            header: false,
+            ..Dialect::default()
+        };
+        let mut w = default_writer(&Shape::default(), &dialect);
+        w.vertex(&vertex("=HYPERLINK(\"x\")", None)).unwrap();
+        w.vertex(&vertex("@SUM", None)).unwrap();
+        w.vertex(&vertex("fine", None)).unwrap();
+        assert_eq!(
+            text(w),
+            "3,\"'=HYPERLINK(\"\"x\"\")\",Point,0,,10,-008.50,1e-3,,\n\
+             3,'@SUM,Point,0,,10,-008.50,1e-3,,\n\
+             3,fine,Point,0,,10,-008.50,1e-3,,\n"
+        );
+    }
+
+    #[test]
+    fn tsv_bom_and_no_header() {
+        let dialect = Dialect {
+            delimiter: b'\t',
+            bom: true,
+            ..Dialect::default()
+        };
+        let mut w = default_writer(&Shape::default(), &dialect);
+        w.vertex(&vertex("a b", None)).unwrap();
+        let out = text(w);
+        assert!(out.starts_with("\u{feff}feature\tname\t"), "{out:?}");
+        assert!(out.ends_with("3\ta b\tPoint\t0\t\t10\t-008.50\t1e-3\t\t\n"));
+
+        let dialect = Dialect {
+            header: false,
+            ..Dialect::default()
+        };
+        let mut w = default_writer(&Shape::default(), &dialect);
+        w.vertex(&vertex("x", None)).unwrap();
+        assert_eq!(text(w), "3,x,Point,0,,10,-008.50,1e-3,,\n");
+    }
+
+    fn attributes() -> Attributes {
+        Attributes {
+            folder: "Trips/2024".into(),
+            description: "d".into(),
+            timestamp: "2024-05-01".into(),
+            style: "#red".into(),
+            data: vec![
+                ("speed".into(), "12".into()),
+                ("name".into(), "other".into()),
+            ],
+            ..Attributes::default()
+        }
+    }
+
+    #[test]
+    fn attribute_columns_and_clashing_field_names() {
+        let shape = Shape {
+            attributes: true,
+            ..Shape::default()
+        };
+        let fields = vec!["speed".to_owned(), "name".to_owned(), "missing".to_owned()];
+        let layout = shape.layout(&fields);
+        assert_eq!(
+            layout.headers().join(","),
+            "feature,name,geometry,part,ring,vertex,longitude,latitude,altitude,when,\
+             folder,description,timestamp,begin,end,style,speed,data.name,missing"
+        );
+        let mut w = RowWriter::with_layout(
+            Vec::new(),
+            layout,
+            RowKind::Vertices,
+            &Dialect::default(),
+            "",
+        )
+        .unwrap();
+        let a = attributes();
+        w.vertex(&vertex("A", Some(&a))).unwrap();
+        assert!(
+            text(w).ends_with(",Trips/2024,d,2024-05-01,,,#red,12,other,\n"),
+            "data values follow their names"
+        );
+    }
+
+    #[test]
+    fn columns_select_and_order() {
+        let shape = Shape {
+            rows: RowKind::Features,
+            attributes: true,
+            source: true,
+            select: Some(vec![
+                "wkt".into(),
+                "data.name".into(),
+                "source".into(),
+                "speed".into(),
+            ]),
+        };
+        assert!(shape.check().is_ok());
+        assert!(shape.selects_fields());
+        let fields = vec!["speed".to_owned(), "name".to_owned()];
+        assert!(shape.check_fields(&fields).is_ok());
+        let layout = shape.layout(&fields);
+        assert_eq!(layout.headers(), ["wkt", "data.name", "source", "speed"]);
+        let mut w = RowWriter::with_layout(
+            Vec::new(),
+            layout,
+            RowKind::Features,
+            &Dialect::default(),
+            "in/a.kml",
+        )
+        .unwrap();
+        let a = attributes();
+        let parts = [Part {
+            geometry: "Point".into(),
+            ring: Ring::None,
+            tuples: vec![["1".into(), "2".into(), String::new()]],
+        }];
+        w.feature(&Feature {
+            ordinal: 0,
+            name: "A",
+            attributes: Some(&a),
+            parts: &parts,
+        })
+        .unwrap();
+        w.vertex(&vertex("ignored in feature rows", Some(&a)))
+            .unwrap();
+        assert_eq!(
+            text(w),
+            "wkt,data.name,source,speed\nPOINT (1 2),other,in/a.kml,12\n"
+        );
+    }
+
+    #[test]
+    fn unknown_columns_list_the_available_ones() {
+        let shape = Shape {
+            select: Some(vec!["latitude".into(), "wkt".into(), "speed".into()]),
+            ..Shape::default()
+        };
+        let e = shape.check().unwrap_err();
+        assert_eq!(e.unknown, ["wkt", "speed"]);
+        let message = e.to_string();
+        assert!(
+            message.contains("available: feature, name, geometry"),
+            "{message}"
+        );
+        assert!(message.contains("--attributes"), "{message}");
+        assert!(
+            message.contains("wkt exists with --rows features"),
+            "{message}"
+        );
+
+        let shape = Shape {
+            attributes: true,
+            select: Some(vec!["speed".into(), "nope".into()]),
+            ..Shape::default()
+        };
+        assert!(shape.check().is_ok());
+        let e = shape.check_fields(&["speed".to_owned()]).unwrap_err();
+        assert_eq!(e.unknown, ["nope"]);
+        assert!(e
+            .available
+            .ends_with(&["style".to_owned(), "speed".to_owned()]));
+    }
+
+    #[test]
+    fn union_keeps_first_seen_order() {
+        let mut union = vec!["a".to_owned(), "b".to_owned()];
+        union_fields(
+            &mut union,
+            &["c".to_owned(), "a".to_owned(), "d".to_owned()],
+        );
+        assert_eq!(union, ["a", "b", "c", "d"]);
     }
 }

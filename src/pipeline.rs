@@ -2,9 +2,9 @@
 //!
 //! The batch runs one file per task, which keeps every core busy while there are more files
 //! than cores. A lone big file (or the last one of a batch) would use one core only, although
-//! formatting and writing the CSV is about as much work as reading the KML. Here the reader's
-//! vertices are copied into batches and handed to a second thread that feeds the real sink,
-//! so the two halves overlap. Rows keep their order, so the output is byte-identical.
+//! formatting and writing the CSV is about as much work as reading the KML. Here the reader
+//! runs on a second thread and its vertices are copied into batches and handed back to the
+//! thread that owns the real sink, so the two halves overlap. Rows keep their order, so the output is byte-identical.
 
 use std::io;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -15,36 +15,40 @@ use crate::kml::{self, Ring, Sink, Summary, Vertex, Warning};
 const BATCH: usize = 256 * 1024;
 const IN_FLIGHT: usize = 4;
 
-/// Run `read` with a sink that forwards every vertex and warning to `sink` on another thread.
-/// Returns what `read` returned and the sink, once every row has reached it. A write error in
-/// `sink` stops the reader and is returned as its `Sink` error.
+/// Run `read` on another thread with a sink that forwards every vertex and warning, in
+/// batches, to `sink` on this thread. Returns what `read` returned and the sink, once every
+/// row has reached it. A write error in `sink` stops the reader and is returned as its `Sink`
+/// error. The sink stays on the calling thread, so it need not be `Send` (standard output is
+/// not).
 ///
 /// Only for plain vertex rows: [`Sink::feature`] calls and [`Vertex::attributes`] are not
 /// carried over, so it must not be used with [`kml::ReadOptions::features`] or
 /// [`kml::ReadOptions::attributes`].
-pub fn read_on_two_threads<S, F>(sink: S, read: F) -> (Result<Summary, kml::Error>, S)
+pub fn read_on_two_threads<S, F>(mut sink: S, read: F) -> (Result<Summary, kml::Error>, S)
 where
-    S: Sink + Send,
-    F: FnOnce(&mut dyn Sink) -> Result<Summary, kml::Error>,
+    S: Sink,
+    F: FnOnce(&mut dyn Sink) -> Result<Summary, kml::Error> + Send,
 {
     let (to_writer, batches) = sync_channel::<Batch>(IN_FLIGHT);
     let (recycle, spare) = sync_channel::<Batch>(IN_FLIGHT + 2);
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || write_batches(sink, batches, recycle));
-        let mut front = Forwarder {
-            batch: Batch::default(),
-            to_writer,
-            spare,
-        };
-        let mut result = read(&mut front);
-        if result.is_ok() {
-            if let Err(e) = front.send() {
-                result = Err(kml::Error::new(kml::ErrorKind::Sink(e), None));
+        let reader = scope.spawn(move || {
+            let mut front = Forwarder {
+                batch: Batch::default(),
+                to_writer,
+                spare,
+            };
+            let mut result = read(&mut front);
+            if result.is_ok() {
+                if let Err(e) = front.send() {
+                    result = Err(kml::Error::new(kml::ErrorKind::Sink(e), None));
+                }
             }
-        }
-        drop(front);
-        let (sink, write_error) = match writer.join() {
-            Ok(done) => done,
+            result
+        });
+        let write_error = write_batches(&mut sink, batches, recycle);
+        let mut result = match reader.join() {
+            Ok(result) => result,
             Err(panic) => std::panic::resume_unwind(panic),
         };
         if let Some(e) = write_error {
@@ -181,21 +185,20 @@ impl Sink for Forwarder {
     }
 }
 
-/// The writer thread: replay each batch into `sink` until the reader is done or `sink`
-/// fails.
+/// The writing side: replay each batch into `sink` until the reader is done or `sink` fails.
 fn write_batches<S: Sink>(
-    mut sink: S,
+    sink: &mut S,
     batches: Receiver<Batch>,
     recycle: SyncSender<Batch>,
-) -> (S, Option<io::Error>) {
+) -> Option<io::Error> {
     for batch in batches {
-        if let Err(e) = replay(&batch.bytes, &mut sink) {
+        if let Err(e) = replay(&batch.bytes, sink) {
             // Dropping the receiver makes the reader's next send fail, which stops it.
-            return (sink, Some(e));
+            return Some(e);
         }
         let _ = recycle.try_send(batch);
     }
-    (sink, None)
+    None
 }
 
 fn replay(bytes: &[u8], sink: &mut dyn Sink) -> io::Result<()> {

@@ -117,11 +117,24 @@ pub struct Target<'a> {
     pub force: bool,
     /// `--shard`: keep only the inputs of this shard.
     pub shard: Option<Shard>,
+    /// `--update`: replace an output older than its input.
+    pub update: bool,
 }
 
 /// Expand `inputs` and decide every output. Usage errors are all collected, so the user can fix
 /// them in one go.
 pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageError>> {
+    build_with(inputs, Some(target))
+}
+
+/// Expand and de-duplicate `inputs` like [`build`], for outputs that are not one file per input
+/// (a merged CSV, standard output): every file found becomes an [`Action::Convert`] with an
+/// empty output path.
+pub fn build_inputs(inputs: &[OsString]) -> Result<Plan, Vec<UsageError>> {
+    build_with(inputs, None)
+}
+
+fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, Vec<UsageError>> {
     let mut problems = Vec::new();
     let mut found = Vec::new();
     for raw in inputs {
@@ -161,9 +174,16 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
                 size,
             } => {
                 if best.get(canonical.as_path()).is_some_and(|b| b.1 == index) {
+                    let action = match target {
+                        Some(target) => decide(path, canonical, rel, *size, target),
+                        None => Action::Convert {
+                            output: PathBuf::new(),
+                            size: *size,
+                        },
+                    };
                     items.push(Item {
                         input: path.clone(),
-                        action: decide(path, canonical, rel, *size, target),
+                        action,
                     });
                     keys.push(Some(rel));
                 }
@@ -172,7 +192,7 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
     }
 
     let mut owners: HashMap<PathBuf, &Path> = HashMap::new();
-    for item in &items {
+    for item in items.iter().filter(|_| target.is_some()) {
         let output = match &item.action {
             Action::Convert { output, .. } | Action::Skip { output } => output,
             Action::Fail { .. } => continue,
@@ -192,7 +212,7 @@ pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageE
 
     // Sharding comes after the collision check, so that every shard refuses a collision even
     // when its two inputs fall into different shards.
-    if let Some(shard) = target.shard {
+    if let Some(shard) = target.and_then(|t| t.shard) {
         let mut keys = keys.into_iter();
         items.retain(|_| keys.next().flatten().is_none_or(|rel| shard.contains(rel)));
     }
@@ -429,7 +449,20 @@ fn decide(input: &Path, canonical: &Path, rel: &Path, size: u64, target: Target<
             output.display()
         )),
         Ok(_) if target.force => Action::Convert { output, size },
+        Ok(meta) if target.update && is_older(&meta, input) => Action::Convert { output, size },
         Ok(_) => Action::Skip { output },
+    }
+}
+
+/// Whether an output with metadata `output` is older than `input` (as make decides; equal times
+/// are up to date). When a time cannot be read, the output counts as out of date.
+pub fn is_older(output: &fs::Metadata, input: &Path) -> bool {
+    match (
+        output.modified(),
+        fs::metadata(input).and_then(|m| m.modified()),
+    ) {
+        (Ok(output), Ok(input)) => output < input,
+        _ => true,
     }
 }
 

@@ -6,12 +6,13 @@
 //! start with `kml2csv: ` and name the file; a closed stderr is ignored (the conversions are
 //! the point, not the chatter).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Verbosity;
 use crate::kml::{Position, Warnings};
@@ -64,6 +65,10 @@ pub struct Totals {
 /// The one place that writes to stderr while workers run.
 pub struct Reporter {
     verbosity: Verbosity,
+    /// Keep every report for [`Reporter::take_reports`] (the JSON report).
+    keep: bool,
+    /// `--update`: a skipped output is up to date (rather than merely present).
+    update: bool,
     state: Mutex<State>,
 }
 
@@ -71,16 +76,47 @@ pub struct Reporter {
 struct State {
     /// Index of the next input to print.
     next: usize,
-    /// Reports that arrived before an earlier input's.
-    waiting: BTreeMap<usize, FileReport>,
+    /// Reports that arrived before an earlier input's, with the time the input took.
+    waiting: BTreeMap<usize, (FileReport, Duration)>,
     totals: Totals,
+    /// When the inputs being converted were started, by index.
+    started: HashMap<usize, Instant>,
+    /// The reports already printed, when kept.
+    done: Vec<(FileReport, Duration)>,
 }
 
 impl Reporter {
     pub fn new(verbosity: Verbosity) -> Reporter {
         Reporter {
             verbosity,
+            keep: false,
+            update: false,
             state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Keep every report after printing it, for [`Reporter::take_reports`].
+    pub fn keeping_reports(mut self) -> Reporter {
+        self.keep = true;
+        self
+    }
+
+    /// Outputs are skipped because they are up to date (`--update`).
+    pub fn updating(mut self) -> Reporter {
+        self.update = true;
+        self
+    }
+
+    /// Every report so far with the time its input took, in input order (after
+    /// [`Reporter::flush`]); empty unless kept.
+    pub fn take_reports(&self) -> Vec<(FileReport, Duration)> {
+        std::mem::take(&mut self.lock().done)
+    }
+
+    /// Input number `index` starts converting now: its report will say how long it took.
+    pub fn started(&self, index: usize) {
+        if self.keep {
+            self.lock().started.insert(index, Instant::now());
         }
     }
 
@@ -90,21 +126,33 @@ impl Reporter {
         let mut guard = self.lock();
         let state = &mut *guard;
         count(&mut state.totals, &report);
-        state.waiting.insert(index, report);
+        let elapsed = state
+            .started
+            .remove(&index)
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
+        state.waiting.insert(index, (report, elapsed));
         let mut text = String::new();
-        while let Some(report) = state.waiting.remove(&state.next) {
+        while let Some((report, elapsed)) = state.waiting.remove(&state.next) {
             state.next += 1;
             self.render(&report, &mut text);
+            if self.keep {
+                state.done.push((report, elapsed));
+            }
         }
         emit(&text);
+        crate::progress::file_done();
     }
 
     /// Print every report still held back (a run that was interrupted leaves gaps), in order.
     pub fn flush(&self) -> Totals {
         let mut state = self.lock();
         let mut text = String::new();
-        for report in std::mem::take(&mut state.waiting).into_values() {
+        for (report, elapsed) in std::mem::take(&mut state.waiting).into_values() {
             self.render(&report, &mut text);
+            if self.keep {
+                state.done.push((report, elapsed));
+            }
         }
         emit(&text);
         state.totals
@@ -112,11 +160,16 @@ impl Reporter {
 
     /// The closing line: counts and time; `signal` names the signal that stopped the run.
     pub fn summary(&self, totals: &Totals, elapsed: Duration, signal: Option<&str>) {
+        let failed = format!("{} failed", totals.failed);
         let line = format!(
-            "{} converted, {} skipped, {} failed; {} {}, {} {} in {:.2}s",
+            "{} converted, {} skipped, {}; {} {}, {} {} in {:.2}s",
             totals.converted,
             totals.skipped,
-            totals.failed,
+            if totals.failed > 0 {
+                paint(RED, &failed)
+            } else {
+                failed
+            },
             totals.rows,
             plural(totals.rows, "row", "rows"),
             totals.warnings,
@@ -145,7 +198,7 @@ impl Reporter {
     pub fn warn(&self, text: fmt::Arguments<'_>) {
         if self.verbosity > Verbosity::Quiet {
             let _guard = self.lock();
-            message(format_args!("warning: {text}"));
+            message(format_args!("{}: {text}", paint(YELLOW, "warning")));
         }
     }
 
@@ -164,8 +217,9 @@ impl Reporter {
             for warning in report.warnings.kept().iter().take(WARNINGS_SHOWN) {
                 let _ = writeln!(
                     text,
-                    "kml2csv: {input}{}: warning: {}",
+                    "kml2csv: {input}{}: {}: {}",
                     At(warning.position),
+                    paint(YELLOW, "warning"),
                     warning.message
                 );
             }
@@ -180,14 +234,22 @@ impl Reporter {
             }
         }
         let _ = match &report.status {
-            Status::Failed { position, message } => {
-                writeln!(text, "kml2csv: {input}{}: {message}", At(*position))
-            }
+            Status::Failed { position, message } => writeln!(
+                text,
+                "kml2csv: {input}{}: {}",
+                At(*position),
+                paint(RED, message)
+            ),
             Status::Converted { output, rows } if verbose => writeln!(
                 text,
                 "kml2csv: {input}: converted to {} ({rows} {})",
                 output.display(),
                 plural(*rows, "row", "rows")
+            ),
+            Status::Skipped { output } if verbose && self.update => writeln!(
+                text,
+                "kml2csv: {input}: skipped, {} is up to date",
+                output.display()
             ),
             Status::Skipped { output } if verbose => writeln!(
                 text,
@@ -254,7 +316,28 @@ fn emit(text: &str) {
         return;
     }
     // Nothing sensible can be done about a closed or full stderr; the exit status still tells.
-    let _ = io::stderr().lock().write_all(text.as_bytes());
+    crate::progress::suspend(|| {
+        let _ = io::stderr().lock().write_all(text.as_bytes());
+    });
+}
+
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+
+/// Colour `warning` and errors from now on (`--color`, `NO_COLOR`).
+pub fn set_color(on: bool) {
+    COLOR.store(on, Ordering::Relaxed);
+}
+
+/// `text` in `color` when colour is on.
+fn paint(color: &str, text: &str) -> String {
+    if COLOR.load(Ordering::Relaxed) {
+        format!("{color}{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
 }
 
 #[cfg(test)]

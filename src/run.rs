@@ -17,9 +17,11 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use crate::commit::{self, Pending};
 use crate::config::Config;
 use crate::convert::{self, Outcome, Settings};
-use crate::kml::{ReadOptions, Warnings};
+use crate::input::{Input, STDIN};
+use crate::kml::Warnings;
 use crate::plan::{self, Action, Plan, Target};
 use crate::report::{self, FileReport, Reporter, Status};
+use crate::{dry_run, progress, stream};
 
 /// How the run ended; [`ExitStatus::code`] is the process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +49,8 @@ impl ExitStatus {
 }
 
 /// The stop request shared with the signal handlers.
-struct Stop {
-    requested: Arc<AtomicBool>,
+pub(crate) struct Stop {
+    pub(crate) requested: Arc<AtomicBool>,
     /// The signal that asked, 0 for none.
     signal: Arc<AtomicUsize>,
 }
@@ -56,7 +58,7 @@ struct Stop {
 impl Stop {
     /// First SIGINT/SIGTERM: set the flag and let the batch wind down. Second one: exit at once
     /// (the next run removes the temporaries that leaves).
-    fn install() -> anyhow::Result<Stop> {
+    pub(crate) fn install() -> anyhow::Result<Stop> {
         let requested = Arc::new(AtomicBool::new(false));
         let signal = Arc::new(AtomicUsize::new(0));
         for sig in [SIGINT, SIGTERM] {
@@ -69,7 +71,7 @@ impl Stop {
         Ok(Stop { requested, signal })
     }
 
-    fn signal(&self) -> Option<i32> {
+    pub(crate) fn signal(&self) -> Option<i32> {
         match self.signal.load(Ordering::SeqCst) {
             // The flag handler runs before the number is stored; a signal caught in between
             // still ends the run as interrupted.
@@ -80,7 +82,7 @@ impl Stop {
     }
 }
 
-fn signal_name(signal: i32) -> &'static str {
+pub(crate) fn signal_name(signal: i32) -> &'static str {
     match signal {
         SIGINT => "SIGINT",
         SIGTERM => "SIGTERM",
@@ -92,13 +94,28 @@ fn signal_name(signal: i32) -> &'static str {
 /// output folder), not of an input.
 pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
+    report::set_color(config.color);
+    if let Err(problem) = stream::check_usage(config) {
+        report::message(format_args!("{problem}"));
+        return Ok(ExitStatus::Usage);
+    }
     let stop = Stop::install()?;
-    let reporter = Reporter::new(config.verbosity);
+    let mut reporter = Reporter::new(config.verbosity);
+    if config.report.is_some() {
+        reporter = reporter.keeping_reports();
+    }
+    if config.update {
+        reporter = reporter.updating();
+    }
+    if config.merge.is_some() || config.stdout || config.inputs.iter().any(|i| i == STDIN) {
+        return stream::run(config, &stop, &reporter, started);
+    }
 
     let target = Target {
         out_dir: config.out_dir.as_deref(),
         force: config.force,
         shard: config.shard,
+        update: config.update,
     };
     let plan = match plan::build(&config.inputs, target) {
         Ok(plan) => plan,
@@ -110,6 +127,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
             return Ok(ExitStatus::Usage);
         }
     };
+    if config.dry_run {
+        return Ok(dry_run::print(&plan, config));
+    }
 
     if let Some(dir) = &config.out_dir {
         std::fs::create_dir_all(dir)
@@ -122,18 +142,43 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         .thread_name(|i| format!("kml2csv-worker-{i}"))
         .build()
         .context("cannot start the worker threads")?;
-    let read = ReadOptions {
-        strict: config.strict,
-        cancel: Some(stop.requested.clone()),
-        ..ReadOptions::default()
-    };
+    let read = stream::read_options(config, &stop);
+    if config.shape.selects_fields() {
+        // `--columns` names ExtendedData fields: check them against every input first.
+        // Pipes are left out: a first pass would consume them.
+        let inputs: Vec<Input> = largest_first(&plan)
+            .iter()
+            .map(|(_, _, input, _)| Input::Path(input.to_path_buf()))
+            .filter(Input::rereadable)
+            .collect();
+        let fields = stream::union_of_fields(&pool, &inputs, &read);
+        if let Err(problem) = config.shape.check_fields(&fields) {
+            report::message(format_args!("{problem}"));
+            return Ok(ExitStatus::Usage);
+        }
+    }
     let settings = Settings {
-        force: config.force,
+        // With --update a job exists only because its output is missing or stale.
+        force: config.force || config.update,
         read: &read,
         stop: &stop.requested,
         two_threads: false,
+        shape: &config.shape,
+        layout: None,
+        dialect: &config.dialect,
     };
 
+    if config.progress {
+        let bytes = plan
+            .items
+            .iter()
+            .filter_map(|item| match &item.action {
+                Action::Convert { size, .. } => Some(*size),
+                _ => None,
+            })
+            .sum();
+        progress::start(plan.items.len() as u64, bytes);
+    }
     // Inputs that need no work are reported now; the reporter keeps command-line order.
     for (index, item) in plan.items.iter().enumerate() {
         let status = match &item.action {
@@ -176,6 +221,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
             for (index, size, input, output) in jobs {
                 let committed = committed.clone();
                 scope.spawn_fifo(move |_| {
+                    reporter.started(index);
                     // Fewer files left to start than other workers: a core would idle, so let
                     // this file use two (a big one gains ~1.5x; a small one is not worth a
                     // thread).
@@ -211,15 +257,11 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         Ok(())
     })?;
     drop(quiet_panics);
+    progress::finish();
 
-    let totals = reporter.flush();
-    let signal = stop.signal();
-    reporter.summary(&totals, started.elapsed(), signal.map(signal_name));
-    Ok(match signal {
-        Some(signal) => ExitStatus::Signal(signal),
-        None if totals.failed > 0 => ExitStatus::Failure,
-        None => ExitStatus::Success,
-    })
+    Ok(stream::finish(
+        config, &stop, &reporter, started, true, false,
+    ))
 }
 
 /// Inputs smaller than this are always read and written on one thread.
@@ -293,7 +335,7 @@ fn file_report(input: &Path, output: &Path, outcome: Outcome) -> FileReport {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(text) = payload.downcast_ref::<&str>() {
         text
     } else if let Some(text) = payload.downcast_ref::<String>() {
@@ -305,10 +347,10 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 
 /// While workers run, a panic is reported as that input's failure, so the default hook's
 /// `thread '…' panicked at` (and backtrace) must not reach the user. Restored afterwards.
-struct QuietPanics;
+pub(crate) struct QuietPanics;
 
 impl QuietPanics {
-    fn install() -> QuietPanics {
+    pub(crate) fn install() -> QuietPanics {
         panic::set_hook(Box::new(|_| {}));
         QuietPanics
     }
@@ -323,7 +365,11 @@ impl Drop for QuietPanics {
 /// Remove what killed runs left in the folders this run writes to. Never fails the run: a
 /// leftover is harmless (hidden, never named `.csv`).
 fn remove_stale_temporaries(plan: &Plan, reporter: &Reporter) {
-    for dir in plan.output_dirs() {
+    remove_stale_temporaries_in(plan.output_dirs(), reporter);
+}
+
+pub(crate) fn remove_stale_temporaries_in(dirs: Vec<std::path::PathBuf>, reporter: &Reporter) {
+    for dir in dirs {
         match convert::remove_stale_temporaries(&dir) {
             Ok(0) => {}
             Ok(n) => reporter.note(format_args!(

@@ -1,0 +1,187 @@
+//! Where a KML comes from: a file, or standard input (`-`).
+//!
+//! Standard input can be read only once and cannot seek, but a KMZ (a zip) needs to seek and
+//! `--attributes` reads a file twice (once for the names of its ExtendedData fields). So stdin
+//! streams straight into the reader when it can, and is copied to an anonymous temporary file
+//! when it must.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+
+use crate::kml::{self, Error, ErrorKind, Feature, ReadOptions, Sink, Summary, Vertex, Warning};
+use crate::progress;
+
+/// The input argument that means standard input.
+pub const STDIN: &str = "-";
+
+/// How a zip archive (and so a KMZ) starts.
+const ZIP_MAGIC: &[u8; 4] = b"PK\x03\x04";
+
+/// One input to read.
+#[derive(Debug)]
+pub enum Input {
+    Path(PathBuf),
+    /// Standard input, streamed (readable once).
+    Stdin,
+    /// Standard input, copied to an anonymous temporary file (readable again and again).
+    Spooled(File),
+}
+
+impl Input {
+    /// Copy standard input to an anonymous temporary file, so that it can be read twice.
+    pub fn spool_stdin() -> io::Result<Input> {
+        let mut file = tempfile::tempfile()?;
+        io::copy(&mut io::stdin().lock(), &mut file)?;
+        Ok(Input::Spooled(file))
+    }
+
+    /// Whether the input can be read a second time: not standard input, nor a FIFO or other
+    /// non-regular file (`kml2csv -a <(zcat x.kml.gz)`).
+    pub fn rereadable(&self) -> bool {
+        match self {
+            Input::Path(path) => std::fs::metadata(path).is_ok_and(|m| m.is_file()),
+            Input::Stdin => false,
+            Input::Spooled(_) => true,
+        }
+    }
+
+    /// A copy of this input that can be read again and again (itself, if it already can).
+    pub fn spooled(&self) -> io::Result<Input> {
+        match self {
+            Input::Stdin => Input::spool_stdin(),
+            Input::Path(path) if !self.rereadable() => {
+                let mut file = tempfile::tempfile()?;
+                io::copy(&mut File::open(path)?, &mut file)?;
+                Ok(Input::Spooled(file))
+            }
+            Input::Path(path) => Ok(Input::Path(path.clone())),
+            Input::Spooled(file) => Ok(Input::Spooled(file.try_clone()?)),
+        }
+    }
+
+    /// The input as the user named it (`-` for standard input).
+    pub fn label(&self) -> String {
+        match self {
+            Input::Path(path) => path.to_string_lossy().into_owned(),
+            Input::Stdin | Input::Spooled(_) => STDIN.to_owned(),
+        }
+    }
+
+    /// Read the whole input into `sink`. File bytes are counted on the progress bar, if any.
+    pub fn read(&self, sink: &mut dyn Sink, options: &ReadOptions) -> Result<Summary, Error> {
+        match self {
+            Input::Path(path) => {
+                let file = File::open(path).map_err(io_error)?;
+                let budget = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let mut counted = Counted {
+                    inner: file,
+                    budget,
+                };
+                let result = kml::read(&mut counted, sink, options);
+                // Bytes a KMZ never read (or the rest of a failed file) still count as done.
+                progress::add_bytes(counted.budget);
+                result
+            }
+            Input::Spooled(file) => {
+                let mut file = file;
+                file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+                kml::read(file, sink, options)
+            }
+            Input::Stdin => read_stdin(sink, options),
+        }
+    }
+
+    /// The names of the ExtendedData fields of every feature, in first-seen order: a first
+    /// pass that keeps nothing but the names.
+    pub fn fields(&self, options: &ReadOptions) -> Result<Vec<String>, Error> {
+        let options = ReadOptions {
+            strict: false,
+            cancel: options.cancel.clone(),
+            attributes: true,
+            features: true,
+        };
+        let mut names = FieldNames::default();
+        match self {
+            // The second pass counts on the progress bar, this one does not.
+            Input::Path(path) => kml::read_path(path, &mut names, &options)?,
+            other => other.read(&mut names, &options)?,
+        };
+        Ok(names.order)
+    }
+}
+
+fn io_error(e: io::Error) -> Error {
+    Error::new(ErrorKind::Io(e), None)
+}
+
+/// Stream standard input into the reader; a KMZ is copied to a temporary file first.
+fn read_stdin(sink: &mut dyn Sink, options: &ReadOptions) -> Result<Summary, Error> {
+    let mut stdin = io::stdin().lock();
+    let mut head = Vec::with_capacity(ZIP_MAGIC.len());
+    (&mut stdin)
+        .take(ZIP_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(io_error)?;
+    let rest = io::Cursor::new(head).chain(stdin);
+    if rest.get_ref().0.get_ref().as_slice() == ZIP_MAGIC {
+        let mut file = tempfile::tempfile().map_err(io_error)?;
+        let mut rest = rest;
+        io::copy(&mut rest, &mut file).map_err(io_error)?;
+        file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+        kml::read(file, sink, options)
+    } else {
+        kml::read_document(rest, sink, options)
+    }
+}
+
+/// Counts the bytes read on the progress bar, never more than the file's size.
+struct Counted<R> {
+    inner: R,
+    /// Bytes of the file not yet counted.
+    budget: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let counted = (n as u64).min(self.budget);
+        self.budget -= counted;
+        progress::add_bytes(counted);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Counted<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// Collects the names of ExtendedData fields, nothing else.
+#[derive(Default)]
+struct FieldNames {
+    seen: HashSet<String>,
+    order: Vec<String>,
+}
+
+impl Sink for FieldNames {
+    fn vertex(&mut self, _vertex: &Vertex<'_>) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn warning(&mut self, _warning: Warning) {}
+
+    fn feature(&mut self, feature: &Feature<'_>) -> io::Result<()> {
+        if let Some(attributes) = feature.attributes {
+            for (name, _) in &attributes.data {
+                if !self.seen.contains(name) {
+                    self.seen.insert(name.clone());
+                    self.order.push(name.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
