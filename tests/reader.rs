@@ -514,3 +514,23 @@ fn deep_nesting_is_bounded_not_a_crash() {
         .to_string()
         .contains("nested too deeply"));
 }
+
+#[test]
+fn one_huge_tag_fails_instead_of_being_held() {
+    // See: quick-xml reads a whole tag into memory; a 1 GB tag must not be.
+    let name = "a".repeat(20 << 20);
+    let err = error(format!("<kml><{name}/></kml>").as_bytes());
+    assert!(
+        err.to_string().contains("markup longer than 16 MiB"),
+        "{err}"
+    );
+    // Its start is 16 MiB behind: the message gives the byte offset instead of a line.
+    assert!(err.to_string().contains("at byte 5 of the text"), "{err}");
+    let attribute = format!("<kml><Placemark id=\"{}\"/></kml>", "x".repeat(20 << 20));
+    assert!(error(attribute.as_bytes())
+        .to_string()
+        .contains("markup longer"));
+    // Below the limit all is well.
+    let fine = format!("<kml><Placemark id=\"{}\"/></kml>", "x".repeat(1 << 20));
+    assert_eq!(rows(&fine), Vec::<String>::new());
+}

@@ -110,8 +110,10 @@ pub struct Tokenizer {
     pending_empty: usize,
     /// Offset where the current token starts.
     token_start: u64,
-    /// A component of the current token was longer than [`MAX_COMPONENT`].
-    too_long: bool,
+    /// The component being read was longer than [`MAX_COMPONENT`] (and was cut).
+    component_too_long: bool,
+    /// Which slots of the current triple hold a cut component.
+    slot_too_long: [bool; 3],
 }
 
 impl Default for Tokenizer {
@@ -131,7 +133,8 @@ impl Tokenizer {
             committed: 0,
             pending_empty: 0,
             token_start: 0,
-            too_long: false,
+            component_too_long: false,
+            slot_too_long: [false; 3],
         }
     }
 
@@ -243,12 +246,13 @@ impl Tokenizer {
             self.scratch.clear();
         }
         self.component_start = self.scratch.len();
+        self.component_too_long = false;
     }
 
     fn append(&mut self, bytes: &[u8]) {
         let room = MAX_COMPONENT.saturating_sub(self.scratch.len() - self.component_start);
         if bytes.len() > room {
-            self.too_long = true;
+            self.component_too_long = true;
         }
         self.scratch
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -263,13 +267,21 @@ impl Tokenizer {
         // Empty components followed by a real one are kept: `1,2,,4` is `(1,2,) (4)`.
         while self.pending_empty > 0 {
             self.pending_empty -= 1;
-            self.put(start, start, out)?;
+            self.put(start, start, false, out)?;
         }
-        self.put(start, end, out)
+        let too_long = start != end && self.component_too_long;
+        self.put(start, end, too_long, out)
     }
 
-    fn put(&mut self, start: usize, end: usize, out: &mut impl TupleOut) -> Result<(), Error> {
+    fn put(
+        &mut self,
+        start: usize,
+        end: usize,
+        too_long: bool,
+        out: &mut impl TupleOut,
+    ) -> Result<(), Error> {
         self.slots[self.filled] = (start, end);
+        self.slot_too_long[self.filled] = too_long;
         self.filled += 1;
         self.committed += 1;
         if self.filled == 3 {
@@ -298,7 +310,6 @@ impl Tokenizer {
         }
         self.filled = 0;
         self.committed = 0;
-        self.too_long = false;
         Ok(())
     }
 
@@ -315,7 +326,7 @@ impl Tokenizer {
         let lon = self.slot(0);
         let lat = self.slot(1);
         let alt: &[u8] = if n == 3 { self.slot(2) } else { b"" };
-        let problem = if self.too_long {
+        let problem = if self.slot_too_long[..n].contains(&true) {
             Some("a value is too long to be a number")
         } else if lon.is_empty() || lat.is_empty() {
             Some("longitude or latitude is empty")
@@ -446,6 +457,18 @@ mod tests {
         let out = run("1,2\u{a0}3,4", 3);
         assert!(out.tuples.is_empty());
         assert_eq!(out.skipped.len(), 1);
+    }
+
+    #[test]
+    fn a_too_long_value_spoils_only_its_own_triple() {
+        // See: the "too long" mark used to last until the end of the whole token.
+        let long = "9".repeat(300);
+        assert_eq!(
+            tuples(&format!("1,2,3,{long},5,6,7,8,9 10,11")),
+            ["1|2|3", "7|8|9", "10|11|"]
+        );
+        // Nor may it leak onto the triple that empty components complete before it.
+        assert_eq!(tuples(&format!("1,2,,{long},5,6")), ["1|2|"]);
     }
 
     #[test]

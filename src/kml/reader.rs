@@ -16,7 +16,7 @@ use quick_xml::Reader;
 
 use super::coords::{is_number, is_xml_space, Tokenizer, TupleOut};
 use super::spill::SpillQueue;
-use super::tracked::Tracked;
+use super::tracked::{TooLong, Tracked};
 use super::{
     decode, Attributes, Error, ErrorKind, Feature, Part, Position, ReadOptions, Ring, Sink,
     Summary, Vertex, Warning,
@@ -31,6 +31,11 @@ const MAX_CAPTURE: usize = 1 << 20;
 /// so a file of nothing but start tags must not be able to exhaust it.
 const MAX_DEPTH: usize = 250_000;
 const MAX_OPEN_NAME_BYTES: usize = 8 << 20;
+
+/// Longest single piece of markup (a tag with its attributes, a processing instruction, a
+/// DOCTYPE): quick-xml holds one whole in memory, so a 1 GB tag must fail rather than be read.
+/// Text, comments and CDATA are streamed and have no such limit.
+const MAX_MARKUP: u64 = 16 << 20;
 
 /// The leaf features whose vertices get an ordinal and a name. Containers (Document, Folder)
 /// are not counted: their names are not the name of a geometry.
@@ -436,8 +441,20 @@ impl<'s> Document<'s> {
             self.emitter.flush_warnings(reader.get_mut());
             buf.clear();
             let before = reader.buffer_position();
-            let event = match reader.read_event_into(&mut buf) {
+            reader.get_mut().limit(Some(before + MAX_MARKUP));
+            let event = reader.read_event_into(&mut buf);
+            reader.get_mut().limit(None);
+            let event = match event {
                 Ok(event) => event,
+                Err(quick_xml::Error::Io(e)) if e.get_ref().is_some_and(|i| i.is::<TooLong>()) => {
+                    return self.fail_at(
+                        before,
+                        &format!(
+                            "markup longer than {} MiB (a tag, processing instruction or DOCTYPE)",
+                            MAX_MARKUP >> 20
+                        ),
+                    );
+                }
                 Err(e) => {
                     self.emitter.error_offset = Some(reader.error_position());
                     return Err(xml_error(e));

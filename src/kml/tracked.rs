@@ -27,7 +27,21 @@ pub struct Tracked<R> {
     /// The last resolved position, to resume from: index into `buf`, its line and the offset
     /// where that line starts.
     cursor: (usize, u64, u64),
+    /// Reading at or past this offset fails with [`TooLong`] (see [`Tracked::limit`]).
+    limit: Option<u64>,
 }
+
+/// The error of a read past [`Tracked::limit`].
+#[derive(Debug)]
+pub struct TooLong;
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("read limit reached")
+    }
+}
+
+impl std::error::Error for TooLong {}
 
 impl<R: Read> Tracked<R> {
     pub fn new(inner: R) -> Self {
@@ -40,11 +54,17 @@ impl<R: Read> Tracked<R> {
             buf_line: 1,
             buf_line_start: 0,
             cursor: (0, 1, 0),
+            limit: None,
         }
     }
 
+    /// Fail reads at or past `offset` (`None`: no limit). quick-xml keeps a whole tag in
+    /// memory, so the reader bounds how far one tag may reach.
+    pub fn limit(&mut self, offset: Option<u64>) {
+        self.limit = offset;
+    }
+
     /// Absolute offset of the next byte to be consumed.
-    #[cfg(test)]
     pub fn offset(&self) -> u64 {
         self.buf_offset + self.pos as u64
     }
@@ -126,6 +146,9 @@ impl<R: Read> Read for Tracked<R> {
 
 impl<R: Read> BufRead for Tracked<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.limit.is_some_and(|limit| self.offset() >= limit) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, TooLong));
+        }
         if self.pos == self.end {
             let kept = (
                 self.buf_offset,
