@@ -194,7 +194,12 @@ fn write_csv(
         writer,
         stop: settings.stop,
     };
-    match kml::read_path(input, &mut sink, settings.read) {
+    let file = open_input(input).map_err(|e| WriteFailure::Failed {
+        position: None,
+        message: format!("cannot read: {e}"),
+        warnings: Warnings::default(),
+    })?;
+    match kml::read(file, &mut sink, settings.read) {
         Ok(_) => {
             let rows = sink.writer.rows();
             let (_, warnings) = sink
@@ -216,6 +221,35 @@ fn write_csv(
             }
         }
     }
+}
+
+/// Open an input without ever blocking in `open`: a FIFO with no writer would otherwise hang
+/// the worker forever, deaf even to SIGINT/SIGTERM (the handlers restart the `open`). A FIFO
+/// opened this way reads as empty when nobody writes to it, and streams like any file when a
+/// writer is there (`kml2csv <(zcat x.kml.gz)`), so reads are switched back to blocking.
+#[cfg(unix)]
+fn open_input(input: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::os::unix::io::AsRawFd;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(input)?;
+    if file.metadata()?.file_type().is_fifo() {
+        let fd = file.as_raw_fd();
+        // SAFETY: `fd` is a valid descriptor owned by `file` for the duration of both calls.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags == -1 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } == -1
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+fn open_input(input: &Path) -> io::Result<File> {
+    File::open(input)
 }
 
 fn write_error(e: &io::Error, warnings: Warnings) -> WriteFailure {
