@@ -249,12 +249,14 @@ fn every_output_is_synced_before_its_rename_and_its_folder_after() {
     }
     env.write("in/a/broken.kml", "<kml><Placemark>");
     let cwd = fs::canonicalize(env.root()).unwrap();
-    let mut scenarios = 0;
-    for (name, extra) in [
+    for (scenario, (name, extra)) in [
         ("first run", None),
         ("--force over existing outputs", Some("--force")),
-    ] {
-        let log = env.path(&format!("trace-{scenarios}.log"));
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let log = env.path(&format!("trace-{scenario}.log"));
         let mut command = Command::new("strace");
         command
             .current_dir(env.root())
@@ -290,7 +292,6 @@ fn every_output_is_synced_before_its_rename_and_its_folder_after() {
             "{name}:\n{}\n--- trace\n{trace}",
             problems.join("\n")
         );
-        scenarios += 1;
     }
     record("durability_outputs_checked", 24);
 }
