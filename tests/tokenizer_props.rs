@@ -72,8 +72,10 @@ fn maybe_space() -> impl Strategy<Value = String> {
     prop_oneof![3 => Just(String::new()), 1 => space()]
 }
 
-/// Tuples as lists of components, and the white space to put everywhere.
-fn layout() -> impl Strategy<Value = (Vec<Vec<String>>, Vec<(String, String)>, Vec<String>)> {
+/// Tuples as lists of components, the white space around each comma, and between tuples.
+type Layout = (Vec<Vec<String>>, Vec<(String, String)>, Vec<String>);
+
+fn layout() -> impl Strategy<Value = Layout> {
     (
         prop::collection::vec(prop::collection::vec(component(), 1..8), 0..12),
         prop::collection::vec((maybe_space(), maybe_space()), 64),
