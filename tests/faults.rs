@@ -78,6 +78,7 @@ fn a_fifo_without_writer_fails_alone_instead_of_hanging() {
     let env = TestEnv::new();
     env.write("in/a.kml", POINT_KML);
     mkfifo(&env.path("in/pipe.kml"));
+    record("faults_injected", 1);
     let run = run_within(
         &env,
         &["-o", "out", "in/a.kml", "in/pipe.kml"],
@@ -209,11 +210,11 @@ fn output_disk_full() {
     // About 3.5 MB of CSV; the smaller files are converted after it (largest first, -j 1).
     env.write("in/big.kml", slow_kml(10));
     let small = small_inputs(&env, "out");
-    record("faults_injected", 1);
     let Some(_mount) = common::Mount::tmpfs(&env.path("out"), "size=1m") else {
         eprintln!("skipped the ENOSPC case: not root or tmpfs refused (RLIMIT_FSIZE case runs)");
         return;
     };
+    record("faults_injected", 1);
     let run = env.run(&["-j", "1", "-o", "out", "in"]);
     assert_fault(
         &env,
@@ -264,7 +265,6 @@ fn output_file_size_limit() {
 fn output_folder_not_writable() {
     let env = TestEnv::new();
     env.write("rw/b.kml", POINT_KML);
-    record("faults_injected", 1);
     let (mount, cause) = if common::is_root() {
         let Some(mount) = common::Mount::tmpfs(&env.path("ro"), "size=1m") else {
             eprintln!("skipped: root, but tmpfs refused, and permissions do not bind for root");
@@ -279,6 +279,7 @@ fn output_folder_not_writable() {
         fs::set_permissions(env.path("ro"), fs::Permissions::from_mode(0o555)).unwrap();
         (None, "Permission denied")
     };
+    record("faults_injected", 1);
     let run = env.run(&["ro/a.kml", "rw/b.kml"]);
     assert_fault(&env, &run, "ro/a.kml", cause, &[("rw/b.csv", point_csv())]);
     drop(mount);

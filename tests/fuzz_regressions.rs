@@ -1,0 +1,76 @@
+//! Inputs the fuzzer found (copied from `fuzz/artifacts/reader/` into `tests/fuzz-regressions/`)
+//! and the fixtures, through the fuzz target's properties: no panic, and the differential
+//! check of the coordinate tokenizer against the reference model.
+
+mod model;
+
+use std::fs;
+use std::io::{self, Cursor};
+use std::path::Path;
+
+use kml2csv::kml::{self, ReadOptions, Sink, Vertex, Warning};
+
+#[derive(Default)]
+struct Rows(Vec<[String; 3]>);
+
+impl Sink for Rows {
+    fn vertex(&mut self, v: &Vertex<'_>) -> io::Result<()> {
+        self.0
+            .push([v.longitude.into(), v.latitude.into(), v.altitude.into()]);
+        Ok(())
+    }
+    fn warning(&mut self, _: Warning) {}
+}
+
+/// Keep in step with `fuzz/fuzz_targets/reader.rs`.
+const ALPHABET: &[char] = &[
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '.', ',', ',', '+', '-', 'e', 'E', ' ', ' ',
+    '\t', '\n', '\r', 'x', '\u{a0}',
+];
+const DIFFERENTIAL_LEN: usize = 240;
+
+fn check(data: &[u8]) {
+    let _ = kml::read(
+        Cursor::new(data),
+        &mut Rows::default(),
+        &ReadOptions::default(),
+    );
+    let text: String = data
+        .iter()
+        .take(DIFFERENTIAL_LEN)
+        .map(|&b| ALPHABET[b as usize % ALPHABET.len()])
+        .collect();
+    let mut rows = Rows::default();
+    kml::read_document(
+        model::wrap(&text).as_bytes(),
+        &mut rows,
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(rows.0, model::tuples(&text), "text {text:?}");
+}
+
+fn files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files(&path, found);
+        } else {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn fuzz_regressions_and_fixtures_keep_the_fuzz_properties() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    files(&root.join("tests/fuzz-regressions"), &mut found);
+    files(&root.join("fixtures"), &mut found);
+    assert!(found.len() > 10);
+    for path in found {
+        let data = fs::read(&path).unwrap();
+        let outcome = std::panic::catch_unwind(|| check(&data));
+        assert!(outcome.is_ok(), "{}", path.display());
+    }
+}
