@@ -586,3 +586,71 @@ fn a_1gb_element_name_is_bounded_in_memory() {
         "a 1 GB element name: peak memory {peak} KiB"
     );
 }
+
+#[test]
+#[ignore = "streams 1 GB; run by .ci/run in release"]
+fn a_1gb_attribute_value_is_bounded_in_memory() {
+    let (run, peak) = stream_through_fifo(
+        &format!("{KML_OPEN}<Placemark id=\""),
+        b'a',
+        GIB,
+        "\"><Point><coordinates>1,2</coordinates></Point></Placemark></kml>",
+    );
+    assert!(matches!(run.code, Some(0 | 1)), "{run}");
+    assert!(
+        peak < 64 * 1024,
+        "a 1 GB attribute value: peak memory {peak} KiB"
+    );
+}
+
+/// Stream `head`, 1 GB of `fill`, `tail` inside a Placemark that also has a point, and check
+/// the run ends (converted or failed) in small memory.
+fn bounded_1gb(what: &str, head: &str, fill: u8, tail: &str) {
+    let (run, peak) = stream_through_fifo(
+        &format!("{KML_OPEN}<Placemark>{head}"),
+        fill,
+        GIB,
+        &format!("{tail}<Point><coordinates>1,2</coordinates></Point></Placemark></kml>"),
+    );
+    assert!(matches!(run.code, Some(0 | 1)), "{run}");
+    assert!(peak < 64 * 1024, "a 1 GB {what}: peak memory {peak} KiB");
+}
+
+#[test]
+#[ignore = "streams 1 GB; run by .ci/run in release"]
+fn a_1gb_comment_is_bounded_in_memory() {
+    bounded_1gb("comment", "<!--", b'c', "-->");
+}
+
+#[test]
+#[ignore = "streams 1 GB; run by .ci/run in release"]
+fn a_1gb_cdata_section_is_bounded_in_memory() {
+    bounded_1gb(
+        "CDATA section",
+        "<description><![CDATA[",
+        b'c',
+        "]]></description>",
+    );
+}
+
+#[test]
+#[ignore = "streams 1 GB; run by .ci/run in release"]
+fn a_1gb_processing_instruction_is_bounded_in_memory() {
+    bounded_1gb("processing instruction", "<?pi ", b'p', "?>");
+}
+
+#[test]
+#[ignore = "streams 1 GB; run by .ci/run in release"]
+fn a_1gb_coordinate_value_is_bounded_in_memory() {
+    let (run, peak) = stream_through_fifo(
+        &format!("{KML_OPEN}<Placemark><LineString><coordinates>3,4 "),
+        b'1',
+        GIB,
+        ",2 5,6</coordinates></LineString></Placemark></kml>",
+    );
+    assert_code(&run, 0);
+    assert!(
+        peak < 64 * 1024,
+        "a 1 GB coordinate value: peak memory {peak} KiB"
+    );
+}
