@@ -163,8 +163,6 @@ fn point_csv() -> String {
 
 /// Five small inputs `in/s0.kml` … and their expected CSVs under `out_dir`.
 fn small_inputs(env: &TestEnv, out_dir: &str) -> Vec<(String, String)> {
-    let reference = env.path("reference-of-points.kml");
-    fs::write(&reference, POINT_KML).unwrap();
     (0..5)
         .map(|i| {
             env.write(&format!("in/s{i}.kml"), POINT_KML);
