@@ -6,9 +6,9 @@
 //! when it must.
 
 use std::collections::HashSet;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::kml::{self, Error, ErrorKind, Feature, ReadOptions, Sink, Summary, Vertex, Warning};
 use crate::progress;
@@ -53,7 +53,7 @@ impl Input {
             Input::Stdin => Input::spool_stdin(),
             Input::Path(path) if !self.rereadable() => {
                 let mut file = tempfile::tempfile()?;
-                io::copy(&mut File::open(path)?, &mut file)?;
+                io::copy(&mut open_input(path)?, &mut file)?;
                 Ok(Input::Spooled(file))
             }
             Input::Path(path) => Ok(Input::Path(path.clone())),
@@ -73,7 +73,7 @@ impl Input {
     pub fn read(&self, sink: &mut dyn Sink, options: &ReadOptions) -> Result<Summary, Error> {
         match self {
             Input::Path(path) => {
-                let file = File::open(path).map_err(io_error)?;
+                let file = open_input(path).map_err(io_error)?;
                 let budget = file.metadata().map(|m| m.len()).unwrap_or(0);
                 let mut counted = Counted {
                     inner: file,
@@ -184,4 +184,33 @@ impl Sink for FieldNames {
         }
         Ok(())
     }
+}
+
+/// Open an input without ever blocking in `open`: a FIFO with no writer would otherwise hang
+/// the worker forever, deaf even to SIGINT/SIGTERM (the handlers restart the `open`). A FIFO
+/// opened this way reads as empty when nobody writes to it, and streams like any file when a
+/// writer is there (`kml2csv <(zcat x.kml.gz)`), so reads are switched back to blocking.
+#[cfg(unix)]
+fn open_input(input: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::os::unix::io::AsRawFd;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(input)?;
+    if file.metadata()?.file_type().is_fifo() {
+        let fd = file.as_raw_fd();
+        // SAFETY: `fd` is a valid descriptor owned by `file` for the duration of both calls.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags == -1 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } == -1
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+fn open_input(input: &Path) -> io::Result<File> {
+    File::open(input)
 }

@@ -20,11 +20,13 @@ use crate::shard::Shard;
 const GLOB_META: &[char] = &['*', '?', '['];
 
 /// Hidden dot-entries are never matched by a wildcard: the shells do the same, and it keeps our
-/// own `.kml2csv-*.tmp` files and `.git` folders out of a `**` crawl.
+/// own `.kml2csv-*.tmp` files and `.git` folders out of a `**` crawl. That is done by
+/// [`hidden_and_not_asked`], not by glob's `require_literal_leading_dot`, which panics on a
+/// folder holding a file name that is not UTF-8.
 const MATCH_OPTIONS: MatchOptions = MatchOptions {
     case_sensitive: true,
     require_literal_separator: true,
-    require_literal_leading_dot: true,
+    require_literal_leading_dot: false,
 };
 
 /// One input, in the order the user named it, and what to do with it.
@@ -356,6 +358,7 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
     let before = found.len();
     for entry in matches {
         match entry {
+            Ok(path) if hidden_and_not_asked(&path, &base, pattern) => {}
             Ok(path) => match fs::metadata(&path) {
                 Ok(meta) if meta.is_dir() => found.push(Found::Failed(Item {
                     input: path,
@@ -386,6 +389,24 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
             action: fail("no file matches"),
         }));
     }
+}
+
+/// Whether `path`, a match of `pattern`, has a hidden component below the pattern's fixed base
+/// that no literal-dot component of the pattern (`.x*`) asked for.
+fn hidden_and_not_asked(path: &Path, base: &Path, pattern: &str) -> bool {
+    let below = without_curdir(path);
+    let below = below.strip_prefix(base).unwrap_or(&below);
+    let dotted: Vec<Pattern> = pattern
+        .split('/')
+        .filter(|p| p.starts_with('.') && *p != "." && *p != "..")
+        .filter_map(|p| Pattern::new(p).ok())
+        .collect();
+    below.components().any(|c| match c {
+        Component::Normal(name) if name.as_encoded_bytes().starts_with(b".") => !name
+            .to_str()
+            .is_some_and(|name| dotted.iter().any(|p| p.matches_with(name, MATCH_OPTIONS))),
+        _ => false,
+    })
 }
 
 /// The leading components of a pattern that contain no wildcard: the folder the pattern

@@ -174,3 +174,86 @@ fn collect(root: &Path, dir: &Path, found: &mut Vec<String>) {
         }
     }
 }
+
+/// A KML of one LineString with `blocks` × 10 000 vertices (about 24 bytes each), so that a
+/// debug build of kml2csv spends roughly a second on every 40 blocks: long enough to act on
+/// a run while it converts. One block repeated, so that writing it is quick.
+pub fn slow_kml(blocks: usize) -> Vec<u8> {
+    use std::fmt::Write;
+    let mut block = String::new();
+    for i in 0..10_000 {
+        let _ = write!(block, "{}.123456,{}.654321,{} ", i % 180, i % 90, i % 1000);
+    }
+    let mut kml = Vec::with_capacity(block.len() * blocks + 200);
+    kml.extend_from_slice(br#"<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>slow</name><LineString><coordinates>"#);
+    for _ in 0..blocks {
+        kml.extend_from_slice(block.as_bytes());
+    }
+    kml.extend_from_slice(b"</coordinates></LineString></Placemark></kml>\n");
+    kml
+}
+
+/// Add `n` to the figure `key` of the reliability report (`tests/report.rs` sums them).
+/// Figures live in files under the target folder, one line per recording, so that test
+/// binaries and threads never share state.
+pub fn record(key: &str, n: u64) {
+    use std::io::Write;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
+    let _ = fs::create_dir_all(&dir);
+    if let Ok(mut file) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{key}.txt")))
+    {
+        let _ = writeln!(file, "{n}");
+    }
+}
+
+/// Whether the tests run as root: file permissions do not bind then, but mounts work.
+#[cfg(unix)]
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A tmpfs mounted on a folder for the life of the value (root only).
+#[cfg(unix)]
+pub struct Mount {
+    path: PathBuf,
+}
+
+#[cfg(unix)]
+impl Mount {
+    /// Mount a tmpfs with `options` (e.g. `size=256k`) on `path`; `None` when not root or the
+    /// mount is refused (a container without the capability).
+    pub fn tmpfs(path: &Path, options: &str) -> Option<Mount> {
+        if !is_root() {
+            return None;
+        }
+        fs::create_dir_all(path).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mount {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Make the mount read-only.
+    pub fn read_only(&self) -> bool {
+        Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.path)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}

@@ -1,0 +1,333 @@
+//! What a power cut can do: an output that has its name must have its data on disk, and the
+//! name itself must be on disk once the run says it converted the file.
+//!
+//! The test runs kml2csv under `strace` and checks, for every output, the order of the
+//! system calls the README promises: the temporary's data is synced (`fsync`/`fdatasync` of
+//! it, or a `syncfs`/`sync`) after its last write and before the rename (or link) that gives
+//! it its name, and its folder is synced after that rename. It checks the guarantee, not one
+//! way of providing it, so syncing groups of files together still passes. Skipped, with a
+//! message, when strace is missing or cannot trace here.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+use common::{points_kml, record, TestEnv};
+
+/// One system call from the trace: where it started and where it returned (line numbers), so
+/// that calls of different threads are ordered safely.
+#[derive(Debug, Clone)]
+struct Call {
+    name: String,
+    args: Vec<String>,
+    result: String,
+    start: usize,
+    end: usize,
+}
+
+/// Split `strace -f` output into calls, joining `<unfinished ...>` and `<... resumed>` halves.
+fn parse_trace(log: &str) -> Vec<Call> {
+    let mut pending: HashMap<&str, (String, usize)> = HashMap::new();
+    let mut calls = Vec::new();
+    for (index, line) in log.lines().enumerate() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let (text, start) = if let Some(head) = rest.strip_suffix("<unfinished ...>") {
+            pending.insert(pid, (head.to_owned(), index));
+            continue;
+        } else if let Some(tail) = rest.strip_prefix("<... ") {
+            let Some((_, tail)) = tail.split_once(" resumed>") else {
+                continue;
+            };
+            match pending.remove(pid) {
+                Some((head, start)) => (format!("{head}{tail}"), start),
+                None => continue,
+            }
+        } else {
+            (rest.to_owned(), index)
+        };
+        if let Some(call) = parse_call(&text, start, index) {
+            calls.push(call);
+        }
+    }
+    calls
+}
+
+fn parse_call(text: &str, start: usize, end: usize) -> Option<Call> {
+    let open = text.find('(')?;
+    let name = text[..open].to_owned();
+    // strace pads the ` = RESULT` to a column; the data of a write may contain ` = ` too.
+    let equals = text.rfind(" = ")?;
+    let result = text[equals + 3..].split_whitespace().next()?.to_owned();
+    let close = text[..equals].rfind(')')?;
+    Some(Call {
+        name,
+        args: split_args(&text[open + 1..close]),
+        result,
+        start,
+        end,
+    })
+}
+
+/// Top-level arguments; quoted strings are unescaped.
+fn split_args(s: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut chars = s.chars().peekable();
+    let mut depth = 0;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some('n') => current.push('\n'),
+                            Some('t') => current.push('\t'),
+                            Some(other) => current.push(other),
+                            None => {}
+                        },
+                        c => current.push(c),
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                current.push(c);
+            }
+            ']' | '}' => {
+                depth -= 1;
+                current.push(c);
+            }
+            ',' if depth == 0 => {
+                args.push(current.trim().to_owned());
+                current.clear();
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.trim().is_empty() {
+        args.push(current.trim().to_owned());
+    }
+    args
+}
+
+/// Lexically normalised absolute path of `path` as the traced process named it from `cwd`.
+fn resolve(cwd: &Path, path: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in cwd.join(path).components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Check the durability order for every output in `outputs` (absolute paths); the problems
+/// found, empty when all is well.
+fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
+    let mut fds: HashMap<String, PathBuf> = HashMap::new();
+    // Per path: line of the last write; fsync ends; creations.
+    let mut last_write: HashMap<PathBuf, usize> = HashMap::new();
+    let mut file_syncs: Vec<(PathBuf, usize, usize)> = Vec::new();
+    let mut global_syncs: Vec<(usize, usize)> = Vec::new();
+    let mut publishes: Vec<(PathBuf, PathBuf, usize, usize)> = Vec::new();
+    let mut created: Vec<PathBuf> = Vec::new();
+    let arg_path = |call: &Call, fds: &HashMap<String, PathBuf>, dirfd: usize| {
+        let dir = match call.args[dirfd].as_str() {
+            "AT_FDCWD" => cwd.to_path_buf(),
+            fd => fds.get(fd).cloned().unwrap_or_else(|| cwd.to_path_buf()),
+        };
+        resolve(&dir, &call.args[dirfd + 1])
+    };
+    for call in calls {
+        let ok = call.result == "0";
+        match call.name.as_str() {
+            "openat" if call.result.parse::<i32>().is_ok_and(|fd| fd >= 0) => {
+                let path = arg_path(call, &fds, 0);
+                if call.args.get(2).is_some_and(|f| f.contains("O_CREAT")) {
+                    created.push(path.clone());
+                }
+                fds.insert(call.result.clone(), path);
+            }
+            "close" => {
+                fds.remove(&call.args[0]);
+            }
+            "write" => {
+                if let Some(path) = fds.get(&call.args[0]) {
+                    last_write.insert(path.clone(), call.end);
+                }
+            }
+            "fsync" | "fdatasync" if ok => {
+                if let Some(path) = fds.get(&call.args[0]) {
+                    file_syncs.push((path.clone(), call.start, call.end));
+                }
+            }
+            "syncfs" | "sync" if ok => global_syncs.push((call.start, call.end)),
+            "rename" | "link" if ok => publishes.push((
+                resolve(cwd, &call.args[0]),
+                resolve(cwd, &call.args[1]),
+                call.start,
+                call.end,
+            )),
+            "renameat" | "renameat2" | "linkat" if ok => publishes.push((
+                arg_path(call, &fds, 0),
+                arg_path(call, &fds, 2),
+                call.start,
+                call.end,
+            )),
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    for output in outputs {
+        if created.contains(output) {
+            problems.push(format!(
+                "{} was written under its own name",
+                output.display()
+            ));
+        }
+        let Some((temp, _, start, end)) = publishes.iter().rev().find(|p| &p.1 == output) else {
+            problems.push(format!(
+                "{}: no rename or link gives it its name",
+                output.display()
+            ));
+            continue;
+        };
+        let written = last_write.get(temp).copied().unwrap_or(0);
+        let data_synced = file_syncs
+            .iter()
+            .any(|(p, s, e)| p == temp && *s > written && e < start)
+            || global_syncs.iter().any(|(s, e)| *s > written && e < start);
+        if !data_synced {
+            problems.push(format!(
+                "{}: the data of {} is not synced between its last write and the rename",
+                output.display(),
+                temp.display()
+            ));
+        }
+        let dir = output.parent().unwrap();
+        let dir_synced = file_syncs.iter().any(|(p, s, _)| p == dir && s > end)
+            || global_syncs.iter().any(|(s, _)| s > end);
+        if !dir_synced {
+            problems.push(format!(
+                "{}: its folder is not synced after the rename",
+                output.display()
+            ));
+        }
+    }
+    problems
+}
+
+const TRACED: &str =
+    "openat,close,write,fsync,fdatasync,syncfs,sync,rename,renameat,renameat2,link,linkat,unlink,unlinkat";
+
+#[test]
+fn every_output_is_synced_before_its_rename_and_its_folder_after() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        return;
+    }
+    let env = TestEnv::new();
+    for i in 0..12 {
+        let folder = ["a", "b"][i % 2];
+        env.write(
+            &format!("in/{folder}/f{i:02}.kml"),
+            points_kml(&format!("f{i}"), i + 1),
+        );
+    }
+    env.write("in/a/broken.kml", "<kml><Placemark>");
+    let cwd = fs::canonicalize(env.root()).unwrap();
+    for (scenario, (name, extra)) in [
+        ("first run", None),
+        ("--force over existing outputs", Some("--force")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let log = env.path(&format!("trace-{scenario}.log"));
+        let mut command = Command::new("strace");
+        command
+            .current_dir(env.root())
+            .args(["-f", "-qq", "-s", "4096", "-e"])
+            .arg(format!("trace={TRACED}"))
+            .arg("-o")
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_kml2csv"))
+            .args(["-j", "2", "-o", "out", "in/**/*.kml"]);
+        if let Some(extra) = extra {
+            command.arg(extra);
+        }
+        let run = common::run_of(command.output().unwrap());
+        let trace = fs::read_to_string(&log).unwrap_or_default();
+        if trace.is_empty() && run.code != Some(1) {
+            eprintln!("SKIPPED: strace cannot trace here\n{run}");
+            return;
+        }
+        assert_eq!(
+            run.code,
+            Some(1),
+            "{name}: broken.kml fails, the others convert\n{run}"
+        );
+        let outputs: Vec<PathBuf> = env
+            .files_ending(".csv")
+            .iter()
+            .map(|f| cwd.join(f))
+            .collect();
+        assert_eq!(outputs.len(), 12, "{name}\n{run}");
+        let problems = check_order(&parse_trace(&trace), &cwd, &outputs);
+        assert!(
+            problems.is_empty(),
+            "{name}:\n{}\n--- trace\n{trace}",
+            problems.join("\n")
+        );
+    }
+    record("durability_outputs_checked", 24);
+}
+
+/// The checker itself: it must catch a missing file sync, a sync before the last write, and a
+/// missing folder sync, and accept a grouped `syncfs`.
+#[test]
+fn the_order_checker_catches_what_it_should() {
+    let cwd = Path::new("/w");
+    let out = vec![PathBuf::from("/w/out/x.csv")];
+    let check = |trace: &str| check_order(&parse_trace(trace), cwd, &out);
+    let good = r#"1 openat(AT_FDCWD, "/w/out/.kml2csv-a.tmp", O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC, 0666) = 3
+1 write(3, "feature,name\n", 13) = 13
+1 fsync(3 <unfinished ...>
+2 openat(AT_FDCWD, "other", O_RDONLY) = 4
+1 <... fsync resumed>) = 0
+1 renameat2(AT_FDCWD, "/w/out/.kml2csv-a.tmp", AT_FDCWD, "out/x.csv", RENAME_NOREPLACE) = 0
+1 openat(AT_FDCWD, "out", O_RDONLY|O_CLOEXEC) = 3
+1 fsync(3) = 0
+"#;
+    assert_eq!(check(good), Vec::<String>::new());
+    let no_file_sync = good
+        .replace("1 fsync(3 <unfinished ...>\n", "")
+        .replace("1 <... fsync resumed>) = 0\n", "");
+    assert_eq!(check(&no_file_sync).len(), 1, "{no_file_sync}");
+    let write_after_sync = good.replace("1 renameat2", "1 write(3, \"late\", 4) = 4\n1 renameat2");
+    assert_eq!(check(&write_after_sync).len(), 1);
+    let no_dir_sync = good.replace("1 fsync(3) = 0\n", "");
+    assert_eq!(check(&no_dir_sync).len(), 1);
+    let grouped = r#"1 openat(AT_FDCWD, "out/.kml2csv-a.tmp", O_RDWR|O_CREAT|O_EXCL, 0666) = 3
+1 write(3, "x", 1) = 1
+1 syncfs(3) = 0
+1 rename("out/.kml2csv-a.tmp", "out/x.csv") = 0
+1 syncfs(3) = 0
+"#;
+    assert_eq!(check(grouped), Vec::<String>::new());
+    let direct = "1 openat(AT_FDCWD, \"out/x.csv\", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3\n";
+    assert_eq!(check(direct).len(), 2);
+}

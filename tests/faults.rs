@@ -1,0 +1,462 @@
+//! Faults outside the input's content: full disks, folders that vanish or refuse writes,
+//! inputs that change, disappear or are not files at all, outputs that are not files.
+//!
+//! Each one must give a clear message naming the file and the cause, let the other files
+//! convert, leave nothing partial behind, and end with exit status 1.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{points_kml, record, slow_kml, Run, TestEnv, HEADER, POINT_KML, POINT_ROW};
+
+fn assert_code(run: &Run, code: i32) {
+    assert_eq!(run.code, Some(code), "{run}");
+}
+
+fn assert_stderr_has(run: &Run, text: &str) {
+    assert!(run.stderr.contains(text), "stderr lacks {text:?}\n{run}");
+}
+
+fn mkfifo(path: &Path) {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// Run with a time limit; a run that outlives it is killed and the test fails.
+fn run_within(env: &TestEnv, args: &[&str], limit: Duration) -> Run {
+    let mut child = env
+        .command()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let run = common::run_of(child.wait_with_output().unwrap());
+            panic!("kml2csv {args:?} still running after {limit:?}: hangs\n{run}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    common::run_of(child.wait_with_output().unwrap())
+}
+
+/// Wait until process `pid` holds `path` open (seen in /proc/PID/fd).
+pub fn wait_until_open(pid: u32, path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let target = fs::canonicalize(path).unwrap();
+    loop {
+        let fds = fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten();
+        if fds
+            .flatten()
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t == target))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} never opened", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+// See: a FIFO named as an input blocked the worker in open() forever, and SIGINT/SIGTERM did
+// not end the run either (the handlers restart the open).
+#[test]
+fn a_fifo_without_writer_fails_alone_instead_of_hanging() {
+    let env = TestEnv::new();
+    env.write("in/a.kml", POINT_KML);
+    mkfifo(&env.path("in/pipe.kml"));
+    record("faults_injected", 1);
+    let run = run_within(
+        &env,
+        &["-o", "out", "in/a.kml", "in/pipe.kml"],
+        Duration::from_secs(20),
+    );
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "kml2csv: in/pipe.kml:");
+    assert_eq!(env.read("out/a.csv"), format!("{HEADER}{POINT_ROW}"));
+    assert!(!env.exists("out/pipe.csv"), "{run}");
+    assert!(env.temporaries().is_empty(), "{:?}", env.files());
+    handled("fifo input without writer");
+}
+
+/// A FIFO with a live writer (what `kml2csv <(zcat x.kml.gz)` gives) still streams.
+#[test]
+fn a_fifo_with_a_writer_is_read_like_a_file() {
+    let env = TestEnv::new();
+    let fifo = env.path("pipe.kml");
+    mkfifo(&fifo);
+    // Opened read-write so that it neither blocks here nor leaves kml2csv without a writer.
+    let mut writer = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let child = env
+        .command()
+        .args(["-o", "out", "pipe.kml"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writer.write_all(points_kml("p", 3).as_bytes()).unwrap();
+    // The data lives only as long as someone holds the FIFO open: wait for kml2csv to.
+    wait_until_open(child.id(), &fifo);
+    drop(writer);
+    let run = common::run_of(child.wait_with_output().unwrap());
+    assert_code(&run, 0);
+    assert_eq!(env.read("out/pipe.csv").lines().count(), 4, "{run}");
+}
+
+/// Count a fault that was injected and handled as promised (the caller's checks passed).
+fn handled(what: &str) {
+    eprintln!("fault handled: {what}");
+    record("faults_handled", 1);
+}
+
+/// The promises every fault test checks: exit 1, a `kml2csv: INPUT` line that names `cause`,
+/// no temporary anywhere, and every CSV that exists complete (as `expected` says, by output
+/// path relative to the test root).
+fn assert_fault(env: &TestEnv, run: &Run, input: &str, cause: &str, expected: &[(&str, String)]) {
+    assert_code(run, 1);
+    let line = run
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with(&format!("kml2csv: {input}")))
+        .unwrap_or_else(|| panic!("no message names {input}\n{run}"));
+    assert!(
+        line.contains(cause),
+        "{line:?} does not say {cause:?}\n{run}"
+    );
+    for l in run.lines() {
+        assert!(
+            l.starts_with("kml2csv: ") && !l.contains("panicked"),
+            "{run}"
+        );
+    }
+    assert!(env.temporaries().is_empty(), "{:?}\n{run}", env.files());
+    let mut csvs = env.files_ending(".csv");
+    csvs.sort();
+    let mut want: Vec<&str> = expected.iter().map(|(p, _)| *p).collect();
+    want.sort();
+    assert_eq!(csvs, want, "{run}");
+    for (path, content) in expected {
+        assert_eq!(&env.read(path), content, "{path}\n{run}");
+    }
+}
+
+fn point_csv() -> String {
+    format!("{HEADER}{POINT_ROW}")
+}
+
+/// Five small inputs `in/s0.kml` … and their expected CSVs under `out_dir`.
+fn small_inputs(env: &TestEnv, out_dir: &str) -> Vec<(String, String)> {
+    (0..5)
+        .map(|i| {
+            env.write(&format!("in/s{i}.kml"), POINT_KML);
+            (format!("{out_dir}/s{i}.csv"), point_csv())
+        })
+        .collect()
+}
+
+fn as_expected(v: &[(String, String)]) -> Vec<(&str, String)> {
+    v.iter().map(|(p, c)| (p.as_str(), c.clone())).collect()
+}
+
+/// Start kml2csv, wait until its first temporary exists (it is converting), run `act`, and
+/// wait for the end.
+fn act_while_converting(env: &TestEnv, args: &[&str], act: impl FnOnce()) -> Run {
+    let mut child = env
+        .command()
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.temporaries().is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the fault could be injected"
+        );
+        assert!(Instant::now() < deadline, "no temporary file appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    act();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the slow file finished before the fault was injected; make it slower"
+    );
+    common::run_of(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn output_disk_full() {
+    let env = TestEnv::new();
+    // About 3.5 MB of CSV; the smaller files are converted after it (largest first, -j 1).
+    env.write("in/big.kml", slow_kml(10));
+    let small = small_inputs(&env, "out");
+    let Some(_mount) = common::Mount::tmpfs(&env.path("out"), "size=1m") else {
+        eprintln!("skipped the ENOSPC case: not root or tmpfs refused (RLIMIT_FSIZE case runs)");
+        return;
+    };
+    record("faults_injected", 1);
+    let run = env.run(&["-j", "1", "-o", "out", "in"]);
+    assert_fault(
+        &env,
+        &run,
+        "in/big.kml",
+        "No space left on device",
+        &as_expected(&small),
+    );
+    handled("output disk full (ENOSPC)");
+}
+
+#[test]
+fn output_file_size_limit() {
+    use std::os::unix::process::CommandExt;
+    let env = TestEnv::new();
+    env.write("in/big.kml", slow_kml(10));
+    let small = small_inputs(&env, "out");
+    record("faults_injected", 1);
+    let mut command = env.command();
+    command.args(["-j", "1", "-o", "out", "in"]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 20,
+                rlim_max: 1 << 20,
+            };
+            // Without this the kernel kills the writer with SIGXFSZ instead of failing write().
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let run = common::run_of(command.output().unwrap());
+    assert_fault(
+        &env,
+        &run,
+        "in/big.kml",
+        "File too large",
+        &as_expected(&small),
+    );
+    handled("output file size limit (EFBIG)");
+}
+
+#[test]
+fn output_folder_not_writable() {
+    let env = TestEnv::new();
+    env.write("rw/b.kml", POINT_KML);
+    let (mount, cause) = if common::is_root() {
+        let Some(mount) = common::Mount::tmpfs(&env.path("ro"), "size=1m") else {
+            eprintln!("skipped: root, but tmpfs refused, and permissions do not bind for root");
+            return;
+        };
+        env.write("ro/a.kml", POINT_KML);
+        assert!(mount.read_only(), "remount read-only");
+        (Some(mount), "Read-only file system")
+    } else {
+        env.write("ro/a.kml", POINT_KML);
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(env.path("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+        (None, "Permission denied")
+    };
+    record("faults_injected", 1);
+    let run = env.run(&["ro/a.kml", "rw/b.kml"]);
+    assert_fault(&env, &run, "ro/a.kml", cause, &[("rw/b.csv", point_csv())]);
+    drop(mount);
+    handled("output folder not writable");
+}
+
+#[test]
+fn output_folder_removed_mid_run() {
+    let env = TestEnv::new();
+    env.write("in/big.kml", slow_kml(120));
+    let small = small_inputs(&env, "out");
+    record("faults_injected", 1);
+    let run = act_while_converting(&env, &["-j", "1", "-o", "out", "in"], || {
+        fs::remove_dir_all(env.path("out")).unwrap();
+    });
+    // The folder is made again for the files that come after.
+    assert_fault(
+        &env,
+        &run,
+        "in/big.kml",
+        "No such file or directory",
+        &as_expected(&small),
+    );
+    handled("output folder removed mid-run");
+}
+
+#[test]
+fn input_unreadable() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    env.write("in/good.kml", POINT_KML);
+    env.write("in/secret.kml", POINT_KML);
+    record("faults_injected", 1);
+    fs::set_permissions(env.path("in/secret.kml"), fs::Permissions::from_mode(0o000)).unwrap();
+    let mut command = env.command();
+    command.args(["-o", "out", "in"]);
+    if common::is_root() {
+        // Root reads anything: run kml2csv as nobody, for whom the permissions bind.
+        use std::os::unix::process::CommandExt;
+        for dir in ["", "in"] {
+            fs::set_permissions(env.path(dir), fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(65534) != 0
+                    || libc::setuid(65534) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let run = common::run_of(command.output().unwrap());
+    assert_fault(
+        &env,
+        &run,
+        "in/secret.kml",
+        "Permission denied",
+        &[("out/good.csv", point_csv())],
+    );
+    handled("input unreadable");
+}
+
+#[test]
+fn input_deleted_or_truncated_after_planning() {
+    let env = TestEnv::new();
+    env.write("in/big.kml", slow_kml(120));
+    env.write("in/a.kml", POINT_KML);
+    let truncated = points_kml("y", 50);
+    env.write("in/y.kml", &truncated);
+    env.write("in/z.kml", POINT_KML);
+    record("faults_injected", 2);
+    // Largest first with one worker: big.kml is converting, the others wait, planned.
+    let run = act_while_converting(&env, &["-j", "1", "-o", "out", "in"], || {
+        fs::remove_file(env.path("in/z.kml")).unwrap();
+        let half = &truncated.as_bytes()[..truncated.len() / 2];
+        fs::write(env.path("in/y.kml"), half).unwrap();
+    });
+    let big_csv = env.read("out/big.csv");
+    assert_eq!(big_csv.lines().count(), 1_200_001, "big.kml converts whole");
+    let expected = [("out/a.csv", point_csv()), ("out/big.csv", big_csv)];
+    assert_fault(
+        &env,
+        &run,
+        "in/z.kml",
+        "No such file or directory",
+        &expected,
+    );
+    assert_fault(&env, &run, "in/y.kml", "malformed XML", &expected);
+    handled("input deleted after planning");
+    handled("input truncated after planning");
+}
+
+#[test]
+fn inputs_that_are_not_regular_files_fail_alone() {
+    let env = TestEnv::new();
+    env.write("in/good.kml", POINT_KML);
+    env.mkdir("in/folder.kml");
+    std::os::unix::fs::symlink("nowhere.kml", env.path("in/dangling.kml")).unwrap();
+    mkfifo(&env.path("in/pipe.kml"));
+    record("faults_injected", 3);
+    let run = run_within(
+        &env,
+        &["-o", "out", "in/*.kml", "in/dangling.kml"],
+        Duration::from_secs(20),
+    );
+    let expected = [("out/good.csv", point_csv())];
+    assert_fault(&env, &run, "in/folder.kml", "is a directory", &expected);
+    assert_fault(
+        &env,
+        &run,
+        "in/dangling.kml",
+        "No such file or directory",
+        &expected,
+    );
+    assert_fault(&env, &run, "in/pipe.kml", "", &expected);
+    handled("input is a directory");
+    handled("input is a dangling symlink");
+    handled("input is a FIFO (with the glob too)");
+}
+
+#[test]
+fn outputs_that_became_a_symlink_or_a_folder_mid_run_are_refused() {
+    let env = TestEnv::new();
+    env.write("in/big.kml", slow_kml(120));
+    env.write("in/link.kml", POINT_KML);
+    env.write("in/dir.kml", POINT_KML);
+    env.write("precious.txt", "precious");
+    record("faults_injected", 2);
+    let run = act_while_converting(&env, &["-j", "1", "-o", "out", "in"], || {
+        std::os::unix::fs::symlink("../precious.txt", env.path("out/link.csv")).unwrap();
+        env.mkdir("out/dir.csv");
+    });
+    let big_csv = env.read("out/big.csv");
+    assert_eq!(big_csv.lines().count(), 1_200_001);
+    // The symlink is listed as a file by the helper; it must still be the symlink.
+    let expected = [
+        ("out/big.csv", big_csv),
+        ("out/link.csv", "precious".to_owned()),
+    ];
+    assert_fault(&env, &run, "in/link.kml", "symbolic link", &expected);
+    assert_fault(&env, &run, "in/dir.kml", "directory", &expected);
+    assert!(fs::symlink_metadata(env.path("out/link.csv"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(env.read("precious.txt"), "precious");
+    handled("output became a symlink mid-run");
+    handled("output became a folder mid-run");
+}
+
+#[test]
+fn outputs_that_are_a_symlink_or_a_folder_are_refused_even_with_force() {
+    let env = TestEnv::new();
+    env.write("in/link.kml", POINT_KML);
+    env.write("in/dir.kml", POINT_KML);
+    env.write("in/good.kml", POINT_KML);
+    env.write("precious.txt", "precious");
+    env.write("out/dir.csv/inside.txt", "inside");
+    std::os::unix::fs::symlink("../precious.txt", env.path("out/link.csv")).unwrap();
+    record("faults_injected", 2);
+    for force in [false, true] {
+        let mut args = vec!["-o", "out", "in"];
+        if force {
+            args.push("--force");
+        }
+        let run = env.run(&args);
+        let expected = [
+            ("out/good.csv", point_csv()),
+            ("out/link.csv", "precious".to_owned()),
+        ];
+        assert_fault(&env, &run, "in/link.kml", "symbolic link", &expected);
+        assert_fault(&env, &run, "in/dir.kml", "directory", &expected);
+        assert_eq!(env.read("out/dir.csv/inside.txt"), "inside");
+        assert_eq!(env.read("precious.txt"), "precious");
+    }
+    handled("output is a symlink");
+    handled("output is a folder");
+}
