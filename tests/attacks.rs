@@ -10,7 +10,7 @@ mod common;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -547,6 +547,23 @@ fn stream_through_fifo(head: &str, fill: u8, size: u64, tail: &str) -> (Run, u64
         let _ = writer.write_all(tail.as_bytes());
     });
     let (run, peak, _) = watch(child, Duration::from_secs(600), true);
+    // See: a run that stops early (a tag over the reader's limit) leaves the feeder blocked on
+    // a full FIFO it also holds open for reading. Drain it from a read end of our own, opened
+    // without blocking, until the feeder is done.
+    if !feeder.is_finished() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut drain = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let mut sink = vec![0u8; 1 << 20];
+        while !feeder.is_finished() {
+            if matches!(drain.read(&mut sink), Ok(0) | Err(_)) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
     feeder.join().unwrap();
     eprintln!("peak {peak} KiB\n{run}");
     record("attack_files", 1);
