@@ -192,11 +192,7 @@ impl<R: Read> Utf8Decoder<R> {
 
 impl<R: Read> Read for Utf8Decoder<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        super::tracked::read_through_buffer(self, out)
     }
 }
 

@@ -610,9 +610,9 @@ impl<'s> Document<'s> {
                     .fill_at_least(9)
                     .map_err(|e| io_error(e, None))?;
                 if head.starts_with(b"<!--") {
-                    self.skip_comment(reader)?;
+                    self.stream_section(reader, Section::Comment)?;
                 } else if head.starts_with(b"<![CDATA[") {
-                    self.read_cdata(reader)?;
+                    self.stream_section(reader, Section::CData)?;
                 } else {
                     return Ok(());
                 }
@@ -620,51 +620,18 @@ impl<'s> Document<'s> {
         }
     }
 
-    /// Skip a comment, checking its characters; the reader is at `<!--`.
-    fn skip_comment<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
+    /// Stream a comment (checked and skipped) or a CDATA section (its content handed on as
+    /// character data); the reader is at `<!--` or `<![CDATA[`.
+    fn stream_section<R: Read>(
+        &mut self,
+        reader: &mut Reader<Tracked<R>>,
+        section: Section,
+    ) -> Result<(), Error> {
         let start = reader.buffer_position();
-        reader.stream().consume(4);
-        loop {
-            let offset = reader.buffer_position();
-            let buf = reader
-                .get_mut()
-                .fill_at_least(3)
-                .map_err(|e| io_error(e, None))?;
-            if buf.len() < 3 {
-                return self.fail_at(start, "unclosed comment");
-            }
-            let (content, consumed, done) = match memchr::memmem::find(buf, b"--") {
-                Some(i) if buf.get(i + 2) == Some(&b'>') => (i, i + 3, true),
-                Some(i) if i + 2 < buf.len() => {
-                    return self.fail_at(offset + i as u64, "'--' is not allowed inside a comment");
-                }
-                // `--` at the very end: look again with the byte after it.
-                Some(i) => (i, i, false),
-                None => {
-                    let keep = usize::from(buf.ends_with(b"-"));
-                    (buf.len() - keep, buf.len() - keep, false)
-                }
-            };
-            self.check_chars(&buf[..content], offset)?;
-            reader.stream().consume(consumed);
-            self.check_cancel()?;
-            if done {
-                if !self.utf8_carry.is_empty() {
-                    return self.fail_at(offset, "invalid UTF-8: incomplete sequence");
-                }
-                return Ok(());
-            }
-        }
-    }
-
-    /// Hand the content of a CDATA section on as character data; the reader is at
-    /// `<![CDATA[`.
-    fn read_cdata<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
-        let start = reader.buffer_position();
-        if self.depth() == 0 {
+        if section == Section::CData && self.depth() == 0 {
             return self.fail_at(start, "CDATA outside the root element");
         }
-        reader.stream().consume(9);
+        reader.stream().consume(section.opener_len());
         loop {
             let offset = reader.buffer_position();
             let buf = reader
@@ -672,15 +639,19 @@ impl<'s> Document<'s> {
                 .fill_at_least(3)
                 .map_err(|e| io_error(e, None))?;
             if buf.len() < 3 {
-                return self.fail_at(start, "unclosed CDATA section");
+                return self.fail_at(start, &format!("unclosed {}", section.name()));
             }
-            let (content, consumed, done) = match memchr::memmem::find(buf, b"]]>") {
-                Some(i) => (i, i + 3, true),
-                // Keep what may be the start of `]]>` for the next look.
-                None => (buf.len() - 2, buf.len() - 2, false),
+            let (content, consumed, done) = match section.find_end(buf) {
+                Ok(found) => found,
+                Err(bad) => {
+                    return self
+                        .fail_at(offset + bad as u64, "'--' is not allowed inside a comment")
+                }
             };
             self.check_chars(&buf[..content], offset)?;
-            self.deliver(&buf[..content], offset)?;
+            if section == Section::CData {
+                self.deliver(&buf[..content], offset)?;
+            }
             reader.stream().consume(consumed);
             self.emitter.flush_warnings(reader.get_mut());
             self.check_cancel()?;
@@ -1214,6 +1185,51 @@ impl<'s> Document<'s> {
 
     fn warn(&mut self, offset: u64, message: String) -> Result<(), Error> {
         self.emitter.warn(offset, message)
+    }
+}
+
+/// The two kinds of markup whose content is streamed rather than left to quick-xml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Comment,
+    CData,
+}
+
+impl Section {
+    fn opener_len(self) -> usize {
+        match self {
+            Section::Comment => "<!--".len(),
+            Section::CData => "<![CDATA[".len(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Section::Comment => "comment",
+            Section::CData => "CDATA section",
+        }
+    }
+
+    /// In `buf` (at least 3 bytes): how much is content, how much to consume, and whether the
+    /// section ends there; a tail that may start the closing delimiter is left for the next
+    /// look. `Err` is where a comment has a forbidden `--`.
+    fn find_end(self, buf: &[u8]) -> Result<(usize, usize, bool), usize> {
+        match self {
+            Section::Comment => match memchr::memmem::find(buf, b"--") {
+                Some(i) if buf.get(i + 2) == Some(&b'>') => Ok((i, i + 3, true)),
+                Some(i) if i + 2 < buf.len() => Err(i),
+                // `--` at the very end: look again with the byte after it.
+                Some(i) => Ok((i, i, false)),
+                None => {
+                    let keep = usize::from(buf.ends_with(b"-"));
+                    Ok((buf.len() - keep, buf.len() - keep, false))
+                }
+            },
+            Section::CData => match memchr::memmem::find(buf, b"]]>") {
+                Some(i) => Ok((i, i + 3, true)),
+                None => Ok((buf.len() - 2, buf.len() - 2, false)),
+            },
+        }
     }
 }
 
