@@ -186,10 +186,15 @@ impl Sink for FieldNames {
     }
 }
 
+/// How long a FIFO input may wait for a program to start writing to it.
+const FIFO_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Open an input without ever blocking in `open`: a FIFO with no writer would otherwise hang
-/// the worker forever, deaf even to SIGINT/SIGTERM (the handlers restart the `open`). A FIFO
-/// opened this way reads as empty when nobody writes to it, and streams like any file when a
-/// writer is there (`kml2csv <(zcat x.kml.gz)`), so reads are switched back to blocking.
+/// the worker forever, deaf even to SIGINT/SIGTERM (the handlers restart the `open`). For a
+/// FIFO, wait (in short polls) until a writer connects, for at most [`FIFO_WRITER_WAIT`]: reading
+/// at once would find it empty when its writer is merely slow to start (`kml2csv <(zcat
+/// x.kml.gz)`, a test's writer thread), and waiting for ever would hang an unattended run on a
+/// pipe nobody writes to. Reads are then switched back to blocking.
 #[cfg(unix)]
 fn open_input(input: &Path) -> io::Result<File> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -200,6 +205,29 @@ fn open_input(input: &Path) -> io::Result<File> {
         .open(input)?;
     if file.metadata()?.file_type().is_fifo() {
         let fd = file.as_raw_fd();
+        let waited = std::time::Instant::now();
+        loop {
+            let mut poll = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call. Until a writer connects,
+            // Linux reports no event on the FIFO; then POLLIN (data) or POLLHUP (closed).
+            let ready = unsafe { libc::poll(&mut poll, 1, 100) };
+            if ready > 0 {
+                break;
+            }
+            if waited.elapsed() >= FIFO_WRITER_WAIT {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no program is writing to this pipe (waited {} s)",
+                        FIFO_WRITER_WAIT.as_secs()
+                    ),
+                ));
+            }
+        }
         // SAFETY: `fd` is a valid descriptor owned by `file` for the duration of both calls.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         if flags == -1 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } == -1

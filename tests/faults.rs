@@ -460,3 +460,23 @@ fn outputs_that_are_a_symlink_or_a_folder_are_refused_even_with_force() {
     handled("output is a symlink");
     handled("output is a folder");
 }
+
+/// See: inputs were opened without blocking, so a FIFO whose writer connected a moment after
+/// kml2csv opened it read as empty and failed (`<(zcat x.kml.gz)` can start that late).
+#[test]
+fn a_fifo_whose_writer_starts_late_is_still_read() {
+    let env = TestEnv::new();
+    let fifo = env.path("late.kml");
+    mkfifo(&fifo);
+    let child = env
+        .command()
+        .args(["-o", "out", "late.kml"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    fs::write(&fifo, POINT_KML).unwrap();
+    let run = common::run_of(child.wait_with_output().unwrap());
+    assert_code(&run, 0);
+    assert_eq!(env.read("out/late.csv"), format!("{HEADER}{POINT_ROW}"));
+}
