@@ -89,9 +89,9 @@
 //! - [`plan`]: inputs (paths and glob patterns) to jobs `{input, output}`;
 //! - [`convert`]: one job: read, write a temporary file;
 //! - [`commit`]: make finished temporaries durable in groups, then rename them into place;
+//! - [`pipeline`]: a lone big file read and written on two threads;
 //! - [`run`]: the parallel batch, cancellation and the exit status;
 //! - [`shard`]: `--shard K/N`, the stable partition of a batch across machines;
-//! - [`report`]: everything printed to the user.
 //! - [`stream`]: a merged CSV, or a CSV on standard output;
 //! - [`dry_run`], [`json_report`], [`progress`], [`report`]: everything shown to the user.
 
