@@ -6,7 +6,7 @@
 //! batch of small files takes far longer than converting them. Instead, workers only write their
 //! temporaries and queue them here, where two stages follow:
 //!
-//! 1. syncing: up to [`SYNC_THREADS`] threads each take the next temporary and `fsync` it. Many
+//! 1. syncing: up to `SYNC_THREADS` threads each take the next temporary and `fsync` it. Many
 //!    syncs in flight at once are committed together by the file system's journal instead of
 //!    one flush each, and a big file's sync never holds up the small ones behind it;
 //! 2. publishing: one committer thread takes every synced temporary that has arrived as a group,

@@ -75,7 +75,7 @@ pub struct Written {
 }
 
 /// Convert `input` into `output`, made durable and renamed into place on its own. A batch
-/// instead calls [`write`] and hands the temporaries to [`crate::commit`], which syncs many at
+/// instead calls [`write()`] and hands the temporaries to [`crate::commit`], which syncs many at
 /// once.
 pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
     match write(input, output, settings) {
