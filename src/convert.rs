@@ -468,6 +468,44 @@ mod tests {
     }
 
     #[test]
+    fn one_file_is_converted_durably_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("a.kml");
+        fs::write(
+            &input,
+            "<kml><Placemark><name>A</name><Point><coordinates>1,2,3</coordinates></Point></Placemark></kml>",
+        )
+        .unwrap();
+        let output = dir.path().join("out").join("a.csv");
+        let (read, stop, shape) = (
+            ReadOptions::default(),
+            AtomicBool::new(false),
+            Shape::default(),
+        );
+        let dialect = Dialect::default();
+        let settings = Settings {
+            force: false,
+            read: &read,
+            stop: &stop,
+            shape: &shape,
+            layout: None,
+            dialect: &dialect,
+            two_threads: false,
+        };
+        let outcome = convert(&input, &output, settings);
+        assert!(
+            matches!(outcome, Outcome::Converted { rows: 1, .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(&output).unwrap(),
+            "feature,name,geometry,part,ring,vertex,longitude,latitude,altitude,when\n0,A,Point,0,,0,1,2,3,\n"
+        );
+        // Nothing but the output is left in its folder.
+        assert_eq!(temp_names(output.parent().unwrap()), ["a.csv"]);
+    }
+
+    #[test]
     fn stale_temporaries_are_removed_but_locked_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(".kml2csv-dead.tmp"), "x").unwrap();

@@ -119,13 +119,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     };
     let plan = match plan::build(&config.inputs, target) {
         Ok(plan) => plan,
-        Err(problems) => {
-            for problem in &problems {
-                report::message(format_args!("{problem}"));
-            }
-            report::message(format_args!("nothing was converted"));
-            return Ok(ExitStatus::Usage);
-        }
+        Err(problems) => return Ok(refuse(&problems)),
     };
     if config.dry_run {
         return Ok(dry_run::print(&plan, config));
@@ -262,6 +256,16 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     Ok(stream::finish(
         config, &stop, &reporter, started, true, false,
     ))
+}
+
+/// Report the problems that stop a run before any work (a bad pattern, colliding outputs);
+/// the exit status for them.
+pub(crate) fn refuse(problems: &[plan::UsageError]) -> ExitStatus {
+    for problem in problems {
+        report::message(format_args!("{problem}"));
+    }
+    report::message(format_args!("nothing was converted"));
+    ExitStatus::Usage
 }
 
 /// Inputs smaller than this are always read and written on one thread.

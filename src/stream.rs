@@ -182,13 +182,7 @@ pub(crate) fn run(
     } else {
         match plan::build_inputs(&paths) {
             Ok(plan) => plan,
-            Err(problems) => {
-                for problem in &problems {
-                    report::message(format_args!("{problem}"));
-                }
-                report::message(format_args!("nothing was converted"));
-                return Ok(ExitStatus::Usage);
-            }
+            Err(problems) => return Ok(run::refuse(&problems)),
         }
     };
     let mut jobs: Vec<Job> = plan
