@@ -22,34 +22,13 @@ impl Sink for Rows {
     fn warning(&mut self, _: Warning) {}
 }
 
-/// Keep in step with `fuzz/fuzz_targets/reader.rs`.
-const ALPHABET: &[char] = &[
-    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '.', ',', ',', '+', '-', 'e', 'E', ' ', ' ',
-    '\t', '\n', '\r', 'x', '\u{a0}',
-];
-const DIFFERENTIAL_LEN: usize = 240;
-
-/// The first bytes of `data` mapped onto [`ALPHABET`], at most [`DIFFERENTIAL_LEN`] bytes of
-/// UTF-8 (NBSP takes two).
-fn coordinates_text(data: &[u8]) -> String {
-    let mut text = String::new();
-    for &b in data {
-        let c = ALPHABET[b as usize % ALPHABET.len()];
-        if text.len() + c.len_utf8() > DIFFERENTIAL_LEN {
-            break;
-        }
-        text.push(c);
-    }
-    text
-}
-
 fn check(data: &[u8]) {
     let _ = kml::read(
         Cursor::new(data),
         &mut Rows::default(),
         &ReadOptions::default(),
     );
-    let text = coordinates_text(data);
+    let text = model::coordinates_text(data);
     let mut rows = Rows::default();
     kml::read_document(
         model::wrap(&text).as_bytes(),
@@ -97,7 +76,7 @@ fn fuzz_crash_92d21b6c_a_too_long_value_spoils_only_its_triple() {
     let text: String = data
         .iter()
         .take(240)
-        .map(|&b| ALPHABET[b as usize % ALPHABET.len()])
+        .map(|&b| model::ALPHABET[b as usize % model::ALPHABET.len()])
         .collect();
     let mut rows = Rows::default();
     kml::read_document(

@@ -109,3 +109,29 @@ pub fn tuples(text: &str) -> Vec<[String; 3]> {
 pub fn wrap(text: &str) -> String {
     format!("<kml><Placemark><LineString><coordinates>{text}</coordinates></LineString></Placemark></kml>")
 }
+
+/// What the fuzz target's differential check writes coordinates with: numbers, separators,
+/// white space, and a few characters that make a value not a number. Shared with
+/// `tests/fuzz_regressions.rs`, which replays a fuzzer's input exactly as the fuzzer saw it.
+pub const ALPHABET: &[char] = &[
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '.', ',', ',', '+', '-', 'e', 'E', ' ', ' ',
+    '\t', '\n', '\r', 'x', '\u{a0}',
+];
+
+/// Coordinates text stays below the reader's 256-byte cap on one value: past it the reader
+/// deliberately stops treating a value as a number, which the model does not copy.
+pub const DIFFERENTIAL_LEN: usize = 240;
+
+/// The first bytes of `data` mapped onto [`ALPHABET`], at most [`DIFFERENTIAL_LEN`] bytes of
+/// UTF-8 (NBSP takes two).
+pub fn coordinates_text(data: &[u8]) -> String {
+    let mut text = String::new();
+    for &b in data {
+        let c = ALPHABET[b as usize % ALPHABET.len()];
+        if text.len() + c.len_utf8() > DIFFERENTIAL_LEN {
+            break;
+        }
+        text.push(c);
+    }
+    text
+}
