@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
 
-use crate::kml::{Attributes, Feature, Sink, Vertex, Warning, Warnings};
+use crate::kml::{Attributes, Feature, Ring, Sink, Vertex, Warning, Warnings};
 
 /// The header row of the default CSV (one row per vertex), in order.
 pub const COLUMNS: [&str; 10] = [
@@ -161,6 +161,15 @@ impl Column {
                 | Column::Feature
                 | Column::Part
                 | Column::Vertex
+        )
+    }
+
+    /// Whether the column can change from one vertex to the next of the same sequence; the
+    /// others are the same along a whole LineString or ring (see [`SequenceCache`]).
+    fn is_per_vertex(&self) -> bool {
+        matches!(
+            self,
+            Column::Vertex | Column::Longitude | Column::Latitude | Column::Altitude | Column::When
         )
     }
 
@@ -449,29 +458,22 @@ pub struct RowWriter<W: Write> {
     output: Output<W>,
     layout: Layout,
     rows: RowKind,
-    guard: bool,
-    /// The `source` column's value.
-    source: String,
+    values: Values,
     written: u64,
     warnings: Warnings,
-    /// Formatting buffers for the integer columns, reused for every row.
-    ints: [itoa_buf::Buf; 3],
-    /// For the formula guard.
-    scratch: Vec<u8>,
-    /// The WKT of the current feature.
-    wkt: String,
     /// Data columns: field name → the positions in `layout` that show it.
     data_columns: HashMap<String, Vec<usize>>,
-    /// For each column, the index into the current feature's `Attributes::data` of its value.
-    data_values: Vec<Option<usize>>,
-    /// The feature `data_values` belongs to.
+    /// The feature `values.data` belongs to.
     data_feature: Option<Option<u64>>,
+    /// How a vertex row is assembled from cached and freshly formatted fields.
+    steps: Vec<Step>,
+    cache: SequenceCache,
 }
 
 /// Where rows go: through csv-core, or assembled by [`FastRows`] (every CSV of more than one
 /// column; csv-core alone writes the empty rows of a one-column CSV right).
 enum Output<W: Write> {
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Fast { out: W, rows: FastRows },
 }
 
@@ -480,14 +482,13 @@ enum Output<W: Write> {
 ///
 /// csv-core looks at every byte of every field through a state machine; in a profile that was
 /// a third of a whole conversion, spent mostly on numbers that can never need quotes. Here a
-/// field is checked with one table lookup per byte and copied as it is unless it holds the
+/// field is checked with a few comparisons per byte and copied as it is unless it holds the
 /// delimiter, a quote, CR or LF, which is exactly when csv-core quotes (with `\n` as the
 /// terminator, no comment character, and quotes escaped by doubling). A test checks that the
 /// bytes are the same as csv's.
 struct FastRows {
     buf: Vec<u8>,
     delimiter: u8,
-    needs_quotes: [bool; 256],
 }
 
 /// How much of a CSV [`FastRows`] gathers before writing it out.
@@ -495,22 +496,25 @@ const FAST_FLUSH: usize = 256 * 1024;
 
 impl FastRows {
     fn new(delimiter: u8) -> Self {
-        let mut needs_quotes = [false; 256];
-        for b in [delimiter, b'"', b'\r', b'\n'] {
-            needs_quotes[b as usize] = true;
-        }
         FastRows {
             buf: Vec::with_capacity(FAST_FLUSH + 4096),
             delimiter,
-            needs_quotes,
         }
+    }
+
+    fn needs_quotes(&self, field: &[u8]) -> bool {
+        // No early exit: fields are short, and a branch per byte cost more than the bytes.
+        let d = self.delimiter;
+        field.iter().fold(false, |found, &b| {
+            found | (b == d) | (b == b'"') | (b == b'\n') | (b == b'\r')
+        })
     }
 
     fn field(&mut self, first: bool, field: &[u8]) {
         if !first {
             self.buf.push(self.delimiter);
         }
-        if field.iter().any(|&b| self.needs_quotes[b as usize]) {
+        if self.needs_quotes(field) {
             self.buf.push(b'"');
             for part in field.split_inclusive(|&b| b == b'"') {
                 self.buf.extend_from_slice(part);
@@ -523,36 +527,143 @@ impl FastRows {
             self.buf.extend_from_slice(field);
         }
     }
-}
 
-/// The fields of one row, on their way to the [`Output`].
-struct FieldOut<'a, W: Write> {
-    output: &'a mut Output<W>,
-    first: bool,
-}
-
-impl<W: Write> FieldOut<'_, W> {
-    fn field(&mut self, field: &[u8]) -> io::Result<()> {
-        match self.output {
-            Output::Fast { rows, .. } => rows.field(self.first, field),
-            Output::Csv(csv) => csv.write_field(field).map_err(into_io)?,
+    fn end_row<W: Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.buf.push(b'\n');
+        if self.buf.len() >= FAST_FLUSH {
+            out.write_all(&self.buf)?;
+            self.buf.clear();
         }
-        self.first = false;
         Ok(())
     }
+}
 
-    fn end(self) -> io::Result<()> {
-        match self.output {
-            Output::Fast { out, rows } => {
-                rows.buf.push(b'\n');
-                if rows.buf.len() >= FAST_FLUSH {
-                    out.write_all(&rows.buf)?;
-                    rows.buf.clear();
-                }
-                Ok(())
-            }
-            Output::Csv(csv) => csv.write_record(None::<&[u8]>).map_err(into_io),
+/// One step of assembling a vertex row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// Columns `start..end`, none of which changes along a sequence: copied from the cache.
+    Constant { start: usize, end: usize },
+    /// A column formatted for every row.
+    Column(usize),
+}
+
+/// The steps of a vertex row of `layout`: maximal runs of columns that stay the same along a
+/// sequence, and the others one by one.
+fn steps(layout: &Layout) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (i, column) in layout.columns.iter().enumerate() {
+        if column.is_per_vertex() {
+            steps.push(Step::Column(i));
+        } else if let Some(Step::Constant { end, .. }) = steps.last_mut() {
+            *end = i + 1;
+        } else {
+            steps.push(Step::Constant {
+                start: i,
+                end: i + 1,
+            });
         }
+    }
+    steps
+}
+
+/// The encoded fields of the columns that stay the same along one coordinate sequence (the
+/// feature, its name, the geometry, part and ring, the source and the feature's attributes).
+///
+/// A LineString's rows differ only in the vertex number, the coordinates and the time, so the
+/// rest is formatted and checked for quoting once per sequence and then copied: that halves
+/// the work per row of the default CSV.
+#[derive(Default)]
+struct SequenceCache {
+    /// Whether `bytes` holds the fields of the sequence the other members describe.
+    valid: bool,
+    feature: Option<u64>,
+    part: u64,
+    ring: Ring,
+    geometry: String,
+    name: String,
+    /// Address of the feature's attributes. They are complete before the feature's first row
+    /// (the reader holds rows back until then), and the data columns are already looked up
+    /// once per feature ordinal, so the address together with the ordinal identifies them.
+    attributes: usize,
+    /// The encoded constant runs of [`RowWriter::steps`], in order, each with the delimiter
+    /// before it (unless it starts the row).
+    bytes: Vec<u8>,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+fn address(attributes: Option<&Attributes>) -> usize {
+    attributes.map_or(0, |a| a as *const Attributes as usize)
+}
+
+impl SequenceCache {
+    fn holds(&self, v: &Vertex<'_>) -> bool {
+        self.valid
+            && self.feature == v.feature
+            && self.part == v.part
+            && self.ring == v.ring
+            && self.attributes == address(v.attributes)
+            && self.geometry == v.geometry
+            && self.name == v.name
+    }
+
+    fn describe(&mut self, v: &Vertex<'_>) {
+        self.valid = true;
+        self.feature = v.feature;
+        self.part = v.part;
+        self.ring = v.ring;
+        self.attributes = address(v.attributes);
+        self.geometry.clear();
+        self.geometry.push_str(v.geometry);
+        self.name.clear();
+        self.name.push_str(v.name);
+        self.bytes.clear();
+        self.ranges.clear();
+    }
+}
+
+/// Turns a column of a row into the bytes of its field, with the buffers it reuses.
+struct Values {
+    guard: bool,
+    /// The `source` column's value.
+    source: String,
+    /// Formatting buffer for the integer columns.
+    ints: itoa_buf::Buf,
+    /// For the formula guard.
+    scratch: Vec<u8>,
+    /// The WKT of the current feature.
+    wkt: String,
+    /// For each column, the index into the current feature's `Attributes::data` of its value.
+    data: Vec<Option<usize>>,
+}
+
+impl Values {
+    fn field<'a>(&'a mut self, i: usize, column: &Column, row: &Row<'a>) -> &'a [u8] {
+        let attribute = |pick: fn(&Attributes) -> &str| row.attributes.map_or("", pick);
+        let text: &str = match column {
+            Column::Feature => return row.feature.map_or(b"", |n| self.ints.format(n)),
+            Column::Part => return row.vertex.map_or(b"", |v| self.ints.format(v.part)),
+            Column::Vertex => return row.vertex.map_or(b"", |v| self.ints.format(v.vertex)),
+            Column::Source => &self.source,
+            Column::Name => row.name,
+            Column::Geometry => row.vertex.map_or("", |v| v.geometry),
+            Column::Ring => row.vertex.map_or("", |v| v.ring.as_str()),
+            Column::Longitude => row.vertex.map_or("", |v| v.longitude),
+            Column::Latitude => row.vertex.map_or("", |v| v.latitude),
+            Column::Altitude => row.vertex.map_or("", |v| v.altitude),
+            Column::When => row.vertex.map_or("", |v| v.when),
+            Column::Wkt => &self.wkt,
+            Column::Folder => attribute(|a| &a.folder),
+            Column::Description => attribute(|a| &a.description),
+            Column::Timestamp => attribute(|a| &a.timestamp),
+            Column::Begin => attribute(|a| &a.begin),
+            Column::End => attribute(|a| &a.end),
+            Column::Style => attribute(|a| &a.style),
+            Column::Data(_) => match (row.attributes, self.data[i]) {
+                (Some(a), Some(index)) => &a.data[index].1,
+                _ => "",
+            },
+        };
+        guarded(self.guard && column.is_text(), text, &mut self.scratch)
     }
 }
 
@@ -590,22 +701,26 @@ impl<W: Write> RowWriter<W> {
                 rows: FastRows::new(dialect.delimiter),
             }
         } else {
-            Output::Csv(builder(dialect).from_writer(out))
+            Output::Csv(Box::new(builder(dialect).from_writer(out)))
         };
         Ok(RowWriter {
             output,
+            steps: steps(&layout),
             layout,
             rows,
-            guard: dialect.formula_guard,
-            source: source.to_owned(),
+            values: Values {
+                guard: dialect.formula_guard,
+                source: source.to_owned(),
+                ints: Default::default(),
+                scratch: Vec::new(),
+                wkt: String::new(),
+                data: vec![None; width],
+            },
             written: 0,
             warnings: Warnings::default(),
-            ints: Default::default(),
-            scratch: Vec::new(),
-            wkt: String::new(),
             data_columns,
-            data_values: vec![None; width],
             data_feature: None,
+            cache: SequenceCache::default(),
         })
     }
 
@@ -640,7 +755,7 @@ impl<W: Write> RowWriter<W> {
             return;
         }
         self.data_feature = Some(feature);
-        self.data_values.iter_mut().for_each(|v| *v = None);
+        self.values.data.iter_mut().for_each(|v| *v = None);
         let Some(attributes) = attributes else {
             return;
         };
@@ -648,62 +763,71 @@ impl<W: Write> RowWriter<W> {
             if let Some(positions) = self.data_columns.get(field.as_str()) {
                 for &p in positions {
                     // The first of two fields with one name wins.
-                    self.data_values[p].get_or_insert(index);
+                    self.values.data[p].get_or_insert(index);
                 }
             }
         }
     }
 
     fn write_row(&mut self, row: &Row<'_>) -> io::Result<()> {
-        let [feature_buf, part_buf, vertex_buf] = &mut self.ints;
-        let mut out = FieldOut {
-            output: &mut self.output,
-            first: true,
-        };
-        for (i, column) in self.layout.columns.iter().enumerate() {
-            let attribute = |pick: fn(&Attributes) -> &str| row.attributes.map_or("", pick);
-            let text: &str = match column {
-                Column::Source => &self.source,
-                Column::Feature => {
-                    let bytes: &[u8] = match row.feature {
-                        Some(n) => feature_buf.format(n),
-                        None => b"",
-                    };
-                    out.field(bytes)?;
-                    continue;
+        let columns = &self.layout.columns;
+        match &mut self.output {
+            Output::Fast { out, rows } => {
+                for (i, column) in columns.iter().enumerate() {
+                    rows.field(i == 0, self.values.field(i, column, row));
                 }
-                Column::Part | Column::Vertex => {
-                    let bytes: &[u8] = match (column, row.vertex) {
-                        (Column::Part, Some(v)) => part_buf.format(v.part),
-                        (_, Some(v)) => vertex_buf.format(v.vertex),
-                        (_, None) => b"",
-                    };
-                    out.field(bytes)?;
-                    continue;
+                rows.end_row(out)?;
+            }
+            Output::Csv(csv) => {
+                for (i, column) in columns.iter().enumerate() {
+                    csv.write_field(self.values.field(i, column, row))
+                        .map_err(into_io)?;
                 }
-                Column::Name => row.name,
-                Column::Geometry => row.vertex.map_or("", |v| v.geometry),
-                Column::Ring => row.vertex.map_or("", |v| v.ring.as_str()),
-                Column::Longitude => row.vertex.map_or("", |v| v.longitude),
-                Column::Latitude => row.vertex.map_or("", |v| v.latitude),
-                Column::Altitude => row.vertex.map_or("", |v| v.altitude),
-                Column::When => row.vertex.map_or("", |v| v.when),
-                Column::Wkt => &self.wkt,
-                Column::Folder => attribute(|a| &a.folder),
-                Column::Description => attribute(|a| &a.description),
-                Column::Timestamp => attribute(|a| &a.timestamp),
-                Column::Begin => attribute(|a| &a.begin),
-                Column::End => attribute(|a| &a.end),
-                Column::Style => attribute(|a| &a.style),
-                Column::Data(_) => match (row.attributes, self.data_values[i]) {
-                    (Some(a), Some(index)) => &a.data[index].1,
-                    _ => "",
-                },
-            };
-            let field = guarded(self.guard && column.is_text(), text, &mut self.scratch);
-            out.field(field)?;
+                csv.write_record(None::<&[u8]>).map_err(into_io)?;
+            }
         }
-        out.end()?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// A vertex row, its constant columns copied from [`SequenceCache`] (or put there).
+    fn write_vertex_row(&mut self, v: &Vertex<'_>) -> io::Result<()> {
+        let row = Row {
+            feature: v.feature,
+            name: v.name,
+            attributes: v.attributes,
+            vertex: Some(v),
+        };
+        let Output::Fast { out, rows } = &mut self.output else {
+            return self.write_row(&row);
+        };
+        let columns = &self.layout.columns;
+        let cache = &mut self.cache;
+        let hit = cache.holds(v);
+        if !hit {
+            cache.describe(v);
+        }
+        let mut constant = 0;
+        for step in &self.steps {
+            match *step {
+                Step::Column(i) => rows.field(i == 0, self.values.field(i, &columns[i], &row)),
+                Step::Constant { .. } if hit => {
+                    rows.buf
+                        .extend_from_slice(&cache.bytes[cache.ranges[constant].clone()]);
+                    constant += 1;
+                }
+                Step::Constant { start, end } => {
+                    let from = rows.buf.len();
+                    for (i, column) in columns.iter().enumerate().take(end).skip(start) {
+                        rows.field(i == 0, self.values.field(i, column, &row));
+                    }
+                    let at = cache.bytes.len();
+                    cache.bytes.extend_from_slice(&rows.buf[from..]);
+                    cache.ranges.push(at..cache.bytes.len());
+                }
+            }
+        }
+        rows.end_row(out)?;
         self.written += 1;
         Ok(())
     }
@@ -724,12 +848,7 @@ impl<W: Write> Sink for RowWriter<W> {
             return Ok(());
         }
         self.locate_data(v.feature, v.attributes);
-        self.write_row(&Row {
-            feature: v.feature,
-            name: v.name,
-            attributes: v.attributes,
-            vertex: Some(v),
-        })
+        self.write_vertex_row(v)
     }
 
     fn warning(&mut self, warning: Warning) {
@@ -740,8 +859,8 @@ impl<W: Write> Sink for RowWriter<W> {
         if self.rows != RowKind::Features {
             return Ok(());
         }
-        self.wkt.clear();
-        crate::wkt::write(feature.parts, &mut self.wkt);
+        self.values.wkt.clear();
+        crate::wkt::write(feature.parts, &mut self.values.wkt);
         // Features are numbered once each, so this never reuses a stale lookup.
         self.data_feature = None;
         self.locate_data(Some(feature.ordinal), feature.attributes);
@@ -837,6 +956,115 @@ mod tests {
 
     use super::*;
     use crate::kml::{Part, Ring};
+
+    /// See: the constant columns of a vertex row come from a cache keyed by the sequence; any
+    /// change of feature, part, ring, geometry, name or attributes must show in the row.
+    #[test]
+    fn cached_columns_follow_every_change_of_sequence() {
+        let (a, b) = (attributes(), Attributes::default());
+        let names = ["n", "n,2", "=f", ""];
+        let geometries = ["LineString", "Polygon", "Point"];
+        let rings = [Ring::None, Ring::Outer, Ring::Inner];
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n) as usize
+        };
+        for (delimiter, guard) in [(b',', false), (b';', true), (b'1', false), (b'.', true)] {
+            let dialect = Dialect {
+                delimiter,
+                formula_guard: guard,
+                header: false,
+                ..Dialect::default()
+            };
+            let shape = Shape {
+                attributes: true,
+                source: true,
+                ..Shape::default()
+            };
+            let layout = shape.layout(&["speed".to_owned()]);
+            let mut w =
+                RowWriter::with_layout(Vec::new(), layout.clone(), shape.rows, &dialect, "s,1")
+                    .unwrap();
+            let mut reference = csv::WriterBuilder::new()
+                .delimiter(delimiter)
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_writer(Vec::new());
+            for vertex in 0..3000u64 {
+                let attributes = [None, Some(&a), Some(&b)][next(3)];
+                let v = Vertex {
+                    feature: [None, Some(1), Some(12)][next(3)],
+                    name: names[next(4)],
+                    geometry: geometries[next(3)],
+                    part: next(2) as u64,
+                    ring: rings[next(3)],
+                    vertex,
+                    longitude: ["1.5", "-10", "2e1"][next(3)],
+                    latitude: "3.25",
+                    altitude: ["", "0"][next(2)],
+                    when: ["", "2024-01-01T00:00:00Z"][next(2)],
+                    attributes,
+                };
+                // Attributes belong to one feature ordinal (the reader's rule); keep to it.
+                let v = Vertex {
+                    feature: match attributes {
+                        Some(x) if std::ptr::eq(x, &a) => Some(100),
+                        Some(_) => Some(200),
+                        None => v.feature,
+                    },
+                    ..v
+                };
+                w.vertex(&v).unwrap();
+                let at = |pick: fn(&Attributes) -> &str| v.attributes.map_or("", pick);
+                let text = |s: &str| {
+                    if guard && is_formula_start(s.as_bytes()) {
+                        format!("'{s}")
+                    } else {
+                        s.to_owned()
+                    }
+                };
+                let speed = v
+                    .attributes
+                    .and_then(|x| x.data.iter().find(|(n, _)| n == "speed"))
+                    .map_or("", |(_, value)| value.as_str());
+                reference
+                    .write_record([
+                        text("s,1"),
+                        v.feature.map_or(String::new(), |f| f.to_string()),
+                        text(v.name),
+                        text(v.geometry),
+                        v.part.to_string(),
+                        text(v.ring.as_str()),
+                        v.vertex.to_string(),
+                        v.longitude.to_owned(),
+                        v.latitude.to_owned(),
+                        v.altitude.to_owned(),
+                        text(v.when),
+                        text(at(|x| &x.folder)),
+                        text(at(|x| &x.description)),
+                        text(at(|x| &x.timestamp)),
+                        text(at(|x| &x.begin)),
+                        text(at(|x| &x.end)),
+                        text(at(|x| &x.style)),
+                        text(speed),
+                    ])
+                    .unwrap();
+            }
+            assert_eq!(
+                layout.headers().len(),
+                18,
+                "the reference writes every column"
+            );
+            let expected = String::from_utf8(reference.into_inner().unwrap()).unwrap();
+            assert!(
+                text(w) == expected,
+                "delimiter {:?}, guard {guard}",
+                delimiter as char
+            );
+        }
+    }
 
     fn vertex<'a>(name: &'a str, attributes: Option<&'a Attributes>) -> Vertex<'a> {
         Vertex {
