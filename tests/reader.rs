@@ -534,3 +534,79 @@ fn one_huge_tag_fails_instead_of_being_held() {
     let fine = format!("<kml><Placemark id=\"{}\"/></kml>", "x".repeat(1 << 20));
     assert_eq!(rows(&fine), Vec::<String>::new());
 }
+
+#[test]
+fn tags_are_read_whole_across_reads_and_quoted_gt() {
+    // See: tags are read by the reader itself, not quick-xml; a `>` in an attribute value
+    // does not end a tag, and a tag may arrive in any number of reads.
+    let doc = "<kml xmlns:gx='x'><Placemark id=\"a>b\" note='c\">d'><name>n</name>\
+        <gx:Track><when>t</when><gx:coord>1 2 3</gx:coord></gx:Track >\
+        <LineString\n\tid='x/>'><coordinates>1,2 3,4</coordinates\n></LineString><Point/><Point /></Placemark></kml\t>";
+    let whole = rows(doc);
+    assert_eq!(
+        whole,
+        [
+            "0|n|Track|0||0|1|2|3|t",
+            "0|n|LineString|1||0|1|2||",
+            "0|n|LineString|1||1|3|4||",
+        ]
+    );
+    for step in 1..12 {
+        let mut got = Rows::default();
+        kml::read_document(
+            Trickle {
+                rest: doc.as_bytes(),
+                step,
+            },
+            &mut got,
+            &ReadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(got.rows, whole, "step {step}");
+    }
+}
+
+#[test]
+fn tag_errors_name_what_is_wrong_and_where() {
+    let cases: &[(&[u8], &str, &str)] = &[
+        (
+            b"<kml><a>\n </kml>",
+            "expected `</a>`, but `</kml>` was found",
+            "2:2",
+        ),
+        (
+            b"<kml:kml></kml>",
+            "expected `</kml:kml>`, but `</kml>` was found",
+            "1:10",
+        ),
+        (
+            b"<kml></kml></kml>",
+            "close tag `</kml>` does not match any open tag",
+            "1:12",
+        ),
+        (b"<kml><a b='c", "`'` not found before end of input", "1:6"),
+        (
+            b"<kml><a b=\"c>",
+            "`\"` not found before end of input",
+            "1:6",
+        ),
+        (b"<kml><a b", "`>` not found before end of input", "1:6"),
+        (b"<kml><a b='1' b='2'/></kml>", "bad attribute", "1:6"),
+        (b"<kml><a\xff/></kml>", "invalid UTF-8", "1:8"),
+    ];
+    for (doc, message, position) in cases {
+        let err = error(doc);
+        assert!(err.to_string().contains(message), "{err}");
+        assert_eq!(
+            err.position.map(|p| p.to_string()).as_deref(),
+            Some(*position),
+            "{err}"
+        );
+    }
+    // A tag longer than the reader's buffer is still one tag.
+    let long = format!(
+        "<kml><Placemark id=\"{}\"></Placemark></kml>",
+        "x>".repeat(200_000)
+    );
+    assert_eq!(rows(&long), Vec::<String>::new());
+}

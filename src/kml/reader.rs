@@ -11,6 +11,7 @@
 
 use std::io::{BufRead, Read};
 
+use quick_xml::errors::{IllFormedError, SyntaxError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::Reader;
 
@@ -55,7 +56,10 @@ pub fn read_document<R: Read>(
     let input = std::io::BufReader::with_capacity(64 * 1024, input);
     let text = decode::utf8_reader(input).map_err(|e| io_error(e, None))?;
     let mut reader = Reader::from_reader(Tracked::new(text));
-    reader.config_mut().check_end_names = true;
+    // Tags are read by `Document::read_tag`, which checks end tags against its own stack;
+    // quick-xml sees only the other markup, so its stack of open names would be wrong.
+    reader.config_mut().check_end_names = false;
+    reader.config_mut().allow_unmatched_ends = true;
     let mut doc = Document::new(sink, options);
     let result = doc.run(&mut reader);
     doc.emitter.flush_warnings(reader.get_mut());
@@ -379,6 +383,8 @@ struct Document<'s> {
     location_seq: Sequence,
     /// Bytes of an incomplete UTF-8 sequence at the end of the last text piece.
     utf8_carry: Vec<u8>,
+    /// The tag being read by [`Document::read_tag`].
+    tag: Vec<u8>,
     /// General entities declared in the document type declaration.
     entities: Vec<(String, EntityKind)>,
     /// A finished Track kept for its queues' allocations.
@@ -421,6 +427,7 @@ impl<'s> Document<'s> {
             location: None,
             location_seq: Sequence::default(),
             utf8_carry: Vec::new(),
+            tag: Vec::new(),
             entities: Vec::new(),
             spare_track: None,
             containers: Vec::new(),
@@ -439,6 +446,10 @@ impl<'s> Document<'s> {
             self.check_cancel()?;
             self.pump_text(reader)?;
             self.emitter.flush_warnings(reader.get_mut());
+            if self.read_tag(reader)? {
+                self.emitter.flush_warnings(reader.get_mut());
+                continue;
+            }
             buf.clear();
             let before = reader.buffer_position();
             reader.get_mut().limit(Some(before + MAX_MARKUP));
@@ -447,13 +458,7 @@ impl<'s> Document<'s> {
             let event = match event {
                 Ok(event) => event,
                 Err(quick_xml::Error::Io(e)) if e.get_ref().is_some_and(|i| i.is::<TooLong>()) => {
-                    return self.fail_at(
-                        before,
-                        &format!(
-                            "markup longer than {} MiB (a tag, processing instruction or DOCTYPE)",
-                            MAX_MARKUP >> 20
-                        ),
-                    );
+                    return self.markup_too_long(before);
                 }
                 Err(e) => {
                     self.emitter.error_offset = Some(reader.error_position());
@@ -471,7 +476,7 @@ impl<'s> Document<'s> {
                     self.start(&e, before)?;
                     self.end(at)?;
                 }
-                Event::End(_) => self.end(at)?,
+                Event::End(e) => self.end_tag(e.name().into_inner(), before, at)?,
                 Event::Text(t) => {
                     // Only reached if quick-xml read text itself; treat it the same way.
                     let bytes = t.into_inner();
@@ -515,6 +520,107 @@ impl<'s> Document<'s> {
             return self.fail_at(end, "no root element: the file is empty or not XML");
         }
         Ok(())
+    }
+
+    /// Read a start, end or empty-element tag, if that is what comes next (`false` for other
+    /// markup and at the end of input, which quick-xml reads).
+    ///
+    /// quick-xml's event path was a quarter of the reader's time on markup-heavy KML: it
+    /// copies every tag through its own buffer and keeps its own stack of open names. Here a
+    /// tag is found with the same quote-aware search for `>`, its attributes are checked by
+    /// quick-xml's own attribute parser, and the open names are kept once, by
+    /// [`OpenElements`]. The events and errors are the ones quick-xml gives.
+    fn read_tag<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<bool, Error> {
+        let before = reader.buffer_position();
+        let head = reader
+            .get_mut()
+            .fill_at_least(2)
+            .map_err(|e| io_error(e, None))?;
+        if head.len() < 2 || head[0] != b'<' || matches!(head[1], b'!' | b'?') {
+            return Ok(false);
+        }
+        self.tag.clear();
+        let mut quote = None;
+        loop {
+            let mut stream = reader.stream();
+            let chunk = stream.fill_buf().map_err(|e| io_error(e, None))?;
+            if chunk.is_empty() {
+                let error = match quote {
+                    Some(b'"') => SyntaxError::UnclosedDoubleQuotedAttributeValue,
+                    Some(_) => SyntaxError::UnclosedSingleQuotedAttributeValue,
+                    None => SyntaxError::UnclosedTag,
+                };
+                self.emitter.error_offset = Some(before);
+                return Err(xml_error(quick_xml::Error::Syntax(error)));
+            }
+            let (used, closed) = tag_end(chunk, &mut quote);
+            if (self.tag.len() + used) as u64 > MAX_MARKUP {
+                return self.markup_too_long(before);
+            }
+            self.tag.extend_from_slice(&chunk[..used]);
+            stream.consume(used);
+            if closed {
+                break;
+            }
+        }
+        let at = reader.buffer_position();
+        let tag = std::mem::take(&mut self.tag);
+        let result = self.tag(&tag, before, at);
+        self.tag = tag;
+        result.map(|()| true)
+    }
+
+    /// A whole tag, `<` to `>`, that starts at `before` and ends at `at`.
+    fn tag(&mut self, tag: &[u8], before: u64, at: u64) -> Result<(), Error> {
+        let text = match std::str::from_utf8(tag) {
+            Ok(text) => text,
+            Err(e) => return self.fail_at(before + e.valid_up_to() as u64, "invalid UTF-8"),
+        };
+        let content = &text[1..text.len() - 1];
+        if let Some(name) = content.strip_prefix('/') {
+            // White space may follow the name of an end tag.
+            let name = name.trim_end_matches(|c: char| c.is_ascii() && is_xml_space(c as u8));
+            return self.end_tag(name, before, at);
+        }
+        let (content, empty) = match content.strip_suffix('/') {
+            Some(content) => (content, true),
+            None => (content, false),
+        };
+        let name_len = content
+            .bytes()
+            .position(is_xml_space)
+            .unwrap_or(content.len());
+        let element = BytesStart::from_content(content, name_len);
+        self.check_attributes(&element, before)?;
+        self.start(&element, before)?;
+        if empty {
+            self.end(at)?;
+        }
+        Ok(())
+    }
+
+    /// An end tag naming `name`: it must close the innermost open element.
+    fn end_tag(&mut self, name: &str, before: u64, at: u64) -> Result<(), Error> {
+        let error = match self.open.innermost() {
+            Some(open) if open == name => return self.end(at),
+            Some(open) => IllFormedError::MismatchedEndTag {
+                expected: open.to_owned(),
+                found: name.to_owned(),
+            },
+            None => IllFormedError::UnmatchedEndTag(name.to_owned()),
+        };
+        self.emitter.error_offset = Some(before);
+        Err(xml_error(quick_xml::Error::IllFormed(error)))
+    }
+
+    fn markup_too_long<T>(&mut self, before: u64) -> Result<T, Error> {
+        self.fail_at(
+            before,
+            &format!(
+                "markup longer than {} MiB (a tag, processing instruction or DOCTYPE)",
+                MAX_MARKUP >> 20
+            ),
+        )
     }
 
     fn check_cancel(&self) -> Result<(), Error> {
@@ -742,7 +848,8 @@ impl<'s> Document<'s> {
     }
 
     fn start(&mut self, element: &BytesStart<'_>, at: u64) -> Result<(), Error> {
-        let local = local_name(element);
+        let qname = element.name().into_inner();
+        let local = &qname[local_start(qname)..];
         if self.depth() == 0 {
             if self.root_seen {
                 return self.fail_at(at, "content after the root element");
@@ -758,7 +865,7 @@ impl<'s> Document<'s> {
         }
         if self.coordinates.is_some() {
             // Everything inside <coordinates> is its text.
-            self.open.push(local);
+            self.open.push(qname);
             return Ok(());
         }
         let parent = self.open.name(0);
@@ -830,7 +937,7 @@ impl<'s> Document<'s> {
             _ if self.emitter.attributes => self.start_attribute(element, local, depth),
             _ => {}
         }
-        self.open.push(local);
+        self.open.push(qname);
         Ok(())
     }
 
@@ -1233,12 +1340,13 @@ impl Section {
     }
 }
 
-/// The local names of the open elements, innermost last, in one reused string.
+/// The names of the open elements, innermost last, in one reused string: the qualified name
+/// is what an end tag must repeat, the local name what the reader matches on.
 #[derive(Default)]
 struct OpenElements {
     names: String,
-    /// `ends[i]` is where name `i` ends in `names`.
-    ends: Vec<usize>,
+    /// For name `i`: where it ends in `names`, and where its local part starts.
+    ends: Vec<(usize, usize)>,
 }
 
 impl OpenElements {
@@ -1246,25 +1354,39 @@ impl OpenElements {
         self.ends.len()
     }
 
-    /// Local name of the open element `up` levels above the innermost (0 = innermost).
-    fn name(&self, up: usize) -> &str {
+    /// The open element `up` levels above the innermost (0 = innermost): its qualified name
+    /// and where the local part starts in it.
+    fn get(&self, up: usize) -> Option<(&str, usize)> {
         let n = self.ends.len();
         if up >= n {
-            return "";
+            return None;
         }
         let i = n - 1 - up;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.names[start..self.ends[i]]
+        let start = if i == 0 { 0 } else { self.ends[i - 1].0 };
+        let (end, local) = self.ends[i];
+        Some((&self.names[start..end], local - start))
     }
 
-    fn push(&mut self, local: &str) {
-        self.names.push_str(local);
-        self.ends.push(self.names.len());
+    /// Local name of the open element `up` levels above the innermost (0 = innermost).
+    fn name(&self, up: usize) -> &str {
+        self.get(up).map_or("", |(qname, local)| &qname[local..])
+    }
+
+    /// Qualified name of the innermost open element.
+    fn innermost(&self) -> Option<&str> {
+        self.get(0).map(|(qname, _)| qname)
+    }
+
+    fn push(&mut self, qname: &str) {
+        let local = self.names.len() + local_start(qname);
+        self.names.push_str(qname);
+        self.ends.push((self.names.len(), local));
     }
 
     fn pop(&mut self) {
         self.ends.pop();
-        self.names.truncate(self.ends.last().copied().unwrap_or(0));
+        self.names
+            .truncate(self.ends.last().map_or(0, |&(end, _)| end));
     }
 }
 
@@ -1330,13 +1452,36 @@ fn attribute(element: &BytesStart<'_>, key: &str) -> String {
     }
 }
 
-fn local_name<'a>(e: &'a BytesStart<'_>) -> &'a str {
-    let name = e.name().into_inner();
-    // Names are short: a plain loop beats memrchr's set-up.
-    match name.bytes().rposition(|b| b == b':') {
-        Some(i) => &name[i + 1..],
-        None => name,
+/// How much of `chunk` belongs to the tag being read, and whether the tag's closing `>` is in
+/// it. A `>` inside a quoted attribute value does not close the tag; `quote` carries an open
+/// quote from one chunk to the next.
+fn tag_end(chunk: &[u8], quote: &mut Option<u8>) -> (usize, bool) {
+    let mut i = 0;
+    loop {
+        if let Some(q) = *quote {
+            match memchr::memchr(q, &chunk[i..]) {
+                Some(j) => {
+                    i += j + 1;
+                    *quote = None;
+                }
+                None => return (chunk.len(), false),
+            }
+        }
+        match memchr::memchr3(b'>', b'"', b'\'', &chunk[i..]) {
+            Some(j) if chunk[i + j] == b'>' => return (i + j + 1, true),
+            Some(j) => {
+                *quote = Some(chunk[i + j]);
+                i += j + 1;
+            }
+            None => return (chunk.len(), false),
+        }
     }
+}
+
+/// Where the local part of a qualified name starts.
+fn local_start(qname: &str) -> usize {
+    // Names are short: a plain loop beats memrchr's set-up.
+    qname.bytes().rposition(|b| b == b':').map_or(0, |i| i + 1)
 }
 
 fn is_xml_char(c: char) -> bool {
