@@ -18,42 +18,46 @@ use super::Error;
 /// A number as KML writers produce them: `[+-]?(digits[.digits]|.digits)([eE][+-]?digits)?`.
 /// `NaN`, `Inf` and hexadecimal floats are not numbers here.
 pub fn is_number(s: &[u8]) -> bool {
-    let mut i = 0;
-    let len = s.len();
-    if i < len && (s[i] == b'+' || s[i] == b'-') {
+    number_end(s, 0) == Some(s.len())
+}
+
+/// Where the number that starts at `s[i]` ends: the first byte the grammar of [`is_number`]
+/// cannot take next. `None` if no number starts there, or the grammar needs a byte it did not
+/// get (`1e`, `+`), so the caller need not tell an unfinished number from a finished one.
+#[inline(always)]
+fn number_end(s: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        while i < s.len() && s[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    if matches!(s.get(i), Some(b'+' | b'-')) {
         i += 1;
     }
     let int_start = i;
-    while i < len && s[i].is_ascii_digit() {
-        i += 1;
+    i = digits(i);
+    let mut any_digit = i > int_start;
+    if s.get(i) == Some(&b'.') {
+        let frac_start = i + 1;
+        i = digits(frac_start);
+        any_digit |= i > frac_start;
     }
-    let int_digits = i - int_start;
-    if i < len && s[i] == b'.' {
-        i += 1;
-        let frac_start = i;
-        while i < len && s[i].is_ascii_digit() {
-            i += 1;
-        }
-        if int_digits == 0 && i == frac_start {
-            return false;
-        }
-    } else if int_digits == 0 {
-        return false;
+    if !any_digit {
+        return None;
     }
-    if i < len && (s[i] == b'e' || s[i] == b'E') {
+    if matches!(s.get(i), Some(b'e' | b'E')) {
         i += 1;
-        if i < len && (s[i] == b'+' || s[i] == b'-') {
+        if matches!(s.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
         let exp_start = i;
-        while i < len && s[i].is_ascii_digit() {
-            i += 1;
-        }
+        i = digits(i);
         if i == exp_start {
-            return false;
+            return None;
         }
     }
-    i == len
+    Some(i)
 }
 
 /// A slice that [`is_number`] accepted (or an empty one) as `&str`.
@@ -346,6 +350,12 @@ impl Tokenizer {
     }
 }
 
+/// The reference model the integration tests check the reader against, here to check
+/// [`is_number`] against directly.
+#[cfg(test)]
+#[path = "../../tests/model/mod.rs"]
+mod model;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,5 +487,35 @@ mod tests {
         let out = run(&text, 4096);
         assert_eq!(out.tuples, ["3|4|"]);
         assert_eq!(out.skipped.len(), 1);
+    }
+
+    /// Call `check` with every text of at most `max_len` bytes from `alphabet`.
+    fn every_text(alphabet: &[u8], max_len: usize, mut check: impl FnMut(&[u8])) {
+        let mut digits: Vec<usize> = Vec::new();
+        loop {
+            let text: Vec<u8> = digits.iter().map(|&d| alphabet[d]).collect();
+            check(&text);
+            // Count on in base `alphabet.len()`; one digit more once all of them wrap.
+            let mut k = 0;
+            while k < digits.len() && digits[k] + 1 == alphabet.len() {
+                digits[k] = 0;
+                k += 1;
+            }
+            if k < digits.len() {
+                digits[k] += 1;
+            } else if k < max_len {
+                digits.push(0);
+            } else {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn is_number_matches_the_reference_model() {
+        every_text(b"0.+-eEx", 6, |text| {
+            let shown = String::from_utf8_lossy(text);
+            assert_eq!(is_number(text), model::is_number(&shown), "{shown:?}");
+        });
     }
 }
