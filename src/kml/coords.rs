@@ -13,54 +13,60 @@
 //! - a tuple that has an empty longitude or latitude, a component that is not a number, or a
 //!   lone value is skipped with a warning that names where it starts.
 
+use std::ops::Range;
+
 use super::Error;
 
 /// A number as KML writers produce them: `[+-]?(digits[.digits]|.digits)([eE][+-]?digits)?`.
 /// `NaN`, `Inf` and hexadecimal floats are not numbers here.
 pub fn is_number(s: &[u8]) -> bool {
-    let mut i = 0;
-    let len = s.len();
-    if i < len && (s[i] == b'+' || s[i] == b'-') {
+    number_end(s, 0) == Some(s.len())
+}
+
+/// Where the number that starts at `s[i]` ends: the first byte the grammar of [`is_number`]
+/// cannot take next. `None` if no number starts there, or the grammar needs a byte it did not
+/// get (`1e`, `+`), so the caller need not tell an unfinished number from a finished one.
+#[inline(always)]
+fn number_end(s: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        while i < s.len() && s[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    if matches!(s.get(i), Some(b'+' | b'-')) {
         i += 1;
     }
     let int_start = i;
-    while i < len && s[i].is_ascii_digit() {
-        i += 1;
+    i = digits(i);
+    let mut any_digit = i > int_start;
+    if s.get(i) == Some(&b'.') {
+        let frac_start = i + 1;
+        i = digits(frac_start);
+        any_digit |= i > frac_start;
     }
-    let int_digits = i - int_start;
-    if i < len && s[i] == b'.' {
-        i += 1;
-        let frac_start = i;
-        while i < len && s[i].is_ascii_digit() {
-            i += 1;
-        }
-        if int_digits == 0 && i == frac_start {
-            return false;
-        }
-    } else if int_digits == 0 {
-        return false;
+    if !any_digit {
+        return None;
     }
-    if i < len && (s[i] == b'e' || s[i] == b'E') {
+    if matches!(s.get(i), Some(b'e' | b'E')) {
         i += 1;
-        if i < len && (s[i] == b'+' || s[i] == b'-') {
+        if matches!(s.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
         let exp_start = i;
-        while i < len && s[i].is_ascii_digit() {
-            i += 1;
-        }
+        i = digits(i);
         if i == exp_start {
-            return false;
+            return None;
         }
     }
-    i == len
+    Some(i)
 }
 
-/// A slice that [`is_number`] accepted (or an empty one) as `&str`.
+/// A slice that [`is_number`] or [`number_end`] accepted (or an empty one) as `&str`.
 fn ascii(bytes: &[u8]) -> &str {
     debug_assert!(bytes.is_ascii());
-    // SAFETY: is_number accepts ASCII bytes only, and ASCII is valid UTF-8. Checking it again
-    // with `str::from_utf8` cost 5% of a whole conversion.
+    // SAFETY: is_number and number_end accept ASCII bytes only, and ASCII is valid UTF-8.
+    // Checking it again with `str::from_utf8` cost 5% of a whole conversion.
     unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
@@ -73,6 +79,51 @@ pub fn is_xml_space(b: u8) -> bool {
 /// The longest component kept. Real numbers are a few dozen bytes; anything longer is not a
 /// coordinate, and capping it keeps memory bounded on a hostile element.
 const MAX_COMPONENT: usize = 256;
+
+/// Where the number at `chunk[i..]` ends, if it is followed by a byte `stop` accepts and is no
+/// longer than [`MAX_COMPONENT`] (the general path warns about a longer one).
+#[inline(always)]
+fn component_end(chunk: &[u8], i: usize, stop: impl Fn(u8) -> bool) -> Option<usize> {
+    let end = number_end(chunk, i)?;
+    (end - i <= MAX_COMPONENT && chunk.get(end).is_some_and(|&b| stop(b))).then_some(end)
+}
+
+/// A tuple taken straight from a chunk: where its components are, and where the token after
+/// it starts.
+struct Plain {
+    lon: Range<usize>,
+    lat: Range<usize>,
+    alt: Range<usize>,
+    next: usize,
+}
+
+/// One ordinary tuple, `lon,lat[,alt]`, at `chunk[start..]`, taken only if the chunk alone
+/// proves that [`Tokenizer`]'s general path would emit exactly it and nothing else: every
+/// component is a number short enough to keep, and after the last one comes white space and
+/// then, still inside the chunk, a byte that is not a comma (a comma would carry the tuple on).
+#[inline(always)]
+fn plain_tuple(chunk: &[u8], start: usize) -> Option<Plain> {
+    let lon_end = component_end(chunk, start, |b| b == b',')?;
+    let lat_end = component_end(chunk, lon_end + 1, |b| b == b',' || is_xml_space(b))?;
+    let alt = if chunk[lat_end] == b',' {
+        lat_end + 1..component_end(chunk, lat_end + 1, is_xml_space)?
+    } else {
+        lat_end..lat_end
+    };
+    let mut next = alt.end + 1;
+    while next < chunk.len() && is_xml_space(chunk[next]) {
+        next += 1;
+    }
+    match chunk.get(next) {
+        Some(&b) if b != b',' => Some(Plain {
+            lon: start..lon_end,
+            lat: lon_end + 1..lat_end,
+            alt,
+            next,
+        }),
+        _ => None,
+    }
+}
 
 /// Receives the tokenizer's results.
 pub trait TupleOut {
@@ -158,6 +209,19 @@ impl Tokenizer {
                         break;
                     }
                     self.token_start = offset + i as u64;
+                    // The general path below copies every byte into `scratch` and scans it
+                    // twice; nearly every tuple in real files is plain enough to be taken
+                    // straight from the chunk. Whatever this cannot prove is left,
+                    // untouched, to the general path.
+                    if let Some(plain) = plain_tuple(chunk, i) {
+                        out.tuple(
+                            ascii(&chunk[plain.lon]),
+                            ascii(&chunk[plain.lat]),
+                            ascii(&chunk[plain.alt]),
+                        )?;
+                        i = plain.next;
+                        continue;
+                    }
                     if chunk[i] == b',' {
                         self.commit(0, 0, out)?;
                         self.state = State::AfterComma;
@@ -346,11 +410,17 @@ impl Tokenizer {
     }
 }
 
+/// The reference model the integration tests check the reader against, here to check the
+/// tokenizer's pieces against directly.
+#[cfg(test)]
+#[path = "../../tests/model/mod.rs"]
+mod model;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[derive(Default)]
+    #[derive(Debug, Default, PartialEq)]
     struct Collect {
         tuples: Vec<String>,
         skipped: Vec<(u64, String)>,
@@ -377,6 +447,35 @@ mod tests {
         }
         t.finish(&mut out).unwrap();
         out
+    }
+
+    /// Tokenize `text` cut at `cuts` (ascending offsets; out-of-range ones are ignored).
+    fn run_cut(text: &[u8], cuts: &[usize]) -> Collect {
+        let mut out = Collect::default();
+        let mut t = Tokenizer::new();
+        let mut from = 0;
+        for &to in cuts.iter().chain([&text.len()]) {
+            if to >= from && to <= text.len() {
+                t.feed(&text[from..to], from as u64, &mut out).unwrap();
+                from = to;
+            }
+        }
+        t.finish(&mut out).unwrap();
+        out
+    }
+
+    /// Everything the tokenizer reports for `text` fed whole, after checking that it reports
+    /// the same fed a byte at a time (too little for a plain tuple, so the general path does
+    /// it all) and cut in two anywhere.
+    fn same_however_cut(text: &[u8]) -> Collect {
+        let whole = run_cut(text, &[]);
+        let bytes: Vec<usize> = (1..text.len()).collect();
+        let shown = String::from_utf8_lossy(text);
+        assert_eq!(run_cut(text, &bytes), whole, "byte by byte on {shown:?}");
+        for cut in 0..=text.len() {
+            assert_eq!(run_cut(text, &[cut]), whole, "cut at {cut} on {shown:?}");
+        }
+        whole
     }
 
     fn tuples(text: &str) -> Vec<String> {
@@ -477,5 +576,158 @@ mod tests {
         let out = run(&text, 4096);
         assert_eq!(out.tuples, ["3|4|"]);
         assert_eq!(out.skipped.len(), 1);
+    }
+
+    /// Call `check` with every text of at most `max_len` bytes from `alphabet`.
+    fn every_text(alphabet: &[u8], max_len: usize, mut check: impl FnMut(&[u8])) {
+        let mut digits: Vec<usize> = Vec::new();
+        loop {
+            let text: Vec<u8> = digits.iter().map(|&d| alphabet[d]).collect();
+            check(&text);
+            // Count on in base `alphabet.len()`; one digit more once all of them wrap.
+            let mut k = 0;
+            while k < digits.len() && digits[k] + 1 == alphabet.len() {
+                digits[k] = 0;
+                k += 1;
+            }
+            if k < digits.len() {
+                digits[k] += 1;
+            } else if k < max_len {
+                digits.push(0);
+            } else {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn is_number_matches_the_reference_model() {
+        every_text(b"0.+-eEx", 6, |text| {
+            let shown = String::from_utf8_lossy(text);
+            assert_eq!(is_number(text), model::is_number(&shown), "{shown:?}");
+        });
+    }
+
+    #[test]
+    fn plain_tuples_are_only_taken_when_the_chunk_proves_where_they_end() {
+        fn taken(text: &str) -> Option<(&str, &str, &str, usize)> {
+            let p = plain_tuple(text.as_bytes(), 0)?;
+            Some((&text[p.lon], &text[p.lat], &text[p.alt], p.next))
+        }
+        assert_eq!(taken("1,2 3"), Some(("1", "2", "", 4)));
+        assert_eq!(
+            taken("-1.5e+3,+.5E-2,7. \n\t8"),
+            Some(("-1.5e+3", "+.5E-2", "7.", 20))
+        );
+        // Cannot tell whether a comma comes next: the next chunk may start with one.
+        for open in ["1,2", "1,2 ", "1,2,3", "1,2,3\n\t", "1,2,", "1,2,3,"] {
+            assert_eq!(taken(open), None, "{open:?}");
+        }
+        // White space next to a comma, a fourth value, empty or bad components: all left to
+        // the general path.
+        for unusual in [
+            "1,2 ,3 x",
+            "1,2, 3 x",
+            "1 ,2 x",
+            "1, 2 x",
+            "1,2,3 ,4 x",
+            "1,2,3,4 x",
+            "1,,2 x",
+            ",1,2 x",
+            "1,2,,3 x",
+            "1e,2 x",
+            "1,2x 3",
+            "1,2,3x 4",
+            "1,2\u{a0}3 4",
+            "x,1 2",
+            "1.2.3,4 5",
+            "1,-, 5",
+            ". ,1 5",
+        ] {
+            assert_eq!(taken(unusual), None, "{unusual:?}");
+        }
+        let longest = "9".repeat(MAX_COMPONENT);
+        assert!(taken(&format!("{longest},1 x")).is_some());
+        assert!(taken(&format!("1,{longest},2 x")).is_some());
+        assert_eq!(taken(&format!("1,2,9{longest} x")), None);
+    }
+
+    #[test]
+    fn plain_and_general_paths_agree_at_chunk_boundaries() {
+        let long = "9".repeat(MAX_COMPONENT);
+        let too_long = "9".repeat(MAX_COMPONENT + 1);
+        let cases = [
+            "1,2 ,3 4,5 6,7",
+            "1,2\n\t,3 7,8 9,9",
+            "1,2,3,4 5,6 7,8",
+            "1,2,3,4,5,6 7,8 ",
+            "1,2,3 ,4 5,6 x",
+            "1,2,3, 4 5,6 x,y",
+            "-1.5e+3,+.5E-2,7. 8,9 \r\n",
+            "1,2 x 3,4 1e5,2E-3,-0 ",
+            "1,2",
+            "1,2,3",
+            "1,2 3,4",
+            "1,2,3\n",
+            "1e,2 3,4 5,6",
+            "1,2e 3,4 5,6",
+            "1,,2 3,4 5,6",
+            ",1,2 3,4 5,6",
+            "1 ,2 3,4 5,6",
+            "1,2,3x 4,5 6,7",
+            "1,2\u{a0}3 4,5 6,7",
+            "1,2,,4 5,6 7,8",
+            "1,2,3,, 5,6 7,8",
+            "1 2,3 4,5 6",
+            &format!("{long},1 2,3 4,{long},5 6,7"),
+            &format!("{too_long},1 2,3 4,{too_long},5 6,7"),
+        ];
+        for text in cases {
+            same_however_cut(text.as_bytes());
+        }
+        let out = same_however_cut(b"1,2 ,3 4,5,6,7 8,9 x,1 .,2 3,4");
+        assert_eq!(out.tuples, ["1|2|3", "4|5|6", "8|9|", "3|4|"]);
+        assert_eq!(
+            out.skipped,
+            [
+                (7, "value \"7\" left over after the last full triple".into()),
+                (19, "tuple \"x,1\" skipped: not a number".into()),
+                (23, "tuple \".,2\" skipped: not a number".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_short_text_is_the_same_however_cut() {
+        // Long enough for a plain tuple followed by the start of another one.
+        every_text(b"1-e, x", 7, |text| {
+            let bytes: Vec<usize> = (1..text.len()).collect();
+            let shown = String::from_utf8_lossy(text);
+            assert_eq!(run_cut(text, &bytes), run_cut(text, &[]), "{shown:?}");
+        });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_and_general_paths_agree_on_any_text(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "1", "-2.5", "+.5", "3e5", "7.E-1", "12.75", ",", ",", ",", " ", " ", "\n",
+                    "\t ", "x", ".", "e", "+", ",,",
+                ]),
+                0..60,
+            ),
+            cuts in proptest::collection::vec(0usize..200, 0..6),
+        ) {
+            let text = pieces.concat();
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let whole = run_cut(text.as_bytes(), &[]);
+            let bytes: Vec<usize> = (1..text.len()).collect();
+            proptest::prop_assert_eq!(&run_cut(text.as_bytes(), &bytes), &whole, "{:?}", text);
+            proptest::prop_assert_eq!(&run_cut(text.as_bytes(), &cuts), &whole, "{:?}", text);
+            let rows: Vec<String> = model::tuples(&text).iter().map(|r| r.join("|")).collect();
+            proptest::prop_assert_eq!(&whole.tuples, &rows, "{:?}", text);
+        }
     }
 }
