@@ -539,8 +539,19 @@ impl<'s> Document<'s> {
         if head.len() < 2 || head[0] != b'<' || matches!(head[1], b'!' | b'?') {
             return Ok(false);
         }
-        self.tag.clear();
         let mut quote = None;
+        {
+            // Most tags lie whole in the buffer: read them where they are.
+            let mut stream = reader.stream();
+            let chunk = stream.fill_buf().map_err(|e| io_error(e, None))?;
+            if let (used, true) = tag_end(chunk, &mut quote) {
+                let result = self.tag(&chunk[..used], before, before + used as u64);
+                stream.consume(used);
+                return result.map(|()| true);
+            }
+            quote = None;
+        }
+        self.tag.clear();
         loop {
             let mut stream = reader.stream();
             let chunk = stream.fill_buf().map_err(|e| io_error(e, None))?;
