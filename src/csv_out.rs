@@ -518,6 +518,25 @@ impl FastRows {
             != 0
     }
 
+    /// How many bytes of `bytes` would need quotes in a field (the delimiter counted too).
+    fn specials(&self, bytes: &[u8]) -> usize {
+        // Byte-wide counters over short chunks let the compiler compare 16 bytes at a time;
+        // a chunk of 63 cannot overflow them even if the delimiter is also a quote or a CR.
+        let d = self.delimiter;
+        bytes
+            .chunks(63)
+            .map(|chunk| {
+                let n = chunk.iter().fold(0u8, |n, &b| {
+                    n + u8::from(b == d)
+                        + u8::from(b == b'"')
+                        + u8::from(b == b'\n')
+                        + u8::from(b == b'\r')
+                });
+                usize::from(n)
+            })
+            .sum()
+    }
+
     fn field(&mut self, first: bool, field: &[u8]) {
         if !first {
             self.buf.push(self.delimiter);
@@ -551,24 +570,27 @@ impl FastRows {
 enum Step {
     /// Columns `start..end`, none of which changes along a sequence: copied from the cache.
     Constant { start: usize, end: usize },
-    /// A column formatted for every row.
-    Column(usize),
+    /// Columns `start..end`, formatted for every row.
+    Varying { start: usize, end: usize },
 }
 
 /// The steps of a vertex row of `layout`: maximal runs of columns that stay the same along a
-/// sequence, and the others one by one.
+/// sequence, and maximal runs of the others.
 fn steps(layout: &Layout) -> Vec<Step> {
-    let mut steps = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
     for (i, column) in layout.columns.iter().enumerate() {
-        if column.is_per_vertex() {
-            steps.push(Step::Column(i));
-        } else if let Some(Step::Constant { end, .. }) = steps.last_mut() {
-            *end = i + 1;
-        } else {
-            steps.push(Step::Constant {
+        match (steps.last_mut(), column.is_per_vertex()) {
+            (Some(Step::Varying { end, .. }), true) | (Some(Step::Constant { end, .. }), false) => {
+                *end = i + 1
+            }
+            (_, true) => steps.push(Step::Varying {
                 start: i,
                 end: i + 1,
-            });
+            }),
+            (_, false) => steps.push(Step::Constant {
+                start: i,
+                end: i + 1,
+            }),
         }
     }
     steps
@@ -818,7 +840,28 @@ impl<W: Write> RowWriter<W> {
         let mut constant = 0;
         for step in &self.steps {
             match *step {
-                Step::Column(i) => rows.field(i == 0, self.values.field(i, &columns[i], &row)),
+                Step::Varying { start, end } => {
+                    // Numbers and times hardly ever need quotes: copy the run's fields as
+                    // they are, then count the special bytes of the whole run at once. Only
+                    // the delimiters put between them may be there; otherwise the run is
+                    // written again, field by field.
+                    let from = rows.buf.len();
+                    let mut delimiters = 0;
+                    for (i, column) in columns.iter().enumerate().take(end).skip(start) {
+                        if i > 0 {
+                            rows.buf.push(rows.delimiter);
+                            delimiters += 1;
+                        }
+                        rows.buf
+                            .extend_from_slice(self.values.field(i, column, &row));
+                    }
+                    if rows.specials(&rows.buf[from..]) != delimiters {
+                        rows.buf.truncate(from);
+                        for (i, column) in columns.iter().enumerate().take(end).skip(start) {
+                            rows.field(i == 0, self.values.field(i, column, &row));
+                        }
+                    }
+                }
                 Step::Constant { .. } if hit => {
                     rows.buf
                         .extend_from_slice(&cache.bytes[cache.ranges[constant].clone()]);
@@ -1012,7 +1055,7 @@ mod tests {
                     longitude: ["1.5", "-10", "2e1"][next(3)],
                     latitude: "3.25",
                     altitude: ["", "0"][next(2)],
-                    when: ["", "2024-01-01T00:00:00Z"][next(2)],
+                    when: ["", "2024-01-01T00:00:00Z", "=t\"1,\r\n"][next(3)],
                     attributes,
                 };
                 // Attributes belong to one feature ordinal (the reader's rule); keep to it.
