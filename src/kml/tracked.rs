@@ -110,22 +110,28 @@ impl<R: Read> Tracked<R> {
 
     /// The unconsumed bytes, at least `n` of them unless the input ends first: lets the
     /// reader look at a whole `<![CDATA[` or `-->` even where it straddles two reads.
+    #[inline]
     pub fn fill_at_least(&mut self, n: usize) -> io::Result<&[u8]> {
         if self.end - self.pos < n {
-            self.retire(self.pos);
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-            while self.end < n.min(self.buf.len()) {
-                match self.inner.read(&mut self.buf[self.end..]) {
-                    Ok(0) => break,
-                    Ok(read) => self.end += read,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            }
+            self.refill_at_least(n)?;
         }
         Ok(&self.buf[self.pos..self.end])
+    }
+
+    fn refill_at_least(&mut self, n: usize) -> io::Result<()> {
+        self.retire(self.pos);
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        while self.end < n.min(self.buf.len()) {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => break,
+                Ok(read) => self.end += read,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
