@@ -667,6 +667,23 @@ struct Values {
 }
 
 impl Values {
+    /// The field of a column that [`Column::is_per_vertex`]: the same as [`Values::field`]
+    /// gives, in fewer steps, since it is asked for every row.
+    #[inline]
+    fn varying<'a>(&'a mut self, column: &Column, v: &'a Vertex<'_>) -> &'a [u8] {
+        match column {
+            Column::Vertex => self.ints.format(v.vertex),
+            Column::Longitude => v.longitude.as_bytes(),
+            Column::Latitude => v.latitude.as_bytes(),
+            Column::Altitude => v.altitude.as_bytes(),
+            Column::When => guarded(self.guard, v.when, &mut self.scratch),
+            other => {
+                debug_assert!(!other.is_per_vertex(), "{other:?} has no per-vertex value");
+                b""
+            }
+        }
+    }
+
     fn field<'a>(&'a mut self, i: usize, column: &Column, row: &Row<'a>) -> &'a [u8] {
         let attribute = |pick: fn(&Attributes) -> &str| row.attributes.map_or("", pick);
         let text: &str = match column {
@@ -852,8 +869,7 @@ impl<W: Write> RowWriter<W> {
                             rows.buf.push(rows.delimiter);
                             delimiters += 1;
                         }
-                        rows.buf
-                            .extend_from_slice(self.values.field(i, column, &row));
+                        rows.buf.extend_from_slice(self.values.varying(column, v));
                     }
                     if rows.specials(&rows.buf[from..]) != delimiters {
                         rows.buf.truncate(from);
@@ -1023,7 +1039,16 @@ mod tests {
             seed ^= seed << 17;
             (seed % n) as usize
         };
-        for (delimiter, guard) in [(b',', false), (b';', true), (b'1', false), (b'.', true)] {
+        // Every column, and a selection that starts with and interleaves per-vertex columns.
+        let selections = [
+            None,
+            Some(["latitude", "longitude", "name", "vertex", "feature", "when", "altitude"]),
+        ];
+        let dialects = [(b',', false), (b';', true), (b'1', false), (b'.', true)];
+        for (select, (delimiter, guard)) in selections
+            .iter()
+            .flat_map(|s| dialects.iter().map(move |d| (s, *d)))
+        {
             let dialect = Dialect {
                 delimiter,
                 formula_guard: guard,
@@ -1033,6 +1058,7 @@ mod tests {
             let shape = Shape {
                 attributes: true,
                 source: true,
+                select: select.map(|s| s.iter().map(|c| c.to_string()).collect()),
                 ..Shape::default()
             };
             let layout = shape.layout(&["speed".to_owned()]);
@@ -1080,38 +1106,35 @@ mod tests {
                     .attributes
                     .and_then(|x| x.data.iter().find(|(n, _)| n == "speed"))
                     .map_or("", |(_, value)| value.as_str());
-                reference
-                    .write_record([
-                        text("s,1"),
-                        v.feature.map_or(String::new(), |f| f.to_string()),
-                        text(v.name),
-                        text(v.geometry),
-                        v.part.to_string(),
-                        text(v.ring.as_str()),
-                        v.vertex.to_string(),
-                        v.longitude.to_owned(),
-                        v.latitude.to_owned(),
-                        v.altitude.to_owned(),
-                        text(v.when),
-                        text(at(|x| &x.folder)),
-                        text(at(|x| &x.description)),
-                        text(at(|x| &x.timestamp)),
-                        text(at(|x| &x.begin)),
-                        text(at(|x| &x.end)),
-                        text(at(|x| &x.style)),
-                        text(speed),
-                    ])
-                    .unwrap();
+                let value = |header: &str| match header {
+                    "source" => text("s,1"),
+                    "feature" => v.feature.map_or(String::new(), |f| f.to_string()),
+                    "name" => text(v.name),
+                    "geometry" => text(v.geometry),
+                    "part" => v.part.to_string(),
+                    "ring" => text(v.ring.as_str()),
+                    "vertex" => v.vertex.to_string(),
+                    "longitude" => v.longitude.to_owned(),
+                    "latitude" => v.latitude.to_owned(),
+                    "altitude" => v.altitude.to_owned(),
+                    "when" => text(v.when),
+                    "folder" => text(at(|x| &x.folder)),
+                    "description" => text(at(|x| &x.description)),
+                    "timestamp" => text(at(|x| &x.timestamp)),
+                    "begin" => text(at(|x| &x.begin)),
+                    "end" => text(at(|x| &x.end)),
+                    "style" => text(at(|x| &x.style)),
+                    "speed" => text(speed),
+                    other => panic!("no reference value for column {other}"),
+                };
+                let record: Vec<String> = layout.headers().iter().map(|h| value(h)).collect();
+                reference.write_record(&record).unwrap();
             }
-            assert_eq!(
-                layout.headers().len(),
-                18,
-                "the reference writes every column"
-            );
             let expected = String::from_utf8(reference.into_inner().unwrap()).unwrap();
             assert!(
                 text(w) == expected,
-                "delimiter {:?}, guard {guard}",
+                "columns {:?}, delimiter {:?}, guard {guard}",
+                layout.headers(),
                 delimiter as char
             );
         }

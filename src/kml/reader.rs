@@ -605,7 +605,8 @@ impl<'s> Document<'s> {
         let content = &text[1..text.len() - 1];
         if let Some(name) = content.strip_prefix('/') {
             // White space may follow the name of an end tag.
-            let name = name.trim_end_matches(|c: char| c.is_ascii() && is_xml_space(c as u8));
+            let end = name.bytes().rposition(|b| !is_xml_space(b)).map_or(0, |i| i + 1);
+            let name = &name[..end];
             return self.end_tag(name, before, at);
         }
         let (content, empty) = match content.strip_suffix('/') {
@@ -1082,9 +1083,7 @@ impl<'s> Document<'s> {
             self.warn(at, format!("text longer than {MAX_CAPTURE} bytes was cut"))?;
         }
         normalize_newlines(&mut self.captured);
-        let text = self
-            .captured
-            .trim_matches(|c: char| c.is_ascii() && is_xml_space(c as u8));
+        let text = trim_xml_space(&self.captured);
         match what {
             Capture::Name => {
                 let name = text.to_string();
@@ -1193,10 +1192,10 @@ impl<'s> Document<'s> {
 
     fn end_coord(&mut self, at: u64) -> Result<(), Error> {
         let captured = std::mem::take(&mut self.captured);
-        let mut parts = captured
-            .split(|c: char| c.is_ascii() && is_xml_space(c as u8))
-            .filter(|p| !p.is_empty());
-        let values: [Option<&str>; 4] = [parts.next(), parts.next(), parts.next(), parts.next()];
+        let values: [Option<&str>; 4] = {
+            let mut parts = xml_words(&captured);
+            [parts.next(), parts.next(), parts.next(), parts.next()]
+        };
         let result = match values {
             [None, ..] => self.warn(at, "empty gx:coord".into()),
             [Some(one), None, ..] => self.warn(at, format!("gx:coord {one:?} has one value only")),
@@ -1504,6 +1503,33 @@ fn tag_end(chunk: &[u8], quote: &mut Option<u8>) -> (usize, bool) {
     }
 }
 
+/// `text` without XML white space at either end. Byte by byte: the white space is ASCII, and
+/// going through `char`s cost more than the rest of a `<when>` or `<gx:coord>`.
+fn trim_xml_space(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let start = bytes
+        .iter()
+        .position(|&b| !is_xml_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_xml_space(b))
+        .map_or(start, |i| i + 1);
+    // Both ends are next to ASCII bytes (or the ends of `text`): character boundaries.
+    &text[start..end]
+}
+
+/// The pieces of `text` between runs of XML white space.
+fn xml_words(text: &str) -> impl Iterator<Item = &str> {
+    text.as_bytes()
+        .split(|&b| is_xml_space(b))
+        .filter(|word| !word.is_empty())
+        .map(move |word| {
+            let start = word.as_ptr() as usize - text.as_ptr() as usize;
+            &text[start..start + word.len()]
+        })
+}
+
 /// Where the local part of a qualified name starts.
 fn local_start(qname: &str) -> usize {
     // Names are short: a plain loop beats memrchr's set-up.
@@ -1570,7 +1596,18 @@ fn normalize_newlines(text: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::first_unusual_byte;
+    use super::{first_unusual_byte, trim_xml_space, xml_words};
+
+    #[test]
+    fn white_space_is_trimmed_and_split_by_bytes() {
+        assert_eq!(trim_xml_space(" \t\r\n a b\u{a0}\n"), "a b\u{a0}");
+        assert_eq!(trim_xml_space(" \n "), "");
+        assert_eq!(trim_xml_space(""), "");
+        assert_eq!(trim_xml_space("é"), "é");
+        let words: Vec<&str> = xml_words("\n1.5 \t-2\r\n\u{a0}3 ").collect();
+        assert_eq!(words, ["1.5", "-2", "\u{a0}3"]);
+        assert_eq!(xml_words("  ").count(), 0);
+    }
 
     #[test]
     fn unusual_bytes_are_found_wherever_they_are() {
