@@ -1042,7 +1042,15 @@ mod tests {
         // Every column, and a selection that starts with and interleaves per-vertex columns.
         let selections = [
             None,
-            Some(["latitude", "longitude", "name", "vertex", "feature", "when", "altitude"]),
+            Some([
+                "latitude",
+                "longitude",
+                "name",
+                "vertex",
+                "feature",
+                "when",
+                "altitude",
+            ]),
         ];
         let dialects = [(b',', false), (b';', true), (b'1', false), (b'.', true)];
         for (select, (delimiter, guard)) in selections

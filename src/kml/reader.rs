@@ -1,12 +1,15 @@
-//! The event loop: quick-xml markup events plus character data read straight from the stream.
+//! The event loop: the reader's own tag and text scanning, with quick-xml for the rest.
 //!
 //! quick-xml buffers a whole text node before handing it over, and a single `<coordinates>`
-//! can be hundreds of megabytes. So markup (tags, comments, CDATA, references) goes through
-//! quick-xml, while character data is read here, in buffer-sized pieces, straight from the
-//! underlying reader up to the next `<` or `&`, and handed to whoever wants it: the coordinate
-//! tokenizer, a small capture (a `<name>`, a `<when>`), or nobody (a `<description>`). That is
-//! also where the well-formedness checks quick-xml leaves out are made: a document must be
-//! complete, have one root element and nothing but white space around it, be valid UTF-8
+//! can be hundreds of megabytes. So character data is read here, in buffer-sized pieces,
+//! straight from the underlying reader up to the next `<` or `&`, and handed to whoever wants
+//! it: the coordinate tokenizer, a small capture (a `<name>`, a `<when>`), or nobody (a
+//! `<description>`). Comments and CDATA sections are streamed the same way. Start, end and
+//! empty-element tags, nearly all the markup of a KML file, are found in place as well (see
+//! [`Document::read_tag`]); quick-xml parses their attributes and reads the remaining markup:
+//! the XML declaration, DOCTYPE, processing instructions and references. The well-formedness
+//! checks quick-xml leaves out are made here: a document must be complete, have one root
+//! element and nothing but white space around it, close its elements in order, be valid UTF-8
 //! without control characters, and use no entity but the five predefined ones.
 
 use std::io::{BufRead, Read};
@@ -605,7 +608,10 @@ impl<'s> Document<'s> {
         let content = &text[1..text.len() - 1];
         if let Some(name) = content.strip_prefix('/') {
             // White space may follow the name of an end tag.
-            let end = name.bytes().rposition(|b| !is_xml_space(b)).map_or(0, |i| i + 1);
+            let end = name
+                .bytes()
+                .rposition(|b| !is_xml_space(b))
+                .map_or(0, |i| i + 1);
             let name = &name[..end];
             return self.end_tag(name, before, at);
         }
