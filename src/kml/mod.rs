@@ -150,7 +150,9 @@ pub struct Vertex<'a> {
     /// The gx:Track `<when>` paired with this `gx:coord`, empty otherwise.
     pub when: &'a str,
     /// The feature's descriptive fields, when [`ReadOptions::attributes`] is set and the vertex
-    /// belongs to a feature.
+    /// belongs to a feature. They are complete before the feature's first vertex and the same
+    /// for all its vertices; a sink may rely on that (the CSV writer looks them up once per
+    /// feature).
     pub attributes: Option<&'a Attributes>,
 }
 
