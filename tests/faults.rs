@@ -193,7 +193,8 @@ fn act_while_converting(env: &TestEnv, args: &[&str], act: impl FnOnce()) -> Run
         assert!(Instant::now() < deadline, "no temporary file appeared");
         std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(100));
+    // A moment into the conversion (a release build converts the slow file in a tenth of a second).
+    std::thread::sleep(Duration::from_millis(10));
     act();
     assert!(
         child.try_wait().unwrap().is_none(),
