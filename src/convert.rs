@@ -15,6 +15,7 @@ use std::fs::{self, File, TryLockError};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use tempfile::{Builder, NamedTempFile};
 
@@ -97,7 +98,7 @@ pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
 /// fails or is interrupted (nothing is left behind then).
 pub fn write(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Written, Outcome> {
     let dir = parent_or_dot(output);
-    if let Err(e) = fs::create_dir_all(dir) {
+    if let Err(e) = create_dir_durably(dir) {
         return Err(failed(format!(
             "cannot create folder {}: {e}",
             dir.display()
@@ -333,6 +334,37 @@ pub fn publish(temp: NamedTempFile, output: &Path, force: bool) -> Result<Publis
             e.error
         )),
     }
+}
+
+/// `fs::create_dir_all`, with every folder it makes synced into its parent.
+///
+/// An output is only on disk once its folder's own entry is, up to a folder that existed
+/// before; without this a power cut could take away a newly made folder with the outputs the
+/// run reported inside it. The check, the creation and the syncs happen under one lock, so a
+/// worker that finds the folder made by another one also finds it synced.
+pub fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    static CREATING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = CREATING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut folder = dir;
+    while !folder.as_os_str().is_empty() && !folder.exists() {
+        missing.push(folder);
+        match folder.parent() {
+            Some(parent) => folder = parent,
+            None => break,
+        }
+    }
+    fs::create_dir_all(dir)?;
+    // Outermost first: each new folder's entry, then the entries inside it.
+    for made in missing.iter().rev() {
+        sync_dir(parent_or_dot(made))?;
+    }
+    Ok(())
 }
 
 /// Make a rename in `dir` durable: on Unix a directory entry is only on disk once the directory

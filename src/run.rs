@@ -126,7 +126,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     }
 
     if let Some(dir) = &config.out_dir {
-        std::fs::create_dir_all(dir)
+        convert::create_dir_durably(dir)
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
     }
     remove_stale_temporaries(&plan, &reporter);

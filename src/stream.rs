@@ -263,7 +263,7 @@ pub(crate) fn run(
     let dir = match merge {
         Merge::File(file) => {
             let dir = parent_or_dot(file).to_path_buf();
-            fs::create_dir_all(&dir)
+            convert::create_dir_durably(&dir)
                 .with_context(|| format!("cannot create output folder {}", dir.display()))?;
             run::remove_stale_temporaries_in(vec![dir.clone()], reporter);
             Some(dir)

@@ -4,7 +4,8 @@
 //! The test runs kml2csv under `strace` and checks, for every output, the order of the
 //! system calls the README promises: the temporary's data is synced (`fsync`/`fdatasync` of
 //! it, or a `syncfs`/`sync`) after its last write and before the rename (or link) that gives
-//! it its name, and its folder is synced after that rename. It checks the guarantee, not one
+//! it its name, and its folder is synced after that rename; a folder the run makes is synced
+//! into its parent. It checks the guarantee, not one
 //! way of providing it, so syncing groups of files together still passes. Skipped, with a
 //! message, when strace is missing or cannot trace here.
 
@@ -144,6 +145,8 @@ fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
     let mut global_syncs: Vec<(usize, usize)> = Vec::new();
     let mut publishes: Vec<(PathBuf, PathBuf, usize, usize)> = Vec::new();
     let mut created: Vec<PathBuf> = Vec::new();
+    // Folders the run made, with where their mkdir returned.
+    let mut made: Vec<(PathBuf, usize)> = Vec::new();
     let arg_path = |call: &Call, fds: &HashMap<String, PathBuf>, dirfd: usize| {
         let dir = match call.args[dirfd].as_str() {
             "AT_FDCWD" => cwd.to_path_buf(),
@@ -175,6 +178,8 @@ fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
                 }
             }
             "syncfs" | "sync" if ok => global_syncs.push((call.start, call.end)),
+            "mkdir" if ok => made.push((resolve(cwd, &call.args[0]), call.end)),
+            "mkdirat" if ok => made.push((arg_path(call, &fds, 0), call.end)),
             "rename" | "link" if ok => publishes.push((
                 resolve(cwd, &call.args[0]),
                 resolve(cwd, &call.args[1]),
@@ -191,6 +196,17 @@ fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
         }
     }
     let mut problems = Vec::new();
+    for (folder, end) in &made {
+        let parent = folder.parent().unwrap();
+        let synced = file_syncs.iter().any(|(p, s, _)| p == parent && s > end)
+            || global_syncs.iter().any(|(s, _)| s > end);
+        if !synced {
+            problems.push(format!(
+                "folder {} was made but its parent not synced after",
+                folder.display()
+            ));
+        }
+    }
     for output in outputs {
         if created.contains(output) {
             problems.push(format!(
@@ -231,7 +247,7 @@ fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
 }
 
 const TRACED: &str =
-    "openat,close,write,fsync,fdatasync,syncfs,sync,rename,renameat,renameat2,link,linkat,unlink,unlinkat";
+    "openat,close,write,fsync,fdatasync,syncfs,sync,rename,renameat,renameat2,link,linkat,unlink,unlinkat,mkdir,mkdirat";
 
 #[test]
 fn every_output_is_synced_before_its_rename_and_its_folder_after() {
@@ -330,4 +346,11 @@ fn the_order_checker_catches_what_it_should() {
     assert_eq!(check(grouped), Vec::<String>::new());
     let direct = "1 openat(AT_FDCWD, \"out/x.csv\", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3\n";
     assert_eq!(check(direct).len(), 2);
+    // A folder the run makes must be synced into its parent.
+    let made = format!("1 mkdir(\"out\", 0777) = 0\n{good}");
+    assert_eq!(check(&made).len(), 1, "{made}");
+    let made_and_synced = format!(
+        "1 mkdir(\"out\", 0777) = 0\n1 openat(AT_FDCWD, \"/w\", O_RDONLY|O_CLOEXEC) = 5\n1 fsync(5) = 0\n{good}"
+    );
+    assert_eq!(check(&made_and_synced), Vec::<String>::new());
 }
