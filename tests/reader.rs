@@ -451,6 +451,23 @@ impl io::Read for Trickle<'_> {
     }
 }
 
+/// `doc` read 1 to 11 bytes at a time gives `whole`, its rows read in one go.
+fn same_rows_in_small_reads(doc: &str, whole: &[String]) {
+    for step in 1..12 {
+        let mut got = Rows::default();
+        kml::read_document(
+            Trickle {
+                rest: doc.as_bytes(),
+                step,
+            },
+            &mut got,
+            &ReadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(got.rows, whole, "step {step}");
+    }
+}
+
 #[test]
 fn comments_and_cdata_split_across_reads() {
     let doc = "<kml><!-- a - comment -- with-dashes? no --><Placemark><name>x<!--c-->y<![CDATA[ & <z> ]]]]></name>\
@@ -465,19 +482,7 @@ fn comments_and_cdata_split_across_reads() {
             "0|xy & <z> ]]|LineString|0||1|3|45|6|",
         ]
     );
-    for step in 1..12 {
-        let mut got = Rows::default();
-        kml::read_document(
-            Trickle {
-                rest: doc.as_bytes(),
-                step,
-            },
-            &mut got,
-            &ReadOptions::default(),
-        )
-        .unwrap();
-        assert_eq!(got.rows, whole, "step {step}");
-    }
+    same_rows_in_small_reads(&doc, &whole);
 }
 
 #[test]
@@ -551,19 +556,7 @@ fn tags_are_read_whole_across_reads_and_quoted_gt() {
             "0|n|LineString|1||1|3|4||",
         ]
     );
-    for step in 1..12 {
-        let mut got = Rows::default();
-        kml::read_document(
-            Trickle {
-                rest: doc.as_bytes(),
-                step,
-            },
-            &mut got,
-            &ReadOptions::default(),
-        )
-        .unwrap();
-        assert_eq!(got.rows, whole, "step {step}");
-    }
+    same_rows_in_small_reads(&doc, &whole);
 }
 
 #[test]

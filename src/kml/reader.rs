@@ -479,6 +479,8 @@ impl<'s> Document<'s> {
             };
             let at = reader.buffer_position();
             match event {
+                // `read_tag` reads every tag before quick-xml gets to it; these three arms
+                // keep a tag that quick-xml did read (none today) on the same path.
                 Event::Start(e) => {
                     self.check_attributes(&e, before)?;
                     self.start(&e, before)?;
