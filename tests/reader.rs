@@ -556,7 +556,7 @@ fn tags_are_read_whole_across_reads_and_quoted_gt() {
             "0|n|LineString|1||1|3|4||",
         ]
     );
-    same_rows_in_small_reads(&doc, &whole);
+    same_rows_in_small_reads(doc, &whole);
 }
 
 #[test]
