@@ -606,11 +606,7 @@ fn steps(layout: &Layout) -> Vec<Step> {
 struct SequenceCache {
     /// Whether `bytes` holds the fields of the sequence the other members describe.
     valid: bool,
-    feature: Option<u64>,
-    part: u64,
-    ring: Ring,
-    geometry: String,
-    name: String,
+    key: SequenceKey,
     /// Address of the feature's attributes. They are complete before the feature's first row
     /// (the reader holds rows back until then), and the data columns are already looked up
     /// once per feature ordinal, so the address together with the ordinal identifies them.
@@ -627,27 +623,48 @@ fn address(attributes: Option<&Attributes>) -> usize {
 
 impl SequenceCache {
     fn holds(&self, v: &Vertex<'_>) -> bool {
-        self.valid
-            && self.feature == v.feature
-            && self.part == v.part
-            && self.ring == v.ring
-            && self.attributes == address(v.attributes)
-            && self.geometry == v.geometry
-            && self.name == v.name
+        self.valid && self.attributes == address(v.attributes) && self.key.holds(v)
     }
 
     fn describe(&mut self, v: &Vertex<'_>) {
         self.valid = true;
+        self.key.describe(v);
+        self.attributes = address(v.attributes);
+        self.bytes.clear();
+        self.ranges.clear();
+    }
+}
+
+/// What a vertex says of its sequence: the feature, part, ring, name and geometry, the same
+/// for all its vertices. Kept by whoever handles rows a sequence at a time.
+#[derive(Default)]
+pub(crate) struct SequenceKey {
+    feature: Option<u64>,
+    part: u64,
+    ring: Ring,
+    name: String,
+    geometry: String,
+}
+
+impl SequenceKey {
+    /// Whether `v` belongs to the sequence described.
+    pub(crate) fn holds(&self, v: &Vertex<'_>) -> bool {
+        self.feature == v.feature
+            && self.part == v.part
+            && self.ring == v.ring
+            && self.geometry == v.geometry
+            && self.name == v.name
+    }
+
+    /// Describe `v`'s sequence, reusing the allocations.
+    pub(crate) fn describe(&mut self, v: &Vertex<'_>) {
         self.feature = v.feature;
         self.part = v.part;
         self.ring = v.ring;
-        self.attributes = address(v.attributes);
-        self.geometry.clear();
-        self.geometry.push_str(v.geometry);
         self.name.clear();
         self.name.push_str(v.name);
-        self.bytes.clear();
-        self.ranges.clear();
+        self.geometry.clear();
+        self.geometry.push_str(v.geometry);
     }
 }
 
@@ -667,8 +684,8 @@ struct Values {
 }
 
 impl Values {
-    /// The field of a column that [`Column::is_per_vertex`]: the same as [`Values::field`]
-    /// gives, in fewer steps, since it is asked for every row.
+    /// The field of a column that [`Column::is_per_vertex`], asked for every row: a shorter
+    /// lookup than [`Values::field`], which hands these columns on to it.
     #[inline]
     fn varying<'a>(&'a mut self, column: &Column, v: &'a Vertex<'_>) -> &'a [u8] {
         match column {
@@ -689,15 +706,15 @@ impl Values {
         let text: &str = match column {
             Column::Feature => return row.feature.map_or(b"", |n| self.ints.format(n)),
             Column::Part => return row.vertex.map_or(b"", |v| self.ints.format(v.part)),
-            Column::Vertex => return row.vertex.map_or(b"", |v| self.ints.format(v.vertex)),
+            Column::Vertex
+            | Column::Longitude
+            | Column::Latitude
+            | Column::Altitude
+            | Column::When => return row.vertex.map_or(b"", |v| self.varying(column, v)),
             Column::Source => &self.source,
             Column::Name => row.name,
             Column::Geometry => row.vertex.map_or("", |v| v.geometry),
             Column::Ring => row.vertex.map_or("", |v| v.ring.as_str()),
-            Column::Longitude => row.vertex.map_or("", |v| v.longitude),
-            Column::Latitude => row.vertex.map_or("", |v| v.latitude),
-            Column::Altitude => row.vertex.map_or("", |v| v.altitude),
-            Column::When => row.vertex.map_or("", |v| v.when),
             Column::Wkt => &self.wkt,
             Column::Folder => attribute(|a| &a.folder),
             Column::Description => attribute(|a| &a.description),

@@ -9,6 +9,7 @@
 use std::io;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
+use crate::csv_out::SequenceKey;
 use crate::kml::{self, Ring, Sink, Summary, Vertex, Warning};
 
 /// Bytes of encoded rows per batch, and batches in flight.
@@ -73,26 +74,6 @@ struct Batch {
 const VERTEX: u8 = 0;
 const WARNING: u8 = 1;
 const SEQUENCE: u8 = 2;
-
-/// What a sequence record says.
-#[derive(Default)]
-struct SequenceKey {
-    feature: Option<u64>,
-    part: u64,
-    ring: Ring,
-    name: String,
-    geometry: String,
-}
-
-impl SequenceKey {
-    fn holds(&self, v: &Vertex<'_>) -> bool {
-        self.feature == v.feature
-            && self.part == v.part
-            && self.ring == v.ring
-            && self.geometry == v.geometry
-            && self.name == v.name
-    }
-}
 
 impl Batch {
     fn put_u64(&mut self, n: u64) {
@@ -187,14 +168,7 @@ impl Sink for Forwarder {
             b.put_u64(v.part);
             b.put_str(v.name);
             b.put_str(v.geometry);
-            let key = &mut self.sequence;
-            key.feature = v.feature;
-            key.part = v.part;
-            key.ring = v.ring;
-            key.name.clear();
-            key.name.push_str(v.name);
-            key.geometry.clear();
-            key.geometry.push_str(v.geometry);
+            self.sequence.describe(v);
             self.sequence_sent = true;
         }
         b.bytes.push(VERTEX);
