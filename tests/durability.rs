@@ -139,6 +139,9 @@ fn resolve(cwd: &Path, path: &str) -> PathBuf {
 /// found, empty when all is well.
 fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
     let mut fds: HashMap<String, PathBuf> = HashMap::new();
+    // Where each fd's openat returned: strace may print a close that began before the fd
+    // number was handed out again after that openat, and that close ends the old file.
+    let mut opened: HashMap<String, usize> = HashMap::new();
     // Per path: line of the last write; fsync ends; creations.
     let mut last_write: HashMap<PathBuf, usize> = HashMap::new();
     let mut file_syncs: Vec<(PathBuf, usize, usize)> = Vec::new();
@@ -163,8 +166,9 @@ fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
                     created.push(path.clone());
                 }
                 fds.insert(call.result.clone(), path);
+                opened.insert(call.result.clone(), call.end);
             }
-            "close" => {
+            "close" if opened.get(&call.args[0]).is_none_or(|&at| call.start > at) => {
                 fds.remove(&call.args[0]);
             }
             "write" => {
@@ -346,6 +350,11 @@ fn the_order_checker_catches_what_it_should() {
     assert_eq!(check(grouped), Vec::<String>::new());
     let direct = "1 openat(AT_FDCWD, \"out/x.csv\", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3\n";
     assert_eq!(check(direct).len(), 2);
+    // A close that began before its fd number was reused (strace prints it late) does not
+    // hide the folder sync made through the new fd.
+    let late_close = good
+        .replace("1 openat(AT_FDCWD, \"out\", O_RDONLY|O_CLOEXEC) = 3\n", "2 close(3 <unfinished ...>\n1 openat(AT_FDCWD, \"out\", O_RDONLY|O_CLOEXEC) = 3\n2 <... close resumed>) = 0\n");
+    assert_eq!(check(&late_close), Vec::<String>::new(), "{late_close}");
     // A folder the run makes must be synced into its parent.
     let made = format!("1 mkdir(\"out\", 0777) = 0\n{good}");
     assert_eq!(check(&made).len(), 1, "{made}");
