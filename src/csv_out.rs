@@ -164,15 +164,6 @@ impl Column {
         )
     }
 
-    /// Whether the column can change from one vertex to the next of the same sequence; the
-    /// others are the same along a whole LineString or ring (see [`SequenceCache`]).
-    fn is_per_vertex(&self) -> bool {
-        matches!(
-            self,
-            Column::Vertex | Column::Longitude | Column::Latitude | Column::Altitude | Column::When
-        )
-    }
-
     fn is_attribute(&self) -> bool {
         matches!(
             self,
@@ -467,6 +458,9 @@ pub struct RowWriter<W: Write> {
     data_feature: Option<Option<u64>>,
     /// How a vertex row is assembled from cached and freshly formatted fields.
     steps: Vec<Step>,
+    /// `Some(led)` if the per-vertex columns are the standard ones in the standard order, led
+    /// by constant columns or not, and maybe followed by some (see [`usual`]).
+    usual: Option<bool>,
     cache: SequenceCache,
 }
 
@@ -491,6 +485,10 @@ struct FastRows {
     delimiter: u8,
     /// Non-zero for the bytes that make a field need quotes.
     special: Box<[u8; 256]>,
+    /// Whether a number can be written without a look at its bytes. The reader hands on only
+    /// what [`crate::kml::is_number`] accepts, which holds no quote, CR or LF; only a
+    /// delimiter that is a digit, a sign, `.`, `e` or `E` could turn up in one.
+    plain_numbers: bool,
 }
 
 /// How much of a CSV [`FastRows`] gathers before writing it out.
@@ -506,6 +504,7 @@ impl FastRows {
             buf: Vec::with_capacity(FAST_FLUSH + 4096),
             delimiter,
             special: Box::new(special),
+            plain_numbers: !matches!(delimiter, b'0'..=b'9' | b'+' | b'-' | b'.' | b'e' | b'E'),
         }
     }
 
@@ -518,23 +517,17 @@ impl FastRows {
             != 0
     }
 
-    /// How many bytes of `bytes` would need quotes in a field (the delimiter counted too).
-    fn specials(&self, bytes: &[u8]) -> usize {
-        // Byte-wide counters over short chunks let the compiler compare 16 bytes at a time;
-        // a chunk of 63 cannot overflow them even if the delimiter is also a quote or a CR.
-        let d = self.delimiter;
-        bytes
-            .chunks(63)
-            .map(|chunk| {
-                let n = chunk.iter().fold(0u8, |n, &b| {
-                    n + u8::from(b == d)
-                        + u8::from(b == b'"')
-                        + u8::from(b == b'\n')
-                        + u8::from(b == b'\r')
-                });
-                usize::from(n)
-            })
-            .sum()
+    /// A field known to hold no special byte unless it is the delimiter (see
+    /// [`FastRows::plain_numbers`]).
+    #[inline(always)]
+    fn number(&mut self, first: bool, number: &[u8]) {
+        if !self.plain_numbers {
+            return self.field(first, number);
+        }
+        if !first {
+            self.buf.push(self.delimiter);
+        }
+        self.buf.extend_from_slice(number);
     }
 
     fn field(&mut self, first: bool, field: &[u8]) {
@@ -570,30 +563,70 @@ impl FastRows {
 enum Step {
     /// Columns `start..end`, none of which changes along a sequence: copied from the cache.
     Constant { start: usize, end: usize },
-    /// Columns `start..end`, formatted for every row.
-    Varying { start: usize, end: usize },
+    /// One column that changes from vertex to vertex; `first` if it starts the row.
+    Varying { column: PerVertex, first: bool },
+}
+
+/// A column with a value of its own in every vertex row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PerVertex {
+    Vertex,
+    Longitude,
+    Latitude,
+    Altitude,
+    When,
+}
+
+impl PerVertex {
+    fn of(column: &Column) -> Option<PerVertex> {
+        Some(match column {
+            Column::Vertex => PerVertex::Vertex,
+            Column::Longitude => PerVertex::Longitude,
+            Column::Latitude => PerVertex::Latitude,
+            Column::Altitude => PerVertex::Altitude,
+            Column::When => PerVertex::When,
+            _ => return None,
+        })
+    }
 }
 
 /// The steps of a vertex row of `layout`: maximal runs of columns that stay the same along a
-/// sequence, and maximal runs of the others.
+/// sequence, and each of the others.
 fn steps(layout: &Layout) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
     for (i, column) in layout.columns.iter().enumerate() {
-        match (steps.last_mut(), column.is_per_vertex()) {
-            (Some(Step::Varying { end, .. }), true) | (Some(Step::Constant { end, .. }), false) => {
-                *end = i + 1
-            }
-            (_, true) => steps.push(Step::Varying {
-                start: i,
-                end: i + 1,
+        match (steps.last_mut(), PerVertex::of(column)) {
+            (_, Some(column)) => steps.push(Step::Varying {
+                column,
+                first: i == 0,
             }),
-            (_, false) => steps.push(Step::Constant {
+            (Some(Step::Constant { end, .. }), None) => *end = i + 1,
+            (_, None) => steps.push(Step::Constant {
                 start: i,
                 end: i + 1,
             }),
         }
     }
     steps
+}
+
+/// Whether `steps` are the standard per-vertex columns in their standard order, with at most
+/// one run of constant columns before them (then `Some(true)`) and one after.
+fn usual(steps: &[Step]) -> Option<bool> {
+    let led = matches!(steps.first(), Some(Step::Constant { .. }));
+    let run = steps.get(usize::from(led)..usize::from(led) + 5)?;
+    let standard = run
+        .iter()
+        .zip([
+            PerVertex::Vertex,
+            PerVertex::Longitude,
+            PerVertex::Latitude,
+            PerVertex::Altitude,
+            PerVertex::When,
+        ])
+        .all(|(step, want)| matches!(step, Step::Varying { column, .. } if *column == want));
+    let rest = &steps[usize::from(led) + 5..];
+    (standard && rest.len() <= 1).then_some(led)
 }
 
 /// The encoded fields of the columns that stay the same along one coordinate sequence (the
@@ -675,6 +708,8 @@ struct Values {
     source: String,
     /// Formatting buffer for the integer columns.
     ints: itoa_buf::Buf,
+    /// The `vertex` column's value.
+    vertex: itoa_buf::Counter,
     /// For the formula guard.
     scratch: Vec<u8>,
     /// The WKT of the current feature.
@@ -684,20 +719,15 @@ struct Values {
 }
 
 impl Values {
-    /// The field of a column that [`Column::is_per_vertex`], asked for every row: a shorter
-    /// lookup than [`Values::field`], which hands these columns on to it.
-    #[inline]
-    fn varying<'a>(&'a mut self, column: &Column, v: &'a Vertex<'_>) -> &'a [u8] {
+    /// The field of a column that changes from vertex to vertex, asked for every row.
+    #[inline(always)]
+    fn varying<'a>(&'a mut self, column: PerVertex, v: &'a Vertex<'_>) -> &'a [u8] {
         match column {
-            Column::Vertex => self.ints.format(v.vertex),
-            Column::Longitude => v.longitude.as_bytes(),
-            Column::Latitude => v.latitude.as_bytes(),
-            Column::Altitude => v.altitude.as_bytes(),
-            Column::When => guarded(self.guard, v.when, &mut self.scratch),
-            other => {
-                debug_assert!(!other.is_per_vertex(), "{other:?} has no per-vertex value");
-                b""
-            }
+            PerVertex::Vertex => self.vertex.format(v.vertex),
+            PerVertex::Longitude => v.longitude.as_bytes(),
+            PerVertex::Latitude => v.latitude.as_bytes(),
+            PerVertex::Altitude => v.altitude.as_bytes(),
+            PerVertex::When => guarded(self.guard, v.when, &mut self.scratch),
         }
     }
 
@@ -710,7 +740,12 @@ impl Values {
             | Column::Longitude
             | Column::Latitude
             | Column::Altitude
-            | Column::When => return row.vertex.map_or(b"", |v| self.varying(column, v)),
+            | Column::When => {
+                return match (row.vertex, PerVertex::of(column)) {
+                    (Some(v), Some(column)) => self.varying(column, v),
+                    _ => b"",
+                }
+            }
             Column::Source => &self.source,
             Column::Name => row.name,
             Column::Geometry => row.vertex.map_or("", |v| v.geometry),
@@ -770,12 +805,14 @@ impl<W: Write> RowWriter<W> {
         Ok(RowWriter {
             output,
             steps: steps(&layout),
+            usual: usual(&steps(&layout)),
             layout,
             rows,
             values: Values {
                 guard: dialect.formula_guard,
                 source: source.to_owned(),
                 ints: Default::default(),
+                vertex: Default::default(),
                 scratch: Vec::new(),
                 wkt: String::new(),
                 data: vec![None; width],
@@ -871,29 +908,40 @@ impl<W: Write> RowWriter<W> {
         if !hit {
             cache.describe(v);
         }
+        if let (true, Some(led)) = (hit && v.when.is_empty() && rows.plain_numbers, self.usual) {
+            // Straight-line code for the usual per-vertex columns: the loop below cost more
+            // per row than the bytes it copies. The cache holds the constant run before them
+            // (if any), then the one after them (if any).
+            let split = if led { cache.ranges[0].end } else { 0 };
+            let d = rows.delimiter;
+            let buf = &mut rows.buf;
+            buf.extend_from_slice(&cache.bytes[..split]);
+            if led {
+                buf.push(d);
+            }
+            buf.extend_from_slice(self.values.vertex.format(v.vertex));
+            buf.push(d);
+            buf.extend_from_slice(v.longitude.as_bytes());
+            buf.push(d);
+            buf.extend_from_slice(v.latitude.as_bytes());
+            buf.push(d);
+            buf.extend_from_slice(v.altitude.as_bytes());
+            buf.push(d);
+            buf.extend_from_slice(&cache.bytes[split..]);
+            rows.end_row(out)?;
+            self.written += 1;
+            return Ok(());
+        }
         let mut constant = 0;
         for step in &self.steps {
             match *step {
-                Step::Varying { start, end } => {
-                    // Numbers and times hardly ever need quotes: copy the run's fields as
-                    // they are, then count the special bytes of the whole run at once. Only
-                    // the delimiters put between them may be there; otherwise the run is
-                    // written again, field by field.
-                    let from = rows.buf.len();
-                    let mut delimiters = 0;
-                    for (i, column) in columns.iter().enumerate().take(end).skip(start) {
-                        if i > 0 {
-                            rows.buf.push(rows.delimiter);
-                            delimiters += 1;
-                        }
-                        rows.buf.extend_from_slice(self.values.varying(column, v));
-                    }
-                    if rows.specials(&rows.buf[from..]) != delimiters {
-                        rows.buf.truncate(from);
-                        for (i, column) in columns.iter().enumerate().take(end).skip(start) {
-                            rows.field(i == 0, self.values.field(i, column, &row));
-                        }
-                    }
+                // Only gx:Track rows have a time; the others need no look at it.
+                Step::Varying {
+                    column: column @ PerVertex::When,
+                    first,
+                } if !v.when.is_empty() => rows.field(first, self.values.varying(column, v)),
+                Step::Varying { column, first } => {
+                    rows.number(first, self.values.varying(column, v))
                 }
                 Step::Constant { .. } if hit => {
                     rows.buf
@@ -981,6 +1029,46 @@ mod itoa_buf {
                 }
             }
             &self.0[i..]
+        }
+    }
+
+    /// Formats the vertex numbers of successive rows. They mostly count up by one, so the
+    /// last number's digits are counted up in place; dividing by ten for every digit of every
+    /// row was 2% of a conversion.
+    #[derive(Default)]
+    pub struct Counter {
+        digits: Buf,
+        /// Where the digits of `last` start in `digits`, 0 when nothing is formatted yet
+        /// (a number has at most 20 digits but never needs all 20 slots here: see `format`).
+        start: usize,
+        last: u64,
+    }
+
+    impl Counter {
+        #[inline(always)]
+        pub fn format(&mut self, n: u64) -> &[u8] {
+            let digits = &mut self.digits.0;
+            if self.start > 0 && self.last.checked_add(1) == Some(n) {
+                let mut i = digits.len() - 1;
+                // Carry through the trailing nines. A carry out of the leading digit takes
+                // the slot before it; `start > 0` guarantees there is one, and `last + 1`
+                // having 20 digits means `start` becomes 0, which only disables counting on.
+                while digits[i] == b'9' && i > self.start {
+                    digits[i] = b'0';
+                    i -= 1;
+                }
+                if digits[i] == b'9' {
+                    digits[i] = b'0';
+                    self.start -= 1;
+                    digits[self.start] = b'1';
+                } else {
+                    digits[i] += 1;
+                }
+            } else {
+                self.start = digits.len() - self.digits.format(n).len();
+            }
+            self.last = n;
+            &self.digits.0[self.start..]
         }
     }
 }
@@ -1094,7 +1182,15 @@ mod tests {
                 .delimiter(delimiter)
                 .terminator(csv::Terminator::Any(b'\n'))
                 .from_writer(Vec::new());
-            for vertex in 0..3000u64 {
+            let mut number = 0u64;
+            for _ in 0..3000 {
+                // Mostly counting up (the vertex counter's fast way), sometimes jumping to
+                // just before a carry, back to the start, or to the largest numbers.
+                number = match next(40) {
+                    0 => [0, 7, 98, 999_998, u64::MAX - 2, 9_999_999_999_999_999_998][next(6)],
+                    _ => number.checked_add(1).unwrap_or(0),
+                };
+                let vertex = number;
                 let attributes = [None, Some(&a), Some(&b)][next(3)];
                 let v = Vertex {
                     feature: [None, Some(1), Some(12)][next(3)],
@@ -1163,6 +1259,42 @@ mod tests {
                 delimiter as char
             );
         }
+    }
+
+    /// See: the straight-line row must serve the default and `--attributes` layouts (the
+    /// others take the general loop, which the test above checks against csv).
+    #[test]
+    fn usual_layouts_take_the_straight_line_rows() {
+        let usual_of = |shape: Shape| usual(&steps(&shape.layout(&["speed".to_owned()])));
+        let select = |columns: &[&str]| Shape {
+            select: Some(columns.iter().map(|c| c.to_string()).collect()),
+            ..Shape::default()
+        };
+        assert_eq!(usual_of(Shape::default()), Some(true));
+        let everything = Shape {
+            attributes: true,
+            source: true,
+            ..Shape::default()
+        };
+        assert_eq!(usual_of(everything), Some(true));
+        let numbers = ["vertex", "longitude", "latitude", "altitude", "when"];
+        assert_eq!(usual_of(select(&numbers)), Some(false));
+        assert_eq!(
+            usual_of(select(&[&numbers[..], &["name"]].concat())),
+            Some(false)
+        );
+        assert_eq!(usual_of(select(&["longitude", "latitude"])), None);
+        assert_eq!(usual_of(select(&["name", "latitude", "longitude"])), None);
+        let split = [
+            "name",
+            "vertex",
+            "longitude",
+            "latitude",
+            "altitude",
+            "name",
+            "when",
+        ];
+        assert_eq!(usual_of(select(&split)), None);
     }
 
     fn vertex<'a>(name: &'a str, attributes: Option<&'a Attributes>) -> Vertex<'a> {
