@@ -316,6 +316,59 @@ fn every_output_is_synced_before_its_rename_and_its_folder_after() {
     record("durability_outputs_checked", 24);
 }
 
+/// A big CSV has its write-back started while it is written, so that its `fsync` does not wait
+/// for all of it at the end (a speed matter, checked here because no timing shows it reliably).
+#[test]
+fn a_big_output_is_written_back_while_it_is_written() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        return;
+    }
+    let env = TestEnv::new();
+    // About 20 MB of CSV: more than two stretches of write-back.
+    let mut kml = String::from("<kml><Placemark><name>long</name><LineString><coordinates>");
+    for i in 0..400_000 {
+        kml.push_str(&format!("{}.123456,-{}.654321,1000.5 ", i % 180, i % 90));
+    }
+    kml.push_str("</coordinates></LineString></Placemark></kml>");
+    env.write("in/long.kml", kml);
+    let log = env.path("trace.log");
+    let run = common::run_of(
+        Command::new("strace")
+            .current_dir(env.root())
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=sync_file_range,fsync,fdatasync",
+                "-o",
+            ])
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_kml2csv"))
+            .args(["-o", "out", "in/long.kml"])
+            .output()
+            .unwrap(),
+    );
+    let trace = fs::read_to_string(&log).unwrap_or_default();
+    if trace.is_empty() && run.code != Some(0) {
+        eprintln!("SKIPPED: strace cannot trace here\n{run}");
+        return;
+    }
+    assert_eq!(run.code, Some(0), "{run}");
+    let calls = parse_trace(&trace);
+    let fd = |c: &Call| c.args.first().cloned().unwrap_or_default();
+    let synced: Vec<&Call> = calls.iter().filter(|c| c.name == "fsync").collect();
+    let started = calls
+        .iter()
+        .filter(|c| c.name == "sync_file_range")
+        .filter(|c| synced.iter().any(|s| fd(s) == fd(c) && s.start > c.end))
+        .count();
+    assert!(
+        started >= 2,
+        "expected the write-back of the CSV to start before its fsync\n--- trace\n{trace}"
+    );
+}
+
 /// The checker itself: it must catch a missing file sync, a sync before the last write, and a
 /// missing folder sync, and accept a grouped `syncfs`.
 #[test]
