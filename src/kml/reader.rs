@@ -259,7 +259,7 @@ impl Emitter<'_> {
                 .pending
                 .pop(|mut fields| -> std::io::Result<()> {
                     let mut next = || fields.next().unwrap_or_default();
-                    let text = |b: &[u8]| std::str::from_utf8(b).unwrap_or_default().to_owned();
+                    let text = |b: &[u8]| utf8_or_empty(b).to_owned();
                     let geometry = text(next());
                     let part = u64::from_le_bytes(next().try_into().unwrap_or_default());
                     let ring = match next().first() {
@@ -276,10 +276,10 @@ impl Emitter<'_> {
                         part,
                         ring,
                         vertex,
-                        longitude: std::str::from_utf8(lon).unwrap_or_default(),
-                        latitude: std::str::from_utf8(lat).unwrap_or_default(),
-                        altitude: std::str::from_utf8(alt).unwrap_or_default(),
-                        when: std::str::from_utf8(when).unwrap_or_default(),
+                        longitude: utf8_or_empty(lon),
+                        latitude: utf8_or_empty(lat),
+                        altitude: utf8_or_empty(alt),
+                        when: utf8_or_empty(when),
                         attributes,
                     })
                 })
@@ -837,8 +837,7 @@ impl<'s> Document<'s> {
                 self.capture_truncated = true;
             }
             // The bytes were checked as UTF-8 (or come from quick-xml or a reference).
-            self.captured
-                .push_str(std::str::from_utf8(&bytes[..keep]).unwrap_or_default());
+            self.captured.push_str(utf8_or_empty(&bytes[..keep]));
         }
         Ok(())
     }
@@ -1109,10 +1108,7 @@ impl<'s> Document<'s> {
                     let waiting = track
                         .coords
                         .pop(|mut f| {
-                            let mut next = || {
-                                std::str::from_utf8(f.next().unwrap_or_default())
-                                    .unwrap_or_default()
-                            };
+                            let mut next = || utf8_or_empty(f.next().unwrap_or_default());
                             let (lon, lat, alt) = (next(), next(), next());
                             emitter.vertex(seq, lon, lat, alt, text)
                         })
@@ -1232,8 +1228,7 @@ impl<'s> Document<'s> {
                                         lon,
                                         lat,
                                         alt,
-                                        std::str::from_utf8(f.next().unwrap_or_default())
-                                            .unwrap_or_default(),
+                                        utf8_or_empty(f.next().unwrap_or_default()),
                                     )
                                 })
                                 .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
@@ -1282,8 +1277,7 @@ impl<'s> Document<'s> {
             let waiting = track
                 .coords
                 .pop(|mut f| {
-                    let mut next =
-                        || std::str::from_utf8(f.next().unwrap_or_default()).unwrap_or_default();
+                    let mut next = || utf8_or_empty(f.next().unwrap_or_default());
                     let (lon, lat, alt) = (next(), next(), next());
                     emitter.vertex(seq, lon, lat, alt, "")
                 })
@@ -1593,6 +1587,18 @@ fn floor_char_boundary(bytes: &[u8], max: usize) -> usize {
         n -= 1;
     }
     n
+}
+
+/// `bytes` as text, or empty if they are not UTF-8. Nearly all of it (a `<when>`, a `<gx:coord>`,
+/// queued values) is short and ASCII, which is cheaper to prove than to validate.
+#[inline]
+fn utf8_or_empty(bytes: &[u8]) -> &str {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    } else {
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
 }
 
 /// XML turns CR LF and lone CR into LF in character data.
