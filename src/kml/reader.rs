@@ -554,17 +554,14 @@ impl<'s> Document<'s> {
             return Ok(false);
         }
         let mut quote = None;
-        {
-            // Most tags lie whole in the buffer: read them where they are.
-            let mut stream = reader.stream();
-            let chunk = stream.fill_buf().map_err(|e| io_error(e, None))?;
-            if let (used, true) = tag_end(chunk, &mut quote) {
-                let result = self.tag(&chunk[..used], before, before + used as u64);
-                stream.consume(used);
-                return result.map(|()| true);
-            }
-            quote = None;
+        // `head` is all of the buffer that is left, and most tags lie whole in it: read them
+        // where they are.
+        if let (used, true) = tag_end(head, &mut quote) {
+            let result = self.tag(&head[..used], before, before + used as u64);
+            reader.stream().consume(used);
+            return result.map(|()| true);
         }
+        quote = None;
         self.tag.clear();
         loop {
             let mut stream = reader.stream();
@@ -626,7 +623,10 @@ impl<'s> Document<'s> {
             .position(is_xml_space)
             .unwrap_or(content.len());
         let element = BytesStart::from_content(content, name_len);
-        self.check_attributes(&element, before)?;
+        // Nothing after the name, nothing to check: most KML tags have no attributes.
+        if name_len < content.len() {
+            self.check_attributes(&element, before)?;
+        }
         self.start(&element, before)?;
         if empty {
             self.end(at)?;
@@ -731,6 +731,10 @@ impl<'s> Document<'s> {
             }
             let stop = memchr::memchr2(b'<', b'&', chunk);
             let n = stop.unwrap_or(chunk.len());
+            // Only `<!` can open a comment or CDATA section: for a tag or a reference there is
+            // no need to make sure nine bytes are in the buffer.
+            let maybe_section = stop
+                .is_some_and(|i| chunk[i] == b'<' && chunk.get(i + 1).is_none_or(|&b| b == b'!'));
             let piece = &chunk[..n];
             if !piece.is_empty() {
                 self.check_chars(piece, offset)?;
@@ -743,6 +747,9 @@ impl<'s> Document<'s> {
             if stop.is_some() {
                 if !self.utf8_carry.is_empty() {
                     return self.fail_at(offset + n as u64, "invalid UTF-8: incomplete sequence");
+                }
+                if !maybe_section {
+                    return Ok(());
                 }
                 // Comments and CDATA sections are streamed here too: quick-xml would buffer
                 // them whole, and a CDATA description can be as large as the file.
@@ -902,11 +909,10 @@ impl<'s> Document<'s> {
             self.open.push(qname);
             return Ok(());
         }
-        let parent = self.open.name(0);
-        let grandparent = self.open.name(1);
+        // The parent and grandparent are looked up only by the few elements that need them.
         match local {
             "coordinates" => {
-                let (geometry, ring) = match (parent, grandparent) {
+                let (geometry, ring) = match (self.open.name(0), self.open.name(1)) {
                     ("LinearRing", "outerBoundaryIs") => ("Polygon", Ring::Outer),
                     ("LinearRing", "innerBoundaryIs") => ("Polygon", Ring::Inner),
                     (parent, _) => (parent, Ring::None),
@@ -926,7 +932,7 @@ impl<'s> Document<'s> {
             "when" if self.track.as_ref().is_some_and(|t| t.depth + 1 == depth) => {
                 self.begin_capture(Capture::When, depth)
             }
-            "Location" if parent == "Model" && self.location.is_none() => {
+            "Location" if self.open.name(0) == "Model" && self.location.is_none() => {
                 self.location = Some(Location {
                     depth,
                     values: Default::default(),
