@@ -1500,7 +1500,7 @@ fn tag_end(chunk: &[u8], quote: &mut Option<u8>) -> (usize, bool) {
                 None => return (chunk.len(), false),
             }
         }
-        match memchr::memchr3(b'>', b'"', b'\'', &chunk[i..]) {
+        match find_tag_byte(&chunk[i..]) {
             Some(j) if chunk[i + j] == b'>' => return (i + j + 1, true),
             Some(j) => {
                 *quote = Some(chunk[i + j]);
@@ -1509,6 +1509,33 @@ fn tag_end(chunk: &[u8], quote: &mut Option<u8>) -> (usize, bool) {
             None => return (chunk.len(), false),
         }
     }
+}
+
+/// The first `>`, `"` or `'` in `bytes`. Tags are short: the first bytes are looked at eight at
+/// a time, which is much cheaper than setting up `memchr3` for a ten-byte `</gx:coord>`; a long
+/// tag goes on with `memchr3`.
+#[inline]
+fn find_tag_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // High bit of every zero byte of `x`, and maybe of bytes after the first zero byte (a
+    // borrow): the lowest one is exact, which is all that is asked.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        if i >= 64 {
+            break;
+        }
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let found = zero(word ^ (ONES * u64::from(b'>')))
+            | zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\'')));
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr3(b'>', b'"', b'\'', &bytes[i..]).map(|j| i + j)
 }
 
 /// `text` without XML white space at either end. Byte by byte: the white space is ASCII, and
@@ -1616,7 +1643,7 @@ fn normalize_newlines(text: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::{first_unusual_byte, trim_xml_space, xml_words};
+    use super::{find_tag_byte, first_unusual_byte, trim_xml_space, xml_words};
 
     #[test]
     fn white_space_is_trimmed_and_split_by_bytes() {
@@ -1627,6 +1654,22 @@ mod tests {
         let words: Vec<&str> = xml_words("\n1.5 \t-2\r\n\u{a0}3 ").collect();
         assert_eq!(words, ["1.5", "-2", "\u{a0}3"]);
         assert_eq!(xml_words("  ").count(), 0);
+    }
+
+    #[test]
+    fn tag_bytes_are_found_wherever_they_are() {
+        for len in 0..90 {
+            for at in 0..=len {
+                for b in [b'>', b'"', b'\'', b'=', 0x00, 0xFF, 0x3D, 0x3F, 0xBE, 0xA2] {
+                    let mut text = vec![b'a'; len];
+                    if at < len {
+                        text[at] = b;
+                    }
+                    let plain = text.iter().position(|c| b">\"'".contains(c));
+                    assert_eq!(find_tag_byte(&text), plain, "{b:#x} at {at} of {len}");
+                }
+            }
+        }
     }
 
     #[test]
