@@ -736,7 +736,14 @@ impl<'s> Document<'s> {
             let maybe_section = stop
                 .is_some_and(|i| chunk[i] == b'<' && chunk.get(i + 1).is_none_or(|&b| b == b'!'));
             let piece = &chunk[..n];
-            if !piece.is_empty() {
+            // Between tags, text is nearly always a line break and indentation that nobody
+            // takes: white space passes every check, so it can be skipped unless the tokenizer
+            // or a capture would see it or a UTF-8 sequence is waiting to be completed.
+            let unwanted = self.coordinates.is_none()
+                && self.capture.is_none()
+                && self.utf8_carry.is_empty()
+                && piece.iter().all(|&b| is_xml_space(b));
+            if !piece.is_empty() && !unwanted {
                 self.check_chars(piece, offset)?;
                 self.text(piece, offset)?;
             }
@@ -1636,14 +1643,24 @@ fn utf8_or_empty(bytes: &[u8]) -> &str {
 
 /// XML turns CR LF and lone CR into LF in character data.
 fn normalize_newlines(text: &mut String) {
-    if text.contains('\r') {
+    // Memchr's set-up costs more than looking at a short `<when>` eight bytes at a time.
+    const CR: u64 = 0x0D0D_0D0D_0D0D_0D0D;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let bytes = text.as_bytes();
+    let mut words = bytes.chunks_exact(8);
+    let has_cr = words.by_ref().any(|word| {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ CR;
+        // A zero byte (a CR) is the only one whose high bit stays clear.
+        !(((x & LOW7) + LOW7) | x) & !LOW7 != 0
+    }) || words.remainder().contains(&b'\r');
+    if has_cr {
         *text = text.replace("\r\n", "\n").replace('\r', "\n");
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{find_tag_byte, first_unusual_byte, trim_xml_space, xml_words};
+    use super::{find_tag_byte, first_unusual_byte, normalize_newlines, trim_xml_space, xml_words};
 
     #[test]
     fn white_space_is_trimmed_and_split_by_bytes() {
@@ -1654,6 +1671,24 @@ mod tests {
         let words: Vec<&str> = xml_words("\n1.5 \t-2\r\n\u{a0}3 ").collect();
         assert_eq!(words, ["1.5", "-2", "\u{a0}3"]);
         assert_eq!(xml_words("  ").count(), 0);
+    }
+
+    #[test]
+    fn carriage_returns_are_found_wherever_they_are() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut text = "x".repeat(len);
+                let plain = text.clone();
+                normalize_newlines(&mut text);
+                assert_eq!(text, plain);
+                text.replace_range(at..=at, "\r");
+                normalize_newlines(&mut text);
+                assert_eq!(text, plain[..at].to_string() + "\n" + &plain[at + 1..]);
+            }
+        }
+        let mut text = "a\r\nb\rc\n".to_string();
+        normalize_newlines(&mut text);
+        assert_eq!(text, "a\nb\nc\n");
     }
 
     #[test]
