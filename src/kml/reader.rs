@@ -1395,7 +1395,8 @@ impl OpenElements {
     }
 
     /// The open element `up` levels above the innermost (0 = innermost): its qualified name
-    /// and where the local part starts in it.
+    /// and where the local part starts in it. Inlined: every end tag asks for the innermost.
+    #[inline]
     fn get(&self, up: usize) -> Option<(&str, usize)> {
         let n = self.ends.len();
         if up >= n {
