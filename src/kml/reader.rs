@@ -259,7 +259,7 @@ impl Emitter<'_> {
                 .pending
                 .pop(|mut fields| -> std::io::Result<()> {
                     let mut next = || fields.next().unwrap_or_default();
-                    let text = |b: &[u8]| std::str::from_utf8(b).unwrap_or_default().to_owned();
+                    let text = |b: &[u8]| utf8_or_empty(b).to_owned();
                     let geometry = text(next());
                     let part = u64::from_le_bytes(next().try_into().unwrap_or_default());
                     let ring = match next().first() {
@@ -276,10 +276,10 @@ impl Emitter<'_> {
                         part,
                         ring,
                         vertex,
-                        longitude: std::str::from_utf8(lon).unwrap_or_default(),
-                        latitude: std::str::from_utf8(lat).unwrap_or_default(),
-                        altitude: std::str::from_utf8(alt).unwrap_or_default(),
-                        when: std::str::from_utf8(when).unwrap_or_default(),
+                        longitude: utf8_or_empty(lon),
+                        latitude: utf8_or_empty(lat),
+                        altitude: utf8_or_empty(alt),
+                        when: utf8_or_empty(when),
                         attributes,
                     })
                 })
@@ -554,17 +554,14 @@ impl<'s> Document<'s> {
             return Ok(false);
         }
         let mut quote = None;
-        {
-            // Most tags lie whole in the buffer: read them where they are.
-            let mut stream = reader.stream();
-            let chunk = stream.fill_buf().map_err(|e| io_error(e, None))?;
-            if let (used, true) = tag_end(chunk, &mut quote) {
-                let result = self.tag(&chunk[..used], before, before + used as u64);
-                stream.consume(used);
-                return result.map(|()| true);
-            }
-            quote = None;
+        // `head` is all of the buffer that is left, and most tags lie whole in it: read them
+        // where they are.
+        if let (used, true) = tag_end(head, &mut quote) {
+            let result = self.tag(&head[..used], before, before + used as u64);
+            reader.stream().consume(used);
+            return result.map(|()| true);
         }
+        quote = None;
         self.tag.clear();
         loop {
             let mut stream = reader.stream();
@@ -626,7 +623,10 @@ impl<'s> Document<'s> {
             .position(is_xml_space)
             .unwrap_or(content.len());
         let element = BytesStart::from_content(content, name_len);
-        self.check_attributes(&element, before)?;
+        // Nothing after the name, nothing to check: most KML tags have no attributes.
+        if name_len < content.len() {
+            self.check_attributes(&element, before)?;
+        }
         self.start(&element, before)?;
         if empty {
             self.end(at)?;
@@ -731,8 +731,19 @@ impl<'s> Document<'s> {
             }
             let stop = memchr::memchr2(b'<', b'&', chunk);
             let n = stop.unwrap_or(chunk.len());
+            // Only `<!` can open a comment or CDATA section: for a tag or a reference there is
+            // no need to make sure nine bytes are in the buffer.
+            let maybe_section = stop
+                .is_some_and(|i| chunk[i] == b'<' && chunk.get(i + 1).is_none_or(|&b| b == b'!'));
             let piece = &chunk[..n];
-            if !piece.is_empty() {
+            // Between tags, text is nearly always a line break and indentation that nobody
+            // takes: white space passes every check, so it can be skipped unless the tokenizer
+            // or a capture would see it or a UTF-8 sequence is waiting to be completed.
+            let unwanted = self.coordinates.is_none()
+                && self.capture.is_none()
+                && self.utf8_carry.is_empty()
+                && piece.iter().all(|&b| is_xml_space(b));
+            if !piece.is_empty() && !unwanted {
                 self.check_chars(piece, offset)?;
                 self.text(piece, offset)?;
             }
@@ -743,6 +754,9 @@ impl<'s> Document<'s> {
             if stop.is_some() {
                 if !self.utf8_carry.is_empty() {
                     return self.fail_at(offset + n as u64, "invalid UTF-8: incomplete sequence");
+                }
+                if !maybe_section {
+                    return Ok(());
                 }
                 // Comments and CDATA sections are streamed here too: quick-xml would buffer
                 // them whole, and a CDATA description can be as large as the file.
@@ -837,8 +851,7 @@ impl<'s> Document<'s> {
                 self.capture_truncated = true;
             }
             // The bytes were checked as UTF-8 (or come from quick-xml or a reference).
-            self.captured
-                .push_str(std::str::from_utf8(&bytes[..keep]).unwrap_or_default());
+            self.captured.push_str(utf8_or_empty(&bytes[..keep]));
         }
         Ok(())
     }
@@ -903,11 +916,10 @@ impl<'s> Document<'s> {
             self.open.push(qname);
             return Ok(());
         }
-        let parent = self.open.name(0);
-        let grandparent = self.open.name(1);
+        // The parent and grandparent are looked up only by the few elements that need them.
         match local {
             "coordinates" => {
-                let (geometry, ring) = match (parent, grandparent) {
+                let (geometry, ring) = match (self.open.name(0), self.open.name(1)) {
                     ("LinearRing", "outerBoundaryIs") => ("Polygon", Ring::Outer),
                     ("LinearRing", "innerBoundaryIs") => ("Polygon", Ring::Inner),
                     (parent, _) => (parent, Ring::None),
@@ -927,7 +939,7 @@ impl<'s> Document<'s> {
             "when" if self.track.as_ref().is_some_and(|t| t.depth + 1 == depth) => {
                 self.begin_capture(Capture::When, depth)
             }
-            "Location" if parent == "Model" && self.location.is_none() => {
+            "Location" if self.open.name(0) == "Model" && self.location.is_none() => {
                 self.location = Some(Location {
                     depth,
                     values: Default::default(),
@@ -1109,10 +1121,7 @@ impl<'s> Document<'s> {
                     let waiting = track
                         .coords
                         .pop(|mut f| {
-                            let mut next = || {
-                                std::str::from_utf8(f.next().unwrap_or_default())
-                                    .unwrap_or_default()
-                            };
+                            let mut next = || utf8_or_empty(f.next().unwrap_or_default());
                             let (lon, lat, alt) = (next(), next(), next());
                             emitter.vertex(seq, lon, lat, alt, text)
                         })
@@ -1232,8 +1241,7 @@ impl<'s> Document<'s> {
                                         lon,
                                         lat,
                                         alt,
-                                        std::str::from_utf8(f.next().unwrap_or_default())
-                                            .unwrap_or_default(),
+                                        utf8_or_empty(f.next().unwrap_or_default()),
                                     )
                                 })
                                 .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
@@ -1282,8 +1290,7 @@ impl<'s> Document<'s> {
             let waiting = track
                 .coords
                 .pop(|mut f| {
-                    let mut next =
-                        || std::str::from_utf8(f.next().unwrap_or_default()).unwrap_or_default();
+                    let mut next = || utf8_or_empty(f.next().unwrap_or_default());
                     let (lon, lat, alt) = (next(), next(), next());
                     emitter.vertex(seq, lon, lat, alt, "")
                 })
@@ -1388,7 +1395,8 @@ impl OpenElements {
     }
 
     /// The open element `up` levels above the innermost (0 = innermost): its qualified name
-    /// and where the local part starts in it.
+    /// and where the local part starts in it. Inlined: every end tag asks for the innermost.
+    #[inline]
     fn get(&self, up: usize) -> Option<(&str, usize)> {
         let n = self.ends.len();
         if up >= n {
@@ -1500,7 +1508,7 @@ fn tag_end(chunk: &[u8], quote: &mut Option<u8>) -> (usize, bool) {
                 None => return (chunk.len(), false),
             }
         }
-        match memchr::memchr3(b'>', b'"', b'\'', &chunk[i..]) {
+        match find_tag_byte(&chunk[i..]) {
             Some(j) if chunk[i + j] == b'>' => return (i + j + 1, true),
             Some(j) => {
                 *quote = Some(chunk[i + j]);
@@ -1509,6 +1517,33 @@ fn tag_end(chunk: &[u8], quote: &mut Option<u8>) -> (usize, bool) {
             None => return (chunk.len(), false),
         }
     }
+}
+
+/// The first `>`, `"` or `'` in `bytes`. Tags are short: the first bytes are looked at eight at
+/// a time, which is much cheaper than setting up `memchr3` for a ten-byte `</gx:coord>`; a long
+/// tag goes on with `memchr3`.
+#[inline]
+fn find_tag_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // High bit of every zero byte of `x`, and maybe of bytes after the first zero byte (a
+    // borrow): the lowest one is exact, which is all that is asked.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        if i >= 64 {
+            break;
+        }
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let found = zero(word ^ (ONES * u64::from(b'>')))
+            | zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\'')));
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr3(b'>', b'"', b'\'', &bytes[i..]).map(|j| i + j)
 }
 
 /// `text` without XML white space at either end. Byte by byte: the white space is ASCII, and
@@ -1595,16 +1630,38 @@ fn floor_char_boundary(bytes: &[u8], max: usize) -> usize {
     n
 }
 
+/// `bytes` as text, or empty if they are not UTF-8. Nearly all of it (a `<when>`, a `<gx:coord>`,
+/// queued values) is short and ASCII, which is cheaper to prove than to validate.
+#[inline]
+fn utf8_or_empty(bytes: &[u8]) -> &str {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    } else {
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+}
+
 /// XML turns CR LF and lone CR into LF in character data.
 fn normalize_newlines(text: &mut String) {
-    if text.contains('\r') {
+    // Memchr's set-up costs more than looking at a short `<when>` eight bytes at a time.
+    const CR: u64 = 0x0D0D_0D0D_0D0D_0D0D;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let bytes = text.as_bytes();
+    let mut words = bytes.chunks_exact(8);
+    let has_cr = words.by_ref().any(|word| {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ CR;
+        // A zero byte (a CR) is the only one whose high bit stays clear.
+        !(((x & LOW7) + LOW7) | x) & !LOW7 != 0
+    }) || words.remainder().contains(&b'\r');
+    if has_cr {
         *text = text.replace("\r\n", "\n").replace('\r', "\n");
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{first_unusual_byte, trim_xml_space, xml_words};
+    use super::{find_tag_byte, first_unusual_byte, normalize_newlines, trim_xml_space, xml_words};
 
     #[test]
     fn white_space_is_trimmed_and_split_by_bytes() {
@@ -1615,6 +1672,40 @@ mod tests {
         let words: Vec<&str> = xml_words("\n1.5 \t-2\r\n\u{a0}3 ").collect();
         assert_eq!(words, ["1.5", "-2", "\u{a0}3"]);
         assert_eq!(xml_words("  ").count(), 0);
+    }
+
+    #[test]
+    fn carriage_returns_are_found_wherever_they_are() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut text = "x".repeat(len);
+                let plain = text.clone();
+                normalize_newlines(&mut text);
+                assert_eq!(text, plain);
+                text.replace_range(at..=at, "\r");
+                normalize_newlines(&mut text);
+                assert_eq!(text, plain[..at].to_string() + "\n" + &plain[at + 1..]);
+            }
+        }
+        let mut text = "a\r\nb\rc\n".to_string();
+        normalize_newlines(&mut text);
+        assert_eq!(text, "a\nb\nc\n");
+    }
+
+    #[test]
+    fn tag_bytes_are_found_wherever_they_are() {
+        for len in 0..90 {
+            for at in 0..=len {
+                for b in [b'>', b'"', b'\'', b'=', 0x00, 0xFF, 0x3D, 0x3F, 0xBE, 0xA2] {
+                    let mut text = vec![b'a'; len];
+                    if at < len {
+                        text[at] = b;
+                    }
+                    let plain = text.iter().position(|c| b">\"'".contains(c));
+                    assert_eq!(find_tag_byte(&text), plain, "{b:#x} at {at} of {len}");
+                }
+            }
+        }
     }
 
     #[test]
