@@ -485,6 +485,27 @@ fn comments_and_cdata_split_across_reads() {
     same_rows_in_small_reads(&doc, &whole);
 }
 
+/// A piece of text ends where the buffer does, which may be inside a character: a name or a
+/// time that straddles two reads must still come out whole.
+#[test]
+fn multibyte_text_split_across_reads() {
+    // The first KiB is read in one go (to detect the encoding): the text comes after it.
+    let doc = format!(
+        "<kml><!--{}--><Placemark><name>Zürich € 😀 Ærø</name><Point><coordinates>8.5,47.4</coordinates></Point></Placemark>\
+        <Placemark><name>東京<![CDATA[タワー]]>ü</name><gx:Track><when>2024-01-01T00:00:00Z ✓</when><gx:coord>1 2</gx:coord></gx:Track></Placemark></kml>",
+        " ".repeat(1100)
+    );
+    let whole = rows(&doc);
+    assert_eq!(
+        whole,
+        [
+            "0|Zürich € 😀 Ærø|Point|0||0|8.5|47.4||",
+            "1|東京タワーü|Track|0||0|1|2||2024-01-01T00:00:00Z ✓",
+        ]
+    );
+    same_rows_in_small_reads(&doc, &whole);
+}
+
 #[test]
 fn comment_rules() {
     assert!(error(b"<kml><!-- a -- b --></kml>")

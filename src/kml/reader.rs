@@ -388,6 +388,9 @@ struct Document<'s> {
     capture: Option<(Capture, usize)>,
     captured: String,
     capture_truncated: bool,
+    /// The start of a character the last captured piece ended in: a piece of text ends where
+    /// the buffer does, which may be inside a character.
+    capture_carry: Vec<u8>,
     track: Option<Track>,
     /// Sequence of `<coord>` elements outside a Track, keyed by the depth of their parent.
     stray: Option<(usize, Sequence)>,
@@ -434,6 +437,7 @@ impl<'s> Document<'s> {
             capture: None,
             captured: String::new(),
             capture_truncated: false,
+            capture_carry: Vec::new(),
             track: None,
             stray: None,
             location: None,
@@ -845,15 +849,35 @@ impl<'s> Document<'s> {
             return self.tokenizer.feed(bytes, offset, &mut out);
         }
         if self.capture.is_some() {
-            let room = MAX_CAPTURE.saturating_sub(self.captured.len());
-            let keep = floor_char_boundary(bytes, room);
-            if keep < bytes.len() {
-                self.capture_truncated = true;
+            // The pieces together were checked as UTF-8 (or come from quick-xml or a
+            // reference), but one piece may end inside a character: complete it from the next.
+            let mut bytes = bytes;
+            if !self.capture_carry.is_empty() {
+                let width = utf8_width(self.capture_carry[0]);
+                let need = (width - self.capture_carry.len()).min(bytes.len());
+                self.capture_carry.extend_from_slice(&bytes[..need]);
+                bytes = &bytes[need..];
+                if self.capture_carry.len() < width {
+                    return Ok(());
+                }
+                let carried = std::mem::take(&mut self.capture_carry);
+                self.capture_piece(&carried);
             }
-            // The bytes were checked as UTF-8 (or come from quick-xml or a reference).
-            self.captured.push_str(utf8_or_empty(&bytes[..keep]));
+            let whole = complete_chars(bytes);
+            self.capture_carry.extend_from_slice(&bytes[whole..]);
+            self.capture_piece(&bytes[..whole]);
         }
         Ok(())
+    }
+
+    /// Add whole characters to the captured text, up to [`MAX_CAPTURE`] bytes.
+    fn capture_piece(&mut self, bytes: &[u8]) {
+        let room = MAX_CAPTURE.saturating_sub(self.captured.len());
+        let keep = floor_char_boundary(bytes, room);
+        if keep < bytes.len() {
+            self.capture_truncated = true;
+        }
+        self.captured.push_str(utf8_or_empty(&bytes[..keep]));
     }
 
     /// XML text must be UTF-8 (after decoding) and free of control characters.
@@ -1041,6 +1065,7 @@ impl<'s> Document<'s> {
         self.capture = Some((what, depth));
         self.captured.clear();
         self.capture_truncated = false;
+        self.capture_carry.clear();
     }
 
     fn end(&mut self, at: u64) -> Result<(), Error> {
@@ -1616,6 +1641,21 @@ fn utf8_width(first: u8) -> usize {
         0xE0..=0xEF => 3,
         _ => 4,
     }
+}
+
+/// How many bytes of `bytes` are whole characters: all of them, unless `bytes` ends inside a
+/// UTF-8 sequence, which then starts at the returned index.
+fn complete_chars(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    // A sequence is at most four bytes: look for the last lead byte among the last three.
+    for back in 1..=n.min(3) {
+        let b = bytes[n - back];
+        if b & 0xC0 != 0x80 {
+            let complete = b < 0x80 || utf8_width(b) <= back;
+            return if complete { n } else { n - back };
+        }
+    }
+    n
 }
 
 /// The largest `n <= max` that does not split a UTF-8 character of `bytes`.
