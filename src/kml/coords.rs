@@ -224,11 +224,13 @@ fn classify(window: &[u8; WINDOW]) -> Classes {
     classify_bytes(window)
 }
 
-/// Whether every run of digits, '.' and '-' that starts inside `span` (the low bits of a
+/// Zero if every run of digits, '.' and '-' that starts inside `span` (the low bits of a
 /// window) is `-?digits?(.digits?)?` with a digit somewhere, which is [`is_number`] for such
-/// runs. The masks are [`Classes`] widened so that a carry out of the window stays visible.
+/// runs; otherwise bits near the faults. A mask rather than a bool, so that callers test all
+/// their conditions with one branch. The masks are [`Classes`] widened so that a carry out of
+/// the window stays visible.
 #[inline(always)]
-fn runs_are_numbers(digits: u64, dots: u64, minus: u64, span: u64) -> bool {
+fn non_numbers(digits: u64, dots: u64, minus: u64, span: u64) -> u64 {
     let numeric = digits | dots | minus;
     let firsts = numeric & !(numeric << 1) & span;
     // A '-' only first.
@@ -241,7 +243,7 @@ fn runs_are_numbers(digits: u64, dots: u64, minus: u64, span: u64) -> bool {
     // on the next byte that is not a digit, a second '.' if the run has one.
     let own_dots = dots & span;
     let two_dots = (digits + (own_dots << 1)) & own_dots;
-    inner_minus | no_digit | two_dots == 0
+    inner_minus | no_digit | two_dots
 }
 
 /// A tuple [`quick_tuple`] took: its components, and where the token after it starts.
@@ -286,7 +288,7 @@ fn quick_tuple(chunk: &[u8], start: usize) -> Option<Quick<'_>> {
     // must be a number.
     let tuple = (1u64 << end) - 1;
     let empty = ends & ((ends << 1) | 1) & (tuple | 1 << end);
-    if empty != 0 || !runs_are_numbers(digits, dots, minus, tuple) {
+    if empty | non_numbers(digits, dots, minus, tuple) != 0 {
         return None;
     }
     // The usual single space before a number: the next token starts right there and is no
@@ -330,7 +332,7 @@ pub fn quick_words(text: &str) -> Option<(&str, &str, &str)> {
         }
         between &= between - 1;
     }
-    if !runs_are_numbers(digits, dots, minus, u64::MAX) {
+    if non_numbers(digits, dots, minus, u64::MAX) != 0 {
         return None;
     }
     let ends = !numeric;
