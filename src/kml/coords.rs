@@ -89,7 +89,8 @@ fn skip_digits(s: &[u8], mut i: usize) -> usize {
 /// A slice that [`is_number`] or [`number_end`] accepted (or an empty one) as `&str`.
 fn ascii(bytes: &[u8]) -> &str {
     debug_assert!(bytes.is_ascii());
-    // SAFETY: is_number and number_end accept ASCII bytes only, and ASCII is valid UTF-8.
+    // SAFETY: is_number, number_end and quick_tuple accept ASCII bytes only, and ASCII is
+    // valid UTF-8.
     // Checking it again with `str::from_utf8` cost 5% of a whole conversion.
     unsafe { std::str::from_utf8_unchecked(bytes) }
 }
@@ -147,6 +148,207 @@ fn plain_tuple(chunk: &[u8], start: usize) -> Option<Plain> {
         }),
         _ => None,
     }
+}
+
+/// How many bytes [`quick_tuple`] classifies at once: room for the usual tuple
+/// (`-31.184311,18.602629,1219.4 `) and the byte after its separator.
+const WINDOW: usize = 32;
+
+/// One bit per byte of a [`WINDOW`], bit `k` for byte `k`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Classes {
+    digits: u32,
+    dots: u32,
+    minus: u32,
+}
+
+/// [`Classes`] a byte at a time: the reference for [`classify`], and its stand-in where SSE2 is
+/// not there to use.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn classify_bytes(window: &[u8; WINDOW]) -> Classes {
+    let mut c = Classes {
+        digits: 0,
+        dots: 0,
+        minus: 0,
+    };
+    for (k, &b) in window.iter().enumerate() {
+        c.digits |= u32::from(b.is_ascii_digit()) << k;
+        c.dots |= u32::from(b == b'.') << k;
+        c.minus |= u32::from(b == b'-') << k;
+    }
+    c
+}
+
+/// [`Classes`] sixteen bytes at a time: a load, four compares and three mask moves, where a
+/// byte-by-byte loop takes several instructions per byte. SSE2 is part of every x86_64, so
+/// this needs no runtime check.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn classify(window: &[u8; WINDOW]) -> Classes {
+    let (d0, p0, m0) = classify16(&window[..16]);
+    let (d1, p1, m1) = classify16(&window[16..]);
+    Classes {
+        digits: d0 | d1 << 16,
+        dots: p0 | p1 << 16,
+        minus: m0 | m1 << 16,
+    }
+}
+
+/// Digit, dot and minus masks of `bytes[..16]`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn classify16(bytes: &[u8]) -> (u32, u32, u32) {
+    use std::arch::x86_64::*;
+    assert!(bytes.len() >= 16);
+    // SAFETY: SSE2 is enabled on every x86_64 target, and the unaligned load reads the 16
+    // bytes just checked to be there.
+    unsafe {
+        let v = _mm_loadu_si128(bytes.as_ptr().cast());
+        // `b + 0x50` takes '0'..='9' to 0x80..=0x89 and nothing else there: the smallest ten
+        // signed bytes, so one signed compare finds the digits.
+        let shifted = _mm_add_epi8(v, _mm_set1_epi8(0x50));
+        let digits = _mm_cmplt_epi8(shifted, _mm_set1_epi8(-118));
+        let dots = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'.' as i8));
+        let minus = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'-' as i8));
+        (
+            _mm_movemask_epi8(digits) as u32,
+            _mm_movemask_epi8(dots) as u32,
+            _mm_movemask_epi8(minus) as u32,
+        )
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn classify(window: &[u8; WINDOW]) -> Classes {
+    classify_bytes(window)
+}
+
+/// Zero if every run of digits, '.' and '-' that starts inside `span` (the low bits of a
+/// window) is `-?digits?(.digits?)?` with a digit somewhere, which is [`is_number`] for such
+/// runs; otherwise bits near the faults. A mask rather than a bool, so that callers test all
+/// their conditions with one branch. The masks are [`Classes`] widened so that a carry out of
+/// the window stays visible.
+#[inline(always)]
+fn non_numbers(digits: u64, dots: u64, minus: u64, span: u64) -> u64 {
+    let numeric = digits | dots | minus;
+    let firsts = numeric & !(numeric << 1) & span;
+    // A '-' only first.
+    let inner_minus = minus & span & !firsts;
+    // A digit: adding each run's first bit carries through the run's leading '-' and '.'
+    // bytes and stops on its first digit, or, if it has none, on the byte after the run (at
+    // most one past `span`).
+    let no_digit = ((dots | minus) + firsts) & !numeric & (span | span.wrapping_add(1));
+    // One '.' at most: adding one past each '.' carries through the digits after it and stops
+    // on the next byte that is not a digit, a second '.' if the run has one.
+    let own_dots = dots & span;
+    let two_dots = (digits + (own_dots << 1)) & own_dots;
+    inner_minus | no_digit | two_dots
+}
+
+/// A tuple [`quick_tuple`] took: its components, and where the token after it starts.
+struct Quick<'a> {
+    lon: &'a [u8],
+    lat: &'a [u8],
+    alt: &'a [u8],
+    next: usize,
+}
+
+/// [`plain_tuple`] for the tuples nearly every file is made of: numbers of digits, at most one
+/// `.` and a leading `-`, and the whole tuple and the byte after its separator inside one
+/// [`WINDOW`] of the chunk. It tells the bytes apart all at once and checks every component
+/// with a few whole-mask operations instead of walking the number grammar byte by byte;
+/// whatever it declines (exponents, `+`, long tuples, the end of a chunk, anything odd) goes
+/// to [`plain_tuple`], so it may decline anything, but whatever it takes, [`plain_tuple`]
+/// would have taken the same way.
+#[inline(always)]
+fn quick_tuple(chunk: &[u8], start: usize) -> Option<Quick<'_>> {
+    let window: &[u8; WINDOW] = chunk.get(start..start + WINDOW)?.try_into().ok()?;
+    let c = classify(window);
+    let (digits, dots, minus) = (u64::from(c.digits), u64::from(c.dots), u64::from(c.minus));
+    let numeric = digits | dots | minus;
+    // Every byte that ends a component. Bits past the window are set: a component reaching
+    // them is not known to end there, and its end (32) is no byte of the window.
+    let ends = !numeric;
+    let lon_end = ends.trailing_zeros() as usize;
+    let rest = ends & (ends - 1);
+    let lat_end = rest.trailing_zeros() as usize;
+    if window.get(lon_end) != Some(&b',') {
+        return None;
+    }
+    let (alt_start, end) = match window.get(lat_end)? {
+        b',' => (lat_end + 1, (rest & (rest - 1)).trailing_zeros() as usize),
+        _ => (lat_end, lat_end),
+    };
+    if !is_xml_space(*window.get(end)?) {
+        return None;
+    }
+    // The tuple is the numeric runs before `end`, one per component, each ended by one byte
+    // of `ends`, so none may be empty (no end byte right after another, or first), and each
+    // must be a number.
+    let tuple = (1u64 << end) - 1;
+    let empty = ends & ((ends << 1) | 1) & (tuple | 1 << end);
+    if empty | non_numbers(digits, dots, minus, tuple) != 0 {
+        return None;
+    }
+    // The usual single space before a number: the next token starts right there and is no
+    // comma, so the tuple cannot go on.
+    let mut next = end + 1;
+    if numeric >> next & 1 == 0 {
+        next += start;
+        while next < chunk.len() && is_xml_space(chunk[next]) {
+            next += 1;
+        }
+        if chunk.get(next).is_none_or(|&b| b == b',') {
+            return None;
+        }
+    } else {
+        next += start;
+    }
+    Some(Quick {
+        lon: &window[..lon_end],
+        lat: window.get(lon_end + 1..lat_end)?,
+        alt: window.get(alt_start..end)?,
+        next,
+    })
+}
+
+/// The values of a `<gx:coord>` (`lon lat [alt]`), when they are two or three numbers of the
+/// kind [`quick_tuple`] takes and the text fits one [`WINDOW`]: what splitting it at white
+/// space and checking each word with [`is_number`] would find, for a fraction of the
+/// instructions. `None` leaves the text to those.
+pub fn quick_words(text: &str) -> Option<(&str, &str, &str)> {
+    let bytes = text.as_bytes();
+    // Padding with spaces adds nothing but white space after the last word.
+    let mut window = [b' '; WINDOW];
+    window.get_mut(..bytes.len())?.copy_from_slice(bytes);
+    let c = classify(&window);
+    let (digits, dots, minus) = (u64::from(c.digits), u64::from(c.dots), u64::from(c.minus));
+    let numeric = digits | dots | minus;
+    let mut between = !numeric & ((1u64 << bytes.len()) - 1);
+    while between != 0 {
+        if !is_xml_space(window[between.trailing_zeros() as usize]) {
+            return None;
+        }
+        between &= between - 1;
+    }
+    if non_numbers(digits, dots, minus, u64::MAX) != 0 {
+        return None;
+    }
+    let ends = !numeric;
+    let word = |firsts: u64| {
+        let start = firsts.trailing_zeros() as usize;
+        let end = (ends & (u64::MAX << start)).trailing_zeros() as usize;
+        text.get(start..end)
+    };
+    let firsts = numeric & !(numeric << 1);
+    let second = firsts & (firsts - 1);
+    let third = second & second.wrapping_sub(1);
+    if second == 0 || third & third.wrapping_sub(1) != 0 {
+        return None;
+    }
+    let alt = if third == 0 { Some("") } else { word(third) };
+    Some((word(firsts)?, word(second)?, alt?))
 }
 
 /// Receives the tokenizer's results.
@@ -232,11 +434,16 @@ impl Tokenizer {
                     if i == len {
                         break;
                     }
-                    self.token_start = offset + i as u64;
                     // The general path below copies every byte into `scratch` and scans it
                     // twice; nearly every tuple in real files is plain enough to be taken
-                    // straight from the chunk. Whatever this cannot prove is left,
-                    // untouched, to the general path.
+                    // straight from the chunk, and most of those are quick ones, which leave
+                    // `i` on the start of the next token.
+                    while let Some(quick) = quick_tuple(chunk, i) {
+                        out.tuple(ascii(quick.lon), ascii(quick.lat), ascii(quick.alt))?;
+                        i = quick.next;
+                    }
+                    self.token_start = offset + i as u64;
+                    // Whatever this cannot prove is left, untouched, to the general path.
                     if let Some(plain) = plain_tuple(chunk, i) {
                         out.tuple(
                             ascii(&chunk[plain.lon]),
@@ -557,6 +764,159 @@ mod tests {
     }
 
     #[test]
+    fn bytes_are_classified_sixteen_at_a_time_and_one_at_a_time_alike() {
+        for b in 0..=255u8 {
+            for at in 0..WINDOW {
+                for background in [b'7', b'.', b'-', b',', b' ', 0x80, 0xFF] {
+                    let mut window = [background; WINDOW];
+                    window[at] = b;
+                    assert_eq!(classify(&window), classify_bytes(&window), "{window:?}");
+                }
+            }
+        }
+    }
+
+    /// What [`quick_tuple`] takes at `text[0..]`, checked against [`plain_tuple`], which must
+    /// take the same.
+    fn quick_agrees(text: &[u8]) -> Option<(String, String, String, usize)> {
+        let quick = quick_tuple(text, 0)?;
+        let shown = String::from_utf8_lossy(text);
+        let plain = plain_tuple(text, 0)
+            .unwrap_or_else(|| panic!("quick took what plain does not: {shown:?}"));
+        let piece = |r: Range<usize>| String::from_utf8_lossy(&text[r]).into_owned();
+        let taken = (
+            piece(plain.lon),
+            piece(plain.lat),
+            piece(plain.alt),
+            plain.next,
+        );
+        let quick = (
+            String::from_utf8_lossy(quick.lon).into_owned(),
+            String::from_utf8_lossy(quick.lat).into_owned(),
+            String::from_utf8_lossy(quick.alt).into_owned(),
+            quick.next,
+        );
+        assert_eq!(quick, taken, "{shown:?}");
+        Some(quick)
+    }
+
+    #[test]
+    fn quick_tuples_are_the_usual_ones() {
+        let taken = |text: &str| {
+            let padded = format!("{text:<40}");
+            quick_agrees(padded.as_bytes()).map(|t| format!("{}|{}|{}|{}", t.0, t.1, t.2, t.3))
+        };
+        assert_eq!(
+            taken("-31.184311,18.602629,1219.4 5").as_deref(),
+            Some("-31.184311|18.602629|1219.4|28")
+        );
+        assert_eq!(
+            taken("136.567041,-37.109410,0.0\n\t\t\t\t1").as_deref(),
+            Some("136.567041|-37.109410|0.0|30")
+        );
+        assert_eq!(taken("1,2 3").as_deref(), Some("1|2||4"));
+        // The next token may start past the window.
+        assert_eq!(
+            taken("12345678901234567890,1234567890  1").as_deref(),
+            Some("12345678901234567890|1234567890||33")
+        );
+        assert_eq!(taken("-.5,5.,-0 x").as_deref(), Some("-.5|5.|-0|10"));
+        // Left to plain_tuple (or the general path), which knows them.
+        for other in [
+            "1e5,2 3",
+            "+1,2 3",
+            "1,2,3,4 5",
+            "1,2 ,3 4",
+            "1, 2 3",
+            "1,2, 3",
+            "1,,2 3",
+            ",1,2 3",
+            "-,1 2",
+            "1,. 2",
+            "1.2.3,4 5",
+            "1,2-3 4",
+            "--1,2 3",
+            "1,2\u{a0}3 4",
+            "1,2 ,",
+            "1,2",
+            "12345678901234567890,12345678901 1",
+        ] {
+            assert_eq!(taken(other), None, "{other:?}");
+        }
+        // Too near the end of the chunk to see the whole window.
+        assert!(quick_tuple(b"1,2 3", 0).is_none());
+    }
+
+    #[test]
+    fn quick_tuples_are_plain_ones_on_every_short_text() {
+        // Every text of up to 7 bytes, followed by each kind of byte and then padding, so
+        // that the tuple, its end and the next token all fall at every place they can.
+        every_text(b"1.-, \n", 7, |text| {
+            for tail in [&b" 5"[..], b",", b"x", b"\t\t,", b"-", b"."] {
+                let mut padded = text.to_vec();
+                padded.extend_from_slice(tail);
+                padded.resize(WINDOW + 4, b' ');
+                quick_agrees(&padded);
+                padded.resize(WINDOW + 4, b'9');
+                quick_agrees(&padded);
+            }
+        });
+    }
+
+    /// What [`quick_words`] takes from `text`, checked against splitting it at white space
+    /// and [`is_number`] on each word, which must find the same.
+    fn quick_words_agree(text: &str) -> Option<(&str, &str, &str)> {
+        let quick = quick_words(text)?;
+        let words: Vec<&str> = text
+            .split(|c: char| c.is_ascii() && is_xml_space(c as u8))
+            .filter(|w| !w.is_empty())
+            .collect();
+        assert!(matches!(words.len(), 2 | 3), "{text:?}");
+        assert!(words.iter().all(|w| is_number(w.as_bytes())), "{text:?}");
+        let alt = words.get(2).copied().unwrap_or("");
+        assert_eq!(quick, (words[0], words[1], alt), "{text:?}");
+        Some(quick)
+    }
+
+    #[test]
+    fn quick_words_are_the_usual_ones() {
+        assert_eq!(
+            quick_words_agree("136.428519 -37.109410 1715.3"),
+            Some(("136.428519", "-37.109410", "1715.3"))
+        );
+        assert_eq!(quick_words_agree("\n\t-.5\r\n5. "), Some(("-.5", "5.", "")));
+        let widest = "12345678901 1234567890 123456789";
+        assert_eq!(widest.len(), WINDOW);
+        assert!(quick_words_agree(widest).is_some());
+        for other in [
+            "",
+            " ",
+            "1",
+            " 1 ",
+            "1 2 3 4",
+            "1e5 2",
+            "+1 2",
+            "1,2",
+            "1 2x",
+            "1 -",
+            "1 .",
+            "1 2.3.4",
+            "1 2-3",
+            "1\u{a0}2 3",
+            "12345678901 1234567890 1234567890",
+        ] {
+            assert_eq!(quick_words_agree(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn quick_words_are_plain_ones_on_every_short_text() {
+        every_text(b"1.- \nx", 7, |text| {
+            quick_words_agree(std::str::from_utf8(text).unwrap());
+        });
+    }
+
+    #[test]
     fn plain_tuples() {
         assert_eq!(tuples("1,2,3 4,5,6"), ["1|2|3", "4|5|6"]);
         assert_eq!(tuples("\n\t 1,2\r\n  4,5 \n"), ["1|2|", "4|5|"]);
@@ -750,6 +1110,26 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn quick_tuples_are_plain_ones_on_any_text(
+            text in proptest::collection::vec(
+                proptest::sample::select(b"0123456789.-,  \t\n\r+eEx".to_vec()),
+                0..48,
+            ),
+        ) {
+            quick_agrees(&text);
+        }
+
+        #[test]
+        fn quick_words_are_plain_ones_on_any_text(
+            text in proptest::collection::vec(
+                proptest::sample::select(b"0123456789.-,  \t\n\r+eEx".to_vec()),
+                0..36,
+            ),
+        ) {
+            quick_words_agree(std::str::from_utf8(&text).unwrap());
+        }
+
         #[test]
         fn plain_and_general_paths_agree_on_any_text(
             pieces in proptest::collection::vec(

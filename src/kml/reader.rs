@@ -18,7 +18,7 @@ use quick_xml::errors::{IllFormedError, SyntaxError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::Reader;
 
-use super::coords::{is_number, is_xml_space, Tokenizer, TupleOut};
+use super::coords::{is_number, is_xml_space, quick_words, Tokenizer, TupleOut};
 use super::spill::SpillQueue;
 use super::tracked::{TooLong, Tracked};
 use super::{
@@ -95,6 +95,11 @@ fn io_error(e: std::io::Error, position: Option<Position>) -> Error {
     Error::new(ErrorKind::Io(e), position)
 }
 
+#[cold]
+fn sink_error(e: std::io::Error) -> Error {
+    Error::new(ErrorKind::Sink(e), None)
+}
+
 fn xml_error(e: quick_xml::Error) -> Error {
     match e {
         quick_xml::Error::Io(io) => {
@@ -162,7 +167,51 @@ struct Emitter<'s> {
 }
 
 impl Emitter<'_> {
+    /// Number the vertex and hand it to the sink, or hold it back.
+    #[inline(always)]
     fn vertex(
+        &mut self,
+        seq: &mut Sequence,
+        lon: &str,
+        lat: &str,
+        alt: &str,
+        when: &str,
+    ) -> Result<(), Error> {
+        // Nearly every row belongs to a named feature and a part already numbered, with
+        // nothing to keep or hold back. Inlined into the tokenizer's loop, that case costs
+        // about what the call to the whole function (ten arguments, six saved registers) did.
+        if let (Some(part), false, false, Some(feature)) = (
+            seq.part,
+            self.whole_features,
+            self.attributes,
+            self.features.last(),
+        ) {
+            if let Some(name) = &feature.name {
+                let index = seq.vertices;
+                seq.vertices += 1;
+                self.summary.vertices += 1;
+                let row = Vertex {
+                    feature: Some(feature.ordinal),
+                    name,
+                    geometry: &seq.geometry,
+                    part,
+                    ring: seq.ring.unwrap_or(Ring::None),
+                    vertex: index,
+                    longitude: lon,
+                    latitude: lat,
+                    altitude: alt,
+                    when,
+                    attributes: None,
+                };
+                return self.sink.vertex(&row).map_err(sink_error);
+            }
+        }
+        self.any_vertex(seq, lon, lat, alt, when)
+    }
+
+    /// [`Emitter::vertex`] for every case.
+    #[inline(never)]
+    fn any_vertex(
         &mut self,
         seq: &mut Sequence,
         lon: &str,
@@ -240,9 +289,7 @@ impl Emitter<'_> {
             when,
             attributes: None,
         };
-        self.sink
-            .vertex(&row)
-            .map_err(|e| Error::new(ErrorKind::Sink(e), None))
+        self.sink.vertex(&row).map_err(sink_error)
     }
 
     /// Write the held-back rows of the innermost feature with the name now known.
@@ -1234,11 +1281,24 @@ impl<'s> Document<'s> {
 
     fn end_coord(&mut self, at: u64) -> Result<(), Error> {
         let captured = std::mem::take(&mut self.captured);
+        // Nearly every gx:coord is two or three plain numbers; finding them with a few mask
+        // operations costs less than splitting the text and checking each word.
+        let result = match quick_words(&captured) {
+            Some((lon, lat, alt)) => self.coord_vertex(lon, lat, alt),
+            None => self.any_coord(at, &captured),
+        };
+        self.captured = captured;
+        result
+    }
+
+    /// [`Document::end_coord`] for every text.
+    #[inline(never)]
+    fn any_coord(&mut self, at: u64, captured: &str) -> Result<(), Error> {
         let values: [Option<&str>; 4] = {
-            let mut parts = xml_words(&captured);
+            let mut parts = xml_words(captured);
             [parts.next(), parts.next(), parts.next(), parts.next()]
         };
-        let result = match values {
+        match values {
             [None, ..] => self.warn(at, "empty gx:coord".into()),
             [Some(one), None, ..] => self.warn(at, format!("gx:coord {one:?} has one value only")),
             [Some(lon), Some(lat), alt, _] => {
@@ -1252,48 +1312,51 @@ impl<'s> Document<'s> {
                         format!("gx:coord {:?} skipped: not a number", captured.trim()),
                     )
                 } else {
-                    let parent_depth = self.depth() - 1;
-                    match &mut self.track {
-                        Some(track) if track.depth == parent_depth => {
-                            track.coords_seen += 1;
-                            let emitter = &mut self.emitter;
-                            let seq = &mut track.seq;
-                            let paired = track
-                                .whens
-                                .pop(|mut f| {
-                                    emitter.vertex(
-                                        seq,
-                                        lon,
-                                        lat,
-                                        alt,
-                                        utf8_or_empty(f.next().unwrap_or_default()),
-                                    )
-                                })
-                                .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
-                            match paired {
-                                Some(result) => result,
-                                // Its <when> may still come.
-                                None => track
-                                    .coords
-                                    .push(&[lon.as_bytes(), lat.as_bytes(), alt.as_bytes()])
-                                    .map_err(|e| Error::new(ErrorKind::Io(e), None)),
-                            }
-                        }
-                        _ => {
-                            if self.stray.as_ref().is_none_or(|(d, _)| *d != parent_depth) {
-                                let mut seq = Sequence::default();
-                                seq.start(self.open.name(1), Ring::None);
-                                self.stray = Some((parent_depth, seq));
-                            }
-                            let (_, seq) = self.stray.as_mut().expect("set above");
-                            self.emitter.vertex(seq, lon, lat, alt, "")
-                        }
-                    }
+                    self.coord_vertex(lon, lat, alt)
                 }
             }
-        };
-        self.captured = captured;
-        result
+        }
+    }
+
+    /// A gx:coord's values: paired with the Track's next `<when>`, or queued until it comes.
+    fn coord_vertex(&mut self, lon: &str, lat: &str, alt: &str) -> Result<(), Error> {
+        let parent_depth = self.depth() - 1;
+        match &mut self.track {
+            Some(track) if track.depth == parent_depth => {
+                track.coords_seen += 1;
+                let emitter = &mut self.emitter;
+                let seq = &mut track.seq;
+                let paired = track
+                    .whens
+                    .pop(|mut f| {
+                        emitter.vertex(
+                            seq,
+                            lon,
+                            lat,
+                            alt,
+                            utf8_or_empty(f.next().unwrap_or_default()),
+                        )
+                    })
+                    .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
+                match paired {
+                    Some(result) => result,
+                    // Its <when> may still come.
+                    None => track
+                        .coords
+                        .push(&[lon.as_bytes(), lat.as_bytes(), alt.as_bytes()])
+                        .map_err(|e| Error::new(ErrorKind::Io(e), None)),
+                }
+            }
+            _ => {
+                if self.stray.as_ref().is_none_or(|(d, _)| *d != parent_depth) {
+                    let mut seq = Sequence::default();
+                    seq.start(self.open.name(1), Ring::None);
+                    self.stray = Some((parent_depth, seq));
+                }
+                let (_, seq) = self.stray.as_mut().expect("set above");
+                self.emitter.vertex(seq, lon, lat, alt, "")
+            }
+        }
     }
 
     fn end_track(&mut self, at: u64) -> Result<(), Error> {
@@ -1463,6 +1526,7 @@ struct CoordinatesOut<'a, 's> {
 }
 
 impl TupleOut for CoordinatesOut<'_, '_> {
+    #[inline(always)]
     fn tuple(&mut self, lon: &str, lat: &str, alt: &str) -> Result<(), Error> {
         self.emitter.vertex(self.seq, lon, lat, alt, "")
     }
