@@ -143,6 +143,8 @@ pub struct Vertex<'a> {
     pub ring: Ring,
     /// 0-based index of the vertex within its sequence.
     pub vertex: u64,
+    /// The coordinates as written in the KML. Each is a number [`is_number`] accepts (the
+    /// altitude may also be empty); the CSV writer relies on that to copy them unchecked.
     pub longitude: &'a str,
     pub latitude: &'a str,
     /// Empty for two-value tuples.
