@@ -342,7 +342,7 @@ pub fn quick_words(text: &str) -> Option<(&str, &str, &str)> {
         text.get(start..end)
     };
     let firsts = numeric & !(numeric << 1);
-    let second = firsts & (firsts - 1);
+    let second = firsts & firsts.wrapping_sub(1);
     let third = second & second.wrapping_sub(1);
     if second == 0 || third & third.wrapping_sub(1) != 0 {
         return None;
