@@ -802,10 +802,11 @@ impl<W: Write> RowWriter<W> {
         } else {
             Output::Csv(Box::new(builder(dialect).from_writer(out)))
         };
+        let steps = steps(&layout);
         Ok(RowWriter {
             output,
-            steps: steps(&layout),
-            usual: usual(&steps(&layout)),
+            usual: usual(&steps),
+            steps,
             layout,
             rows,
             values: Values {
