@@ -1,8 +1,8 @@
-//! Grouped durability: make finished temporaries durable together, then rename them into place.
+//! Grouped durability: make finished temporaries durable together, then give them their names.
 //!
 //! A CSV must never appear under its name before its data is on disk, or a power cut could leave
 //! a complete-looking name in front of missing data. Doing that one file at a time
-//! (`fsync(file)`, `rename`, `fsync(dir)`) costs two serial disk flushes per file, which for a
+//! (`fsync(file)`, link or rename, `fsync(dir)`) costs two serial disk flushes per file, which for a
 //! batch of small files takes far longer than converting them. Instead, workers only write their
 //! temporaries and queue them here, where two stages follow:
 //!
@@ -10,10 +10,10 @@
 //!    syncs in flight at once are committed together by the file system's journal instead of
 //!    one flush each, and a big file's sync never holds up the small ones behind it;
 //! 2. publishing: one committer thread takes every synced temporary that has arrived as a group,
-//!    renames each whose sync succeeded to its final name (never before, and never once a stop
-//!    was requested: those temporaries are removed instead), then syncs each folder that
-//!    received a rename once (`fsync` of the directory), so that the renames themselves survive
-//!    a power cut, and only then reports the files.
+//!    gives each whose sync succeeded its final name ([`crate::temp::Temp::publish`]: never
+//!    before, and never once a stop was requested: those temporaries are dropped instead),
+//!    then syncs each folder that received a name once (`fsync` of the directory), so that the
+//!    names themselves survive a power cut, and only then reports the files.
 //!
 //! While a group is being published the next one gathers, so the group size adapts itself to
 //! the speed of the disk. The queues are bounded: workers wait rather than holding an unbounded
@@ -28,8 +28,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Mutex;
 use std::thread;
 
-use crate::convert::{self, Outcome, Published, Written};
+use crate::convert::{self, Outcome, Written};
 use crate::plan::parent_or_dot;
+use crate::temp::Published;
 
 /// Temporaries that may wait for the committer; workers block beyond this.
 const QUEUE: usize = 128;
@@ -52,7 +53,6 @@ type Synced<T> = (Pending<T>, Option<io::Result<()>>);
 /// returned queue and hand each job's outcome to `done`. They end once every sender is dropped.
 pub fn start<'scope, T, F>(
     scope: &'scope thread::Scope<'scope, '_>,
-    force: bool,
     stop: &'scope AtomicBool,
     mut done: F,
 ) -> io::Result<SyncSender<Pending<T>>>
@@ -82,7 +82,7 @@ where
                         Err(_) => break,
                     }
                 }
-                for (tag, output, outcome) in publish_group(group, force, stop) {
+                for (tag, output, outcome) in publish_group(group, stop) {
                     done(tag, output, outcome);
                 }
             }
@@ -112,27 +112,19 @@ fn sync_queue<T>(
 
 /// Make a group durable and rename it into place: sync all data (in parallel), rename, sync each
 /// folder once. Returns every job's outcome, in the group's order.
-pub fn commit_group<T>(
-    group: Vec<Pending<T>>,
-    force: bool,
-    stop: &AtomicBool,
-) -> Vec<(T, PathBuf, Outcome)> {
+pub fn commit_group<T>(group: Vec<Pending<T>>, stop: &AtomicBool) -> Vec<(T, PathBuf, Outcome)> {
     let synced: Vec<Option<io::Result<()>>> = if stop.load(Ordering::Relaxed) {
         group.iter().map(|_| None).collect()
     } else {
         let files: Vec<&File> = group.iter().map(|p| p.written.temp.as_file()).collect();
         sync_files(&files).into_iter().map(Some).collect()
     };
-    publish_group(group.into_iter().zip(synced).collect(), force, stop)
+    publish_group(group.into_iter().zip(synced).collect(), stop)
 }
 
 /// Rename every synced temporary of `group` into place, then sync each folder that received one,
 /// once. Returns every job's outcome, in the group's order.
-fn publish_group<T>(
-    group: Vec<Synced<T>>,
-    force: bool,
-    stop: &AtomicBool,
-) -> Vec<(T, PathBuf, Outcome)> {
+fn publish_group<T>(group: Vec<Synced<T>>, stop: &AtomicBool) -> Vec<(T, PathBuf, Outcome)> {
     // Rename only what is durable. A temporary dropped here is removed from disk.
     let mut results = Vec::with_capacity(group.len());
     let mut placed_in: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
@@ -151,11 +143,11 @@ fn publish_group<T>(
             _ if stop.load(Ordering::Relaxed) => Outcome::Interrupted,
             Some(Err(e)) => Outcome::Failed {
                 position: None,
-                message: format!("cannot make {} durable: {e}", temp.path().display()),
+                message: format!("cannot make {} durable: {e}", temp.describe(&output)),
                 warnings,
             },
             None => Outcome::Interrupted,
-            Some(Ok(())) => match convert::publish(temp, &output, force) {
+            Some(Ok(())) => match temp.publish(&output) {
                 Ok(Published::Placed) => {
                     placed_in
                         .entry(parent_or_dot(&output).to_path_buf())
@@ -239,12 +231,13 @@ fn parallel<I: Sync>(
 mod tests {
     use super::*;
     use crate::kml::Warnings;
+    use crate::temp::Temp;
     use std::fs;
     use std::io::Write;
 
     fn pending(dir: &Path, name: &str, text: &str) -> Pending<String> {
-        let mut temp = convert::create_temp(dir).unwrap();
-        temp.write_all(text.as_bytes()).unwrap();
+        let temp = Temp::create(dir, false).unwrap();
+        temp.as_file().write_all(text.as_bytes()).unwrap();
         Pending {
             tag: name.to_owned(),
             output: dir.join(name),
@@ -276,7 +269,7 @@ mod tests {
             pending(dir.path(), "c.csv", "C"),
         ];
         let stop = AtomicBool::new(false);
-        let results = commit_group(group, false, &stop);
+        let results = commit_group(group, &stop);
         let tags: Vec<&str> = results.iter().map(|r| r.0.as_str()).collect();
         assert_eq!(tags, ["a.csv", "b.csv", "c.csv"]);
         assert!(results
@@ -294,7 +287,7 @@ mod tests {
             pending(dir.path(), "b.csv", "B"),
         ];
         let stop = AtomicBool::new(true);
-        let results = commit_group(group, false, &stop);
+        let results = commit_group(group, &stop);
         assert!(results.iter().all(|r| matches!(r.2, Outcome::Interrupted)));
         assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
     }
@@ -307,7 +300,7 @@ mod tests {
             pending(dir.path(), "a.csv", "A"),
             pending(dir.path(), "b.csv", "B"),
         ];
-        let results = commit_group(group, false, &AtomicBool::new(false));
+        let results = commit_group(group, &AtomicBool::new(false));
         assert!(matches!(results[0].2, Outcome::Converted { .. }));
         assert!(matches!(results[1].2, Outcome::ConvertedElsewhere { .. }));
         assert_eq!(
@@ -342,7 +335,7 @@ mod tests {
         let stop = AtomicBool::new(false);
         let mut seen = Vec::new();
         thread::scope(|scope| {
-            let queue = start(scope, false, &stop, |tag: String, _, outcome| {
+            let queue = start(scope, &stop, |tag: String, _, outcome| {
                 assert!(matches!(outcome, Outcome::Converted { .. }));
                 seen.push(tag);
             })

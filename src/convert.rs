@@ -2,22 +2,16 @@
 //! into place.
 //!
 //! An output either does not exist or is whole: a crash, a full disk, a bad input, Ctrl-C or a
-//! second run working on the same folders never leaves a half-written `.csv`. Temporaries are
-//! named `.kml2csv-XXXXXX.tmp` (hidden, never ending in `.csv`) and held under an exclusive
-//! advisory lock while they are written, so that [`remove_stale_temporaries`] can tell the
-//! leftovers of a killed run (unlocked) from the work of a live one (locked).
-//!
-//! Only the writing happens here; making the temporary durable and renaming it is
+//! second run working on the same folders never leaves a half-written `.csv`. The CSV is
+//! written to a [`Temp`] beside the output; making it durable and naming it is
 //! [`crate::commit`]'s job, which does it for many files at once.
 
 use std::fmt;
-use std::fs::{self, File, TryLockError};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-
-use tempfile::{Builder, NamedTempFile};
 
 use crate::commit::{self, Pending};
 use crate::csv_out::{Dialect, Layout, RowWriter, Shape};
@@ -25,10 +19,7 @@ use crate::input::Input;
 use crate::kml::{ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
 use crate::pipeline;
 use crate::plan::parent_or_dot;
-
-/// Every temporary starts with this (and ends with [`TEMP_SUFFIX`]).
-pub const TEMP_PREFIX: &str = ".kml2csv-";
-pub const TEMP_SUFFIX: &str = ".tmp";
+use crate::temp::Temp;
 
 /// What became of one job.
 #[derive(Debug)]
@@ -67,10 +58,10 @@ pub struct Settings<'a> {
     pub two_threads: bool,
 }
 
-/// A conversion that is complete in its (locked) temporary file, not yet durable nor named.
+/// A conversion that is complete in its temporary file, not yet durable nor named.
 #[derive(Debug)]
 pub struct Written {
-    pub temp: NamedTempFile,
+    pub temp: Temp,
     pub rows: u64,
     pub warnings: Warnings,
 }
@@ -86,7 +77,7 @@ pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
                 output: output.to_path_buf(),
                 written,
             };
-            let mut done = commit::commit_group(vec![pending], settings.force, settings.stop);
+            let mut done = commit::commit_group(vec![pending], settings.stop);
             done.pop()
                 .map_or(Outcome::Interrupted, |(_, _, outcome)| outcome)
         }
@@ -104,7 +95,7 @@ pub fn write(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Writ
             dir.display()
         )));
     }
-    let temp = match create_temp(dir) {
+    let temp = match Temp::create(dir, settings.force) {
         Ok(temp) => temp,
         Err(e) => {
             return Err(failed(format!(
@@ -141,48 +132,6 @@ fn failed(message: String) -> Outcome {
         message,
         warnings: Warnings::default(),
     }
-}
-
-/// Create a locked temporary file in `dir`.
-///
-/// A cleaner in another run may open and delete a brand-new temporary in the instant between
-/// its creation and our lock. So once we hold the lock we check that the name still leads to
-/// our file, and start over if it does not.
-pub fn create_temp(dir: &Path) -> io::Result<NamedTempFile> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let mut builder = Builder::new();
-        builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
-        // The temporary becomes the output: give it the mode a shell redirection would (0666
-        // minus the umask), not tempfile's private 0600.
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        let temp = builder.tempfile_in(dir)?;
-        temp.as_file().lock()?;
-        if still_named(&temp)? || attempts >= 5 {
-            return Ok(temp);
-        }
-        // The name is no longer ours: do not let the drop delete whatever it leads to now.
-        let (_file, path) = temp.into_parts();
-        path.keep().map_err(io::Error::from)?;
-    }
-}
-
-#[cfg(unix)]
-fn still_named(temp: &NamedTempFile) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let held = temp.as_file().metadata()?;
-    match fs::symlink_metadata(temp.path()) {
-        Ok(named) => Ok(named.dev() == held.dev() && named.ino() == held.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-#[cfg(not(unix))]
-fn still_named(temp: &NamedTempFile) -> io::Result<bool> {
-    Ok(temp.path().exists())
 }
 
 /// Writes a temporary and starts its write-back to disk as it goes.
@@ -353,50 +302,6 @@ pub fn sync_file(file: &File) -> io::Result<()> {
     file.sync_all()
 }
 
-pub enum Published {
-    Placed,
-    /// Without `--force`, another process put an output there first.
-    AlreadyThere,
-}
-
-/// Rename the finished temporary to `output`: atomically replacing it with `force`, never
-/// replacing it without. An output that became a directory or a symlink is refused either way,
-/// so the rename can never be steered to overwrite something else.
-pub fn publish(temp: NamedTempFile, output: &Path, force: bool) -> Result<Published, String> {
-    match fs::symlink_metadata(output) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            return Err(format!(
-                "output {} is a symbolic link; refusing to write through it (remove it first)",
-                output.display()
-            ))
-        }
-        Ok(meta) if meta.is_dir() => {
-            return Err(format!(
-                "output {} is a directory; refusing to replace it",
-                output.display()
-            ))
-        }
-        _ => {}
-    }
-    let result = if force {
-        temp.persist(output)
-    } else {
-        temp.persist_noclobber(output)
-    };
-    match result {
-        Ok(_file) => Ok(Published::Placed),
-        Err(e) if !force && e.error.kind() == io::ErrorKind::AlreadyExists => {
-            Ok(Published::AlreadyThere)
-        }
-        // The temporary comes back inside the error and is removed when it is dropped.
-        Err(e) => Err(format!(
-            "cannot rename into {}: {}",
-            output.display(),
-            e.error
-        )),
-    }
-}
-
 /// `fs::create_dir_all`, with every folder it makes synced into its parent.
 ///
 /// An output is only on disk once its folder's own entry is, up to a folder that existed
@@ -438,46 +343,6 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 pub fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
-}
-
-/// Remove the temporaries a killed run left in `dir`: those nobody holds a lock on. A live
-/// run's temporaries are locked and left alone. Returns how many were removed.
-pub fn remove_stale_temporaries(dir: &Path) -> io::Result<u64> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut removed = 0;
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.as_encoded_bytes();
-        if !(name.starts_with(TEMP_PREFIX.as_bytes()) && name.ends_with(TEMP_SUFFIX.as_bytes())) {
-            continue;
-        }
-        let path = entry.path();
-        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-            continue;
-        }
-        // Not ours to judge if we cannot even open it.
-        let Ok(file) = File::open(&path) else {
-            continue;
-        };
-        match file.try_lock() {
-            Ok(()) => {
-                // Removed while we hold the lock, so no writer can have taken it over.
-                match fs::remove_file(&path) {
-                    Ok(()) => removed += 1,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(e)) => return Err(e),
-        }
-    }
-    Ok(removed)
 }
 
 /// The error a write returns once the run must stop. Not `ErrorKind::Interrupted`: `write_all`
@@ -599,24 +464,6 @@ mod tests {
     }
 
     #[test]
-    fn stale_temporaries_are_removed_but_locked_ones_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(".kml2csv-dead.tmp"), "x").unwrap();
-        fs::write(dir.path().join(".kml2csv-other.csv"), "x").unwrap();
-        let live = create_temp(dir.path()).unwrap();
-        assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 1);
-        let live_name = live
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let mut expected = vec![".kml2csv-other.csv".to_owned(), live_name];
-        expected.sort();
-        assert_eq!(temp_names(dir.path()), expected);
-    }
-
-    #[test]
     fn stop_error_is_recognised_and_not_retried() {
         let stop = AtomicBool::new(true);
         let mut out = StopOnSignal {
@@ -626,37 +473,5 @@ mod tests {
         let e = out.write_all(b"abc").unwrap_err();
         assert!(is_stop(&e));
         assert_ne!(e.kind(), io::ErrorKind::Interrupted);
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn outputs_are_not_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let temp = create_temp(dir.path()).unwrap();
-        let mode = temp.as_file().metadata().unwrap().permissions().mode();
-        // `File::create` uses 0666 minus the umask, like a shell redirection.
-        let reference = dir.path().join("reference");
-        let expected = File::create(&reference)
-            .unwrap()
-            .metadata()
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, expected & 0o777, "{mode:o}");
-    }
-
-    #[test]
-    fn noclobber_publish_keeps_the_other_runs_output() {
-        let dir = tempfile::tempdir().unwrap();
-        let output = dir.path().join("x.csv");
-        fs::write(&output, "theirs").unwrap();
-        let temp = create_temp(dir.path()).unwrap();
-        assert!(matches!(
-            publish(temp, &output, false),
-            Ok(Published::AlreadyThere)
-        ));
-        assert_eq!(fs::read_to_string(&output).unwrap(), "theirs");
-        assert_eq!(temp_names(dir.path()), vec!["x.csv".to_owned()]);
     }
 }

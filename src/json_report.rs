@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::convert;
 use crate::kml::Position;
 use crate::plan::parent_or_dot;
 use crate::report::{FileReport, Status, Totals};
+use crate::{convert, temp};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -180,7 +180,7 @@ pub fn write(
     }
     let dir = parent_or_dot(path);
     std::fs::create_dir_all(dir)?;
-    let mut temp = convert::create_temp(dir)?;
+    let mut temp = temp::create_named(dir)?;
     temp.write_all(text.as_bytes())?;
     convert::sync_file(temp.as_file())?;
     temp.persist(path).map_err(|e| e.error)?;

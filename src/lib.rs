@@ -88,7 +88,8 @@
 //! - [`input`]: a file or standard input;
 //! - [`plan`]: inputs (paths and glob patterns) to jobs `{input, output}`;
 //! - [`convert`]: one job: read, write a temporary file;
-//! - [`commit`]: make finished temporaries durable in groups, then rename them into place;
+//! - [`temp`]: the temporary an output is written to, and the step that names it;
+//! - [`commit`]: make finished temporaries durable in groups, then name them;
 //! - [`pipeline`]: a lone big file read and written on two threads;
 //! - [`run`]: the parallel batch, cancellation and the exit status;
 //! - [`shard`]: `--shard K/N`, the stable partition of a batch across machines;
@@ -111,4 +112,5 @@ pub mod report;
 pub mod run;
 pub mod shard;
 pub mod stream;
+pub mod temp;
 pub mod wkt;

@@ -21,7 +21,7 @@ use crate::input::{Input, STDIN};
 use crate::kml::Warnings;
 use crate::plan::{self, Action, Plan, Target};
 use crate::report::{self, FileReport, Reporter, Status};
-use crate::{dry_run, progress, stream};
+use crate::{dry_run, progress, stream, temp};
 
 /// How the run ended; [`ExitStatus::code`] is the process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,7 +202,6 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         let reporter = &reporter;
         let committed = commit::start(
             threads,
-            settings.force,
             settings.stop,
             |(index, input): (usize, &Path), output, outcome| {
                 reporter.file(index, file_report(input, &output, outcome));
@@ -392,7 +391,7 @@ fn remove_stale_temporaries(plan: &Plan, reporter: &Reporter) {
 
 pub(crate) fn remove_stale_temporaries_in(dirs: Vec<std::path::PathBuf>, reporter: &Reporter) {
     for dir in dirs {
-        match convert::remove_stale_temporaries(&dir) {
+        match temp::remove_stale_temporaries(&dir) {
             Ok(0) => {}
             Ok(n) => reporter.note(format_args!(
                 "{}: removed {n} temporary {} left by an interrupted run",

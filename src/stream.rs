@@ -22,7 +22,7 @@ use anyhow::Context;
 use rayon::prelude::*;
 
 use crate::config::{Config, Merge, Verbosity};
-use crate::convert::{self, Published, Settings, WriteFailure};
+use crate::convert::{self, Settings, WriteFailure};
 use crate::csv_out::{self, Dialect, Layout};
 use crate::input::{Input, STDIN};
 use crate::json_report::{self, Ending};
@@ -30,6 +30,7 @@ use crate::kml::{ReadOptions, Warnings};
 use crate::plan::{self, parent_or_dot, Action};
 use crate::report::{self, FileReport, Reporter, Status};
 use crate::run::{self, ExitStatus, QuietPanics, Stop};
+use crate::temp::{Published, Temp};
 use crate::{dry_run, progress};
 
 /// Mistakes in the combination of options, found before any input is touched.
@@ -570,7 +571,7 @@ fn join_into_file(
     config: &Config,
 ) -> Result<(), JoinError> {
     let dir = parent_or_dot(file);
-    let temp = convert::create_temp(dir).map_err(|e| {
+    let temp = Temp::create(dir, config.force || config.update).map_err(|e| {
         JoinError::Failed(format!(
             "cannot create a temporary file in {}: {e}",
             dir.display()
@@ -581,7 +582,7 @@ fn join_into_file(
     write_parts(&mut out, layout, dialect, parts).map_err(cannot)?;
     drop(out);
     convert::sync_file(temp.as_file()).map_err(cannot)?;
-    match convert::publish(temp, file, config.force || config.update) {
+    match temp.publish(file) {
         Ok(Published::Placed) => {}
         Ok(Published::AlreadyThere) => {
             return Err(JoinError::Failed(

@@ -280,7 +280,7 @@ fn sigint_and_sigterm_at_random_moments_leave_no_temporary() {
             let mut child = batch.spawn(&["-j", jobs]);
             // The handlers are installed before the first conversion starts.
             let deadline = Instant::now() + Duration::from_secs(30);
-            while batch.env.temporaries().is_empty() {
+            while !batch.env.writing_into(child.id(), "out") {
                 assert!(
                     child.try_wait().unwrap().is_none(),
                     "{when}: ended too soon"

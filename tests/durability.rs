@@ -3,11 +3,11 @@
 //!
 //! The test runs kml2csv under `strace` and checks, for every output, the order of the
 //! system calls the README promises: the temporary's data is synced (`fsync`/`fdatasync` of
-//! it, or a `syncfs`/`sync`) after its last write and before the rename (or link) that gives
-//! it its name, and its folder is synced after that rename; a folder the run makes is synced
-//! into its parent. It checks the guarantee, not one
-//! way of providing it, so syncing groups of files together still passes. Skipped, with a
-//! message, when strace is missing or cannot trace here.
+//! it, or a `syncfs`/`sync`) after its last write and before the rename (or the `linkat` of an
+//! unnamed `O_TMPFILE`) that gives it its name, and its folder is synced after that; a folder
+//! the run makes is synced into its parent. It checks the guarantee, not one way of providing
+//! it, so syncing groups of files together still passes. Skipped, with a message, when strace
+//! is missing or cannot trace here.
 
 #![cfg(target_os = "linux")]
 
@@ -161,7 +161,12 @@ fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
         let ok = call.result == "0";
         match call.name.as_str() {
             "openat" if call.result.parse::<i32>().is_ok_and(|fd| fd >= 0) => {
-                let path = arg_path(call, &fds, 0);
+                let mut path = arg_path(call, &fds, 0);
+                if call.args.get(2).is_some_and(|f| f.contains("O_TMPFILE")) {
+                    // A file without a name, inside the folder opened: its own identity, or its
+                    // sync would pass for the folder's.
+                    path = path.join(format!("<unnamed, opened at line {}>", call.end));
+                }
                 if call.args.get(2).is_some_and(|f| f.contains("O_CREAT")) {
                     created.push(path.clone());
                 }
@@ -190,12 +195,14 @@ fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
                 call.start,
                 call.end,
             )),
-            "renameat" | "renameat2" | "linkat" if ok => publishes.push((
-                arg_path(call, &fds, 0),
-                arg_path(call, &fds, 2),
-                call.start,
-                call.end,
-            )),
+            "renameat" | "renameat2" | "linkat" if ok => {
+                // `linkat` of an unnamed file names it through its descriptor in /proc.
+                let from = match call.args[1].strip_prefix("/proc/self/fd/") {
+                    Some(fd) => fds.get(fd).cloned().unwrap_or_default(),
+                    None => arg_path(call, &fds, 0),
+                };
+                publishes.push((from, arg_path(call, &fds, 2), call.start, call.end));
+            }
             _ => {}
         }
     }
@@ -408,6 +415,20 @@ fn the_order_checker_catches_what_it_should() {
     let late_close = good
         .replace("1 openat(AT_FDCWD, \"out\", O_RDONLY|O_CLOEXEC) = 3\n", "2 close(3 <unfinished ...>\n1 openat(AT_FDCWD, \"out\", O_RDONLY|O_CLOEXEC) = 3\n2 <... close resumed>) = 0\n");
     assert_eq!(check(&late_close), Vec::<String>::new(), "{late_close}");
+    // An unnamed temporary (O_TMPFILE) linked to its name: its sync is not its folder's.
+    let unnamed = r#"1 openat(AT_FDCWD, "out", O_RDWR|O_CLOEXEC|O_TMPFILE, 0666) = 3
+1 write(3, "feature,name\n", 13) = 13
+1 fsync(3) = 0
+2 linkat(AT_FDCWD, "/proc/self/fd/3", AT_FDCWD, "out/x.csv", AT_SYMLINK_FOLLOW) = 0
+2 close(3) = 0
+2 openat(AT_FDCWD, "out", O_RDONLY|O_CLOEXEC) = 3
+2 fsync(3) = 0
+"#;
+    assert_eq!(check(unnamed), Vec::<String>::new());
+    let unnamed_unsynced = unnamed.replace("1 fsync(3) = 0\n", "");
+    assert_eq!(check(&unnamed_unsynced).len(), 1, "{unnamed_unsynced}");
+    let unnamed_folder_unsynced = unnamed.replace("2 fsync(3) = 0\n", "");
+    assert_eq!(check(&unnamed_folder_unsynced).len(), 1);
     // A folder the run makes must be synced into its parent.
     let made = format!("1 mkdir(\"out\", 0777) = 0\n{good}");
     assert_eq!(check(&made).len(), 1, "{made}");

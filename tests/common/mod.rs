@@ -146,6 +146,25 @@ impl TestEnv {
             })
             .collect()
     }
+
+    /// Has process `pid` begun writing an output into the folder `dir`? A named temporary
+    /// shows in the folder; an unnamed one (`O_TMPFILE`, Linux) only among the process's open
+    /// files, as a regular file in that folder.
+    pub fn writing_into(&self, pid: u32, dir: &str) -> bool {
+        if !self.temporaries().is_empty() {
+            return true;
+        }
+        let (Ok(dir), Ok(fds)) = (
+            fs::canonicalize(self.path(dir)),
+            fs::read_dir(format!("/proc/{pid}/fd")),
+        ) else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            fs::read_link(fd.path()).is_ok_and(|target| target.starts_with(&dir))
+                && fs::metadata(fd.path()).is_ok_and(|m| m.is_file())
+        })
+    }
 }
 
 pub fn run_of(output: Output) -> Run {

@@ -1,0 +1,380 @@
+//! The file an output is written to before it has its name, and the step that gives it one.
+//!
+//! An output must never be visible under its name before it is whole and durable, so it is
+//! written to a temporary in its own folder and named only once synced (see [`crate::commit`]).
+//!
+//! On Linux the temporary has no name at all: `O_TMPFILE` makes a file in the folder without an
+//! entry, and `linkat` gives it the output's name in one step, refusing a name that is taken, so
+//! an output another run made meanwhile is kept. That is one change to the folder per output
+//! instead of two (create, then rename), and making the file does not take the folder's lock: on
+//! a batch of small files the workers otherwise queue for that lock while the file system
+//! allocates inodes. Nothing is left behind by a killed run either: a file without a name goes
+//! away with its last descriptor.
+//!
+//! Elsewhere, where the file system or a missing `/proc` does not allow it, and for an output
+//! that may replace an existing one (`--force`, `--update`: `linkat` never replaces), the
+//! temporary is a hidden named file, `.kml2csv-XXXXXX.tmp` (never ending in `.csv`), held under
+//! an exclusive advisory lock while it is written and renamed into place. That lock lets
+//! [`remove_stale_temporaries`] tell the leftovers of a killed run (unlocked) from the work of
+//! a live one (locked).
+
+use std::fs::{self, File, TryLockError};
+use std::io;
+use std::path::Path;
+
+use tempfile::{Builder, NamedTempFile};
+
+/// Every named temporary starts with this (and ends with [`TEMP_SUFFIX`]).
+pub const TEMP_PREFIX: &str = ".kml2csv-";
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// A temporary output file; [`Temp::publish`] gives it its final name.
+#[derive(Debug)]
+pub struct Temp {
+    kind: Kind,
+    /// May it replace an existing output?
+    replace: bool,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// An `O_TMPFILE` file: no name until it is linked.
+    #[cfg(target_os = "linux")]
+    Unnamed(File),
+    /// A hidden, locked file renamed into place.
+    Named(NamedTempFile),
+}
+
+/// What [`Temp::publish`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Published {
+    Placed,
+    /// Without `replace`, another process put an output there first; it was kept.
+    AlreadyThere,
+}
+
+impl Temp {
+    /// A temporary in `dir` for an output that, with `replace`, replaces one already there.
+    pub fn create(dir: &Path, replace: bool) -> io::Result<Temp> {
+        #[cfg(target_os = "linux")]
+        if !replace {
+            if let Some(file) = unnamed_in(dir) {
+                return Ok(Temp {
+                    kind: Kind::Unnamed(file),
+                    replace,
+                });
+            }
+        }
+        Ok(Temp {
+            kind: Kind::Named(create_named(dir)?),
+            replace,
+        })
+    }
+
+    pub fn as_file(&self) -> &File {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            Kind::Unnamed(file) => file,
+            Kind::Named(temp) => temp.as_file(),
+        }
+    }
+
+    /// The temporary as a message about `output`, its future name, calls it.
+    pub fn describe(&self, output: &Path) -> String {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            Kind::Unnamed(_) => format!("the unnamed temporary of {}", output.display()),
+            Kind::Named(temp) => temp.path().display().to_string(),
+        }
+    }
+
+    /// Give the finished (and synced) temporary the name `output`: atomically replacing what is
+    /// there if it may, never replacing it otherwise. An output that became a directory or a
+    /// symlink is refused either way, so the name can never be steered to overwrite something
+    /// else. A temporary that is not placed is removed.
+    pub fn publish(self, output: &Path) -> Result<Published, String> {
+        match fs::symlink_metadata(output) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!(
+                    "output {} is a symbolic link; refusing to write through it (remove it first)",
+                    output.display()
+                ))
+            }
+            Ok(meta) if meta.is_dir() => {
+                return Err(format!(
+                    "output {} is a directory; refusing to replace it",
+                    output.display()
+                ))
+            }
+            _ => {}
+        }
+        let placed = match self.kind {
+            #[cfg(target_os = "linux")]
+            Kind::Unnamed(file) => link(&file, output),
+            Kind::Named(temp) if self.replace => {
+                temp.persist(output).map(drop).map_err(|e| e.error)
+            }
+            // On failure the temporary comes back inside the error and is removed when dropped.
+            Kind::Named(temp) => temp
+                .persist_noclobber(output)
+                .map(drop)
+                .map_err(|e| e.error),
+        };
+        match placed {
+            Ok(()) => Ok(Published::Placed),
+            Err(e) if !self.replace && e.kind() == io::ErrorKind::AlreadyExists => {
+                Ok(Published::AlreadyThere)
+            }
+            Err(e) => Err(format!("cannot name {}: {e}", output.display())),
+        }
+    }
+}
+
+/// An `O_TMPFILE` file in `dir`, or `None` where that cannot be made or later not be linked
+/// (the caller then makes a named temporary, whose failure says what is wrong).
+#[cfg(target_os = "linux")]
+fn unnamed_in(dir: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::OnceLock;
+    // `linkat` of a descriptor goes through /proc (AT_EMPTY_PATH needs a privilege).
+    static PROC_FD: OnceLock<bool> = OnceLock::new();
+    if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
+        return None;
+    }
+    // Mode 0666 minus the umask, as a shell redirection would; `dir` itself is not opened for
+    // writing: O_TMPFILE makes a new file inside it.
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o666)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+        .ok()
+}
+
+/// Give the unnamed `file` the name `output`; fails with `AlreadyExists` if the name is taken.
+#[cfg(target_os = "linux")]
+fn link(file: &File, output: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let to = CString::new(output.as_os_str().as_bytes())?;
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    let linked = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if linked == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Create a locked, named temporary file in `dir`.
+///
+/// A cleaner in another run may open and delete a brand-new temporary in the instant between
+/// its creation and our lock. So once we hold the lock we check that the name still leads to
+/// our file, and start over if it does not.
+pub fn create_named(dir: &Path) -> io::Result<NamedTempFile> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut builder = Builder::new();
+        builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
+        // The temporary becomes the output: give it the mode a shell redirection would (0666
+        // minus the umask), not tempfile's private 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let temp = builder.tempfile_in(dir)?;
+        temp.as_file().lock()?;
+        if still_named(&temp)? || attempts >= 5 {
+            return Ok(temp);
+        }
+        // The name is no longer ours: do not let the drop delete whatever it leads to now.
+        let (_file, path) = temp.into_parts();
+        path.keep().map_err(io::Error::from)?;
+    }
+}
+
+#[cfg(unix)]
+fn still_named(temp: &NamedTempFile) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = temp.as_file().metadata()?;
+    match fs::symlink_metadata(temp.path()) {
+        Ok(named) => Ok(named.dev() == held.dev() && named.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn still_named(temp: &NamedTempFile) -> io::Result<bool> {
+    Ok(temp.path().exists())
+}
+
+/// Remove the named temporaries a killed run left in `dir`: those nobody holds a lock on. A
+/// live run's temporaries are locked and left alone. Returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> io::Result<u64> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.as_encoded_bytes();
+        if !(name.starts_with(TEMP_PREFIX.as_bytes()) && name.ends_with(TEMP_SUFFIX.as_bytes())) {
+            continue;
+        }
+        let path = entry.path();
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        // Not ours to judge if we cannot even open it.
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                // Removed while we hold the lock, so no writer can have taken it over.
+                match fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn written(dir: &Path, replace: bool, text: &str) -> Temp {
+        let temp = Temp::create(dir, replace).unwrap();
+        temp.as_file().write_all(text.as_bytes()).unwrap();
+        temp
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_but_locked_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".kml2csv-dead.tmp"), "x").unwrap();
+        fs::write(dir.path().join(".kml2csv-other.csv"), "x").unwrap();
+        let live = create_named(dir.path()).unwrap();
+        assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 1);
+        let live_name = live
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mut expected = vec![".kml2csv-other.csv".to_owned(), live_name];
+        expected.sort();
+        assert_eq!(names(dir.path()), expected);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_are_not_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // `File::create` uses 0666 minus the umask, like a shell redirection.
+        let reference = dir.path().join("reference");
+        let expected = File::create(&reference)
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .permissions()
+            .mode();
+        for replace in [false, true] {
+            let temp = Temp::create(dir.path(), replace).unwrap();
+            let mode = temp.as_file().metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, expected & 0o777, "{replace}: {mode:o}");
+        }
+    }
+
+    #[test]
+    fn a_temporary_has_no_name_in_the_folder_until_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = written(dir.path(), false, "ours");
+        let expect_unnamed = cfg!(target_os = "linux") && Path::new("/proc/self/fd").is_dir();
+        if expect_unnamed {
+            // Where O_TMPFILE works (it does on the usual Linux file systems).
+            assert!(
+                names(dir.path()).is_empty(),
+                "{:?} ({})",
+                names(dir.path()),
+                temp.describe(Path::new("x.csv"))
+            );
+        }
+        let output = dir.path().join("x.csv");
+        assert_eq!(temp.publish(&output), Ok(Published::Placed));
+        assert_eq!(fs::read_to_string(&output).unwrap(), "ours");
+        assert_eq!(names(dir.path()), ["x.csv"]);
+    }
+
+    #[test]
+    fn without_replace_the_other_runs_output_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("x.csv");
+        fs::write(&output, "theirs").unwrap();
+        let temp = written(dir.path(), false, "ours");
+        assert_eq!(temp.publish(&output), Ok(Published::AlreadyThere));
+        assert_eq!(fs::read_to_string(&output).unwrap(), "theirs");
+        assert_eq!(names(dir.path()), ["x.csv"]);
+    }
+
+    #[test]
+    fn with_replace_the_output_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("x.csv");
+        fs::write(&output, "theirs").unwrap();
+        let temp = written(dir.path(), true, "ours");
+        assert_eq!(temp.publish(&output), Ok(Published::Placed));
+        assert_eq!(fs::read_to_string(&output).unwrap(), "ours");
+        assert_eq!(names(dir.path()), ["x.csv"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_or_folder_under_the_output_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, "kept").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("link.csv")).unwrap();
+        fs::create_dir(dir.path().join("dir.csv")).unwrap();
+        for replace in [false, true] {
+            for name in ["link.csv", "dir.csv"] {
+                let temp = written(dir.path(), replace, "ours");
+                let refused = temp.publish(&dir.path().join(name)).unwrap_err();
+                assert!(refused.contains("refusing"), "{refused}");
+            }
+        }
+        assert_eq!(fs::read_to_string(&target).unwrap(), "kept");
+        assert_eq!(names(dir.path()), ["dir.csv", "link.csv", "target"]);
+    }
+}
