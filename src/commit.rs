@@ -2,22 +2,24 @@
 //!
 //! A CSV must never appear under its name before its data is on disk, or a power cut could leave
 //! a complete-looking name in front of missing data. Doing that one file at a time
-//! (`fsync(file)`, link or rename, `fsync(dir)`) costs two serial disk flushes per file, which for a
-//! batch of small files takes far longer than converting them. Instead, workers only write their
-//! temporaries and queue them here, where two stages follow:
+//! (`fsync(file)`, link or rename, `fsync(dir)`) costs two serial disk flushes per file, which
+//! for a batch of small files takes far longer than converting them. Instead, workers only write
+//! their temporaries and queue them here, where two stages follow:
 //!
 //! 1. syncing: up to `SYNC_THREADS` threads each take the next temporary and `fsync` it. Many
 //!    syncs in flight at once are committed together by the file system's journal instead of
-//!    one flush each, and a big file's sync never holds up the small ones behind it;
-//! 2. publishing: one committer thread takes every synced temporary that has arrived as a group,
-//!    gives each whose sync succeeded its final name ([`crate::temp::Temp::publish`]: never
-//!    before, and never once a stop was requested: those temporaries are dropped instead),
-//!    then syncs each folder that received a name once (`fsync` of the directory), so that the
-//!    names themselves survive a power cut, and only then reports the files.
+//!    one flush each, and a big file's sync never holds up the small ones behind it. A small
+//!    CSV (up to `SMALL`) is passed on unsynced, on Linux 5.8 and later;
+//! 2. publishing: one committer thread gathers the temporaries that arrive within `GATHER`
+//!    of the first (or while the previous group was published) into a group. It makes the small
+//!    ones durable with one `syncfs` per file system (`settle`), gives each temporary whose
+//!    sync succeeded its final name ([`crate::temp::Temp::publish`]: never before, and never
+//!    once a stop was requested: those temporaries are dropped instead), then syncs each folder
+//!    that received a name once (`fsync` of the directory), so that the names themselves
+//!    survive a power cut, and only then reports the files.
 //!
-//! While a group is being published the next one gathers, so the group size adapts itself to
-//! the speed of the disk. The queues are bounded: workers wait rather than holding an unbounded
-//! number of open temporaries. A failing sync fails only the file it concerns.
+//! The queues are bounded: workers wait rather than holding an unbounded number of open
+//! temporaries. A failing sync fails only the file it concerns.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -27,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Mutex;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::convert::{self, Outcome, Written};
 use crate::plan::parent_or_dot;
@@ -36,6 +39,9 @@ use crate::temp::Published;
 const QUEUE: usize = 128;
 /// The largest group made durable at once.
 const MAX_GROUP: usize = 256;
+/// How long a group waits for more temporaries after its first; it waits no longer once every
+/// worker is done.
+const GATHER: Duration = Duration::from_millis(20);
 /// Threads that call `fsync` at the same time within a group.
 const SYNC_THREADS: usize = 16;
 
@@ -46,8 +52,26 @@ pub struct Pending<T> {
     pub written: Written,
 }
 
-/// A temporary after its `fsync`: `None` if it was not synced because the run is stopping.
-type Synced<T> = (Pending<T>, Option<io::Result<()>>);
+/// A CSV up to this size is left to its group's `syncfs` (see [`settle`]): for it, a call of
+/// its own costs more than its data. A bigger one is `fsync`ed as soon as it is finished.
+const SMALL: u64 = 1 << 20;
+
+/// Where a temporary stands after the syncing threads.
+enum SyncState {
+    /// `fsync`ed, with the result.
+    Done(io::Result<()>),
+    /// Small: made durable by the committer, with the rest of its group on file system `dev`.
+    Deferred { dev: u64 },
+    /// Not synced because the run is stopping.
+    Stopped,
+}
+
+/// A temporary after the syncing threads.
+type Synced<T> = (Pending<T>, SyncState);
+
+/// A temporary ready to be named: its sync's result, `None` if it was not synced because the
+/// run is stopping.
+type Settled<T> = (Pending<T>, Option<io::Result<()>>);
 
 /// Start the syncing threads and the committer on `scope`: they commit what is sent on the
 /// returned queue and hand each job's outcome to `done`. They end once every sender is dropped.
@@ -75,13 +99,18 @@ where
         .name("kml2csv-committer".to_owned())
         .spawn_scoped(scope, move || {
             while let Ok(first) = to_publish.recv() {
+                // Give a group a moment to fill: every group costs a folder sync (and, for
+                // small files, a `syncfs`), which two files or two hundred cost alike.
+                let until = Instant::now() + GATHER;
                 let mut group = vec![first];
                 while group.len() < MAX_GROUP {
-                    match to_publish.try_recv() {
+                    let left = until.saturating_duration_since(Instant::now());
+                    match to_publish.recv_timeout(left) {
                         Ok(next) => group.push(next),
                         Err(_) => break,
                     }
                 }
+                let group = settle(group, stop, group_sync::syncfs, convert::sync_file);
                 for (tag, output, outcome) in publish_group(group, stop) {
                     done(tag, output, outcome);
                 }
@@ -90,7 +119,8 @@ where
     Ok(queue)
 }
 
-/// One syncing thread: `fsync` the next queued temporary, pass it on, until the queue closes.
+/// One syncing thread: `fsync` the next queued temporary (or leave a small one to its group),
+/// pass it on, until the queue closes.
 fn sync_queue<T>(
     received: &Mutex<Receiver<Pending<T>>>,
     synced: &SyncSender<Synced<T>>,
@@ -102,9 +132,15 @@ fn sync_queue<T>(
             Err(_) => return,
         };
         let Ok(pending) = next else { return };
-        let result = (!stop.load(Ordering::Relaxed))
-            .then(|| convert::sync_file(pending.written.temp.as_file()));
-        if synced.send((pending, result)).is_err() {
+        let file = pending.written.temp.as_file();
+        let state = if stop.load(Ordering::Relaxed) {
+            SyncState::Stopped
+        } else if let Some(dev) = group_sync::small_on(file) {
+            SyncState::Deferred { dev }
+        } else {
+            SyncState::Done(convert::sync_file(file))
+        };
+        if synced.send((pending, state)).is_err() {
             return;
         }
     }
@@ -122,9 +158,59 @@ pub fn commit_group<T>(group: Vec<Pending<T>>, stop: &AtomicBool) -> Vec<(T, Pat
     publish_group(group.into_iter().zip(synced).collect(), stop)
 }
 
+/// Make the small temporaries of `group` durable together: one `syncfs` per file system
+/// instead of one `fsync` each, which for a batch of small files cost more than converting
+/// them. `syncfs` names no file when it fails, so then each of them is `fsync`ed, and the
+/// failure falls on the files it concerns.
+fn settle<T>(
+    group: Vec<Synced<T>>,
+    stop: &AtomicBool,
+    syncfs: impl Fn(&File) -> io::Result<()>,
+    fsync: impl Fn(&File) -> io::Result<()> + std::marker::Sync,
+) -> Vec<Settled<T>> {
+    let mut deferred: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, (_, state)) in group.iter().enumerate() {
+        if let SyncState::Deferred { dev } = state {
+            deferred.entry(*dev).or_default().push(i);
+        }
+    }
+    let mut results: Vec<Option<io::Result<()>>> = group
+        .iter()
+        .map(|(_, state)| match state {
+            SyncState::Done(Ok(())) => Some(Ok(())),
+            // An error is moved out below.
+            SyncState::Done(Err(_)) | SyncState::Deferred { .. } | SyncState::Stopped => None,
+        })
+        .collect();
+    for members in deferred.values() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let files: Vec<&File> = members
+            .iter()
+            .map(|&i| group[i].0.written.temp.as_file())
+            .collect();
+        let synced = match syncfs(files[0]) {
+            Ok(()) => files.iter().map(|_| Ok(())).collect(),
+            Err(_) => parallel(&files, |file| fsync(file)),
+        };
+        for (&i, result) in members.iter().zip(synced) {
+            results[i] = Some(result);
+        }
+    }
+    group
+        .into_iter()
+        .zip(results)
+        .map(|((pending, state), result)| match state {
+            SyncState::Done(Err(e)) => (pending, Some(Err(e))),
+            _ => (pending, result),
+        })
+        .collect()
+}
+
 /// Rename every synced temporary of `group` into place, then sync each folder that received one,
 /// once. Returns every job's outcome, in the group's order.
-fn publish_group<T>(group: Vec<Synced<T>>, stop: &AtomicBool) -> Vec<(T, PathBuf, Outcome)> {
+fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBuf, Outcome)> {
     // Rename only what is durable. A temporary dropped here is removed from disk.
     let mut results = Vec::with_capacity(group.len());
     let mut placed_in: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
@@ -227,6 +313,75 @@ fn parallel<I: Sync>(
     })
 }
 
+/// `syncfs` where it is a sound way to make files durable.
+mod group_sync {
+    use std::fs::File;
+    use std::io;
+
+    /// The file system of `file` if `file` is small and [`syncfs`] may make it durable.
+    #[cfg(target_os = "linux")]
+    pub fn small_on(file: &File) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        if !syncfs_reports_errors() {
+            return None;
+        }
+        let meta = file.metadata().ok()?;
+        (meta.len() <= super::SMALL).then_some(meta.dev())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn small_on(_file: &File) -> Option<u64> {
+        None
+    }
+
+    /// Write back everything of the file system `file` is on and flush the disk's cache.
+    #[cfg(target_os = "linux")]
+    pub fn syncfs(file: &File) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a descriptor `file` keeps open.
+        if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn syncfs(_file: &File) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    /// Until Linux 5.8 `syncfs` returned success even when the write-back failed, which would
+    /// let a CSV whose data never reached the disk take its name.
+    #[cfg(target_os = "linux")]
+    fn syncfs_reports_errors() -> bool {
+        use std::sync::OnceLock;
+        static REPORTS: OnceLock<bool> = OnceLock::new();
+        *REPORTS.get_or_init(|| {
+            // SAFETY: `uname` fills the struct it is given; all zeroes is a valid start.
+            let mut names: libc::utsname = unsafe { std::mem::zeroed() };
+            if unsafe { libc::uname(&mut names) } != 0 {
+                return false;
+            }
+            // SAFETY: `uname` NUL-terminates `release`.
+            let release = unsafe { std::ffi::CStr::from_ptr(names.release.as_ptr()) };
+            at_least(&release.to_string_lossy(), (5, 8))
+        })
+    }
+
+    /// Is the kernel `release` ("6.1.0-18-amd64") at least version `want`?
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub fn at_least(release: &str, want: (u32, u32)) -> bool {
+        let mut numbers = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|n| n.parse::<u32>().ok());
+        match (numbers.next().flatten(), numbers.next().flatten()) {
+            (Some(major), Some(minor)) => (major, minor) >= want,
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +463,117 @@ mod tests {
             "theirs"
         );
         assert_eq!(names(dir.path()), ["a.csv", "b.csv"]);
+    }
+
+    #[test]
+    fn small_files_share_one_syncfs_and_a_failing_one_falls_back_to_each_file() {
+        use std::sync::atomic::AtomicUsize;
+        let dir = tempfile::tempdir().unwrap();
+        // The contents differ in length, which is how the fake fsync below tells them apart.
+        let group = || {
+            vec![
+                (
+                    pending(dir.path(), "a.csv", "A"),
+                    SyncState::Deferred { dev: 1 },
+                ),
+                (pending(dir.path(), "b.csv", "BB"), SyncState::Done(Ok(()))),
+                (
+                    pending(dir.path(), "c.csv", "CCC"),
+                    SyncState::Deferred { dev: 2 },
+                ),
+                (
+                    pending(dir.path(), "d.csv", "DDDD"),
+                    SyncState::Deferred { dev: 1 },
+                ),
+                (
+                    pending(dir.path(), "e.csv", "EEEEE"),
+                    SyncState::Done(Err(io::Error::other("disk on fire"))),
+                ),
+                (pending(dir.path(), "f.csv", "FFFFFF"), SyncState::Stopped),
+            ]
+        };
+        let (syncfs_calls, fsync_calls) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        // Only the file of four bytes cannot be synced.
+        let fsync = |file: &File| {
+            fsync_calls.fetch_add(1, Ordering::Relaxed);
+            match file.metadata().unwrap().len() {
+                4 => Err(io::Error::other("bad block")),
+                _ => Ok(()),
+            }
+        };
+        for syncfs_fails in [false, true] {
+            syncfs_calls.store(0, Ordering::Relaxed);
+            fsync_calls.store(0, Ordering::Relaxed);
+            let syncfs = |_: &File| {
+                syncfs_calls.fetch_add(1, Ordering::Relaxed);
+                if syncfs_fails {
+                    Err(io::Error::other("syncfs failed"))
+                } else {
+                    Ok(())
+                }
+            };
+            let settled = settle(group(), &AtomicBool::new(false), syncfs, fsync);
+            let results: Vec<Option<bool>> = settled
+                .iter()
+                .map(|(_, r)| r.as_ref().map(|r| r.is_ok()))
+                .collect();
+            // One syncfs per file system, whatever the number of files on it.
+            assert_eq!(syncfs_calls.load(Ordering::Relaxed), 2);
+            if syncfs_fails {
+                // It names no file: each deferred one is fsynced, and only the file that
+                // cannot be synced fails.
+                assert_eq!(fsync_calls.load(Ordering::Relaxed), 3);
+                assert_eq!(
+                    results,
+                    [
+                        Some(true),
+                        Some(true),
+                        Some(true),
+                        Some(false),
+                        Some(false),
+                        None
+                    ]
+                );
+            } else {
+                assert_eq!(fsync_calls.load(Ordering::Relaxed), 0);
+                assert_eq!(
+                    results,
+                    [
+                        Some(true),
+                        Some(true),
+                        Some(true),
+                        Some(true),
+                        Some(false),
+                        None
+                    ]
+                );
+            }
+        }
+        // Once a stop is requested, nothing deferred is synced.
+        syncfs_calls.store(0, Ordering::Relaxed);
+        let settled = settle(
+            group(),
+            &AtomicBool::new(true),
+            |_: &File| {
+                syncfs_calls.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            },
+            fsync,
+        );
+        assert_eq!(syncfs_calls.load(Ordering::Relaxed), 0);
+        assert!(settled[0].1.is_none() && settled[2].1.is_none());
+    }
+
+    #[test]
+    fn kernel_releases_are_compared_by_major_and_minor() {
+        use group_sync::at_least;
+        assert!(at_least("6.1.0-18-amd64", (5, 8)));
+        assert!(at_least("5.8.0", (5, 8)));
+        assert!(at_least("5.10.0-foo", (5, 8)));
+        assert!(!at_least("5.4.0-150-generic", (5, 8)));
+        assert!(!at_least("4.19.0", (5, 8)));
+        assert!(!at_least("", (5, 8)));
+        assert!(!at_least("six", (5, 8)));
     }
 
     #[test]
