@@ -142,6 +142,25 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
     for raw in inputs {
         expand(raw, &mut found, &mut problems);
     }
+    let mut canonical = Canonical::default();
+    for candidate in &mut found {
+        if let Found::File {
+            path,
+            canonical: resolved,
+            ..
+        } = candidate
+        {
+            match canonical.of(path) {
+                Ok(path) => *resolved = path,
+                Err(e) => {
+                    *candidate = Found::Failed(Item {
+                        input: path.clone(),
+                        action: fail_io(&e),
+                    })
+                }
+            }
+        }
+    }
 
     // The same file named twice (`x`, `./x`, a symlink, two overlapping patterns, a `**` that
     // runs through a symlinked folder loop) is converted once, under its shortest name, the
@@ -160,6 +179,7 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
         }
     }
     let mut items = Vec::new();
+    let mut resolve = Canonical::default();
     // The shard key of each item: its path below the pattern's base; `None` for an input that
     // failed to expand, which every shard reports (each shard's run is incomplete without it).
     let mut keys: Vec<Option<&Path>> = Vec::new();
@@ -177,7 +197,7 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
             } => {
                 if best.get(canonical.as_path()).is_some_and(|b| b.1 == index) {
                     let action = match target {
-                        Some(target) => decide(path, canonical, rel, *size, target),
+                        Some(target) => decide(path, canonical, rel, *size, target, &mut resolve),
                         None => Action::Convert {
                             output: PathBuf::new(),
                             size: *size,
@@ -199,7 +219,7 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
             Action::Convert { output, .. } | Action::Skip { output } => output,
             Action::Fail { .. } => continue,
         };
-        let key = collision_key(output);
+        let key = collision_key(output, &mut resolve);
         match owners.get(&key) {
             Some(first) => problems.push(UsageError::Collision {
                 output: output.clone(),
@@ -240,19 +260,43 @@ enum Found {
 }
 
 impl Found {
+    /// A file found; its canonical path is filled in once all are found.
     fn file(path: PathBuf, rel: PathBuf, size: u64) -> Found {
-        match fs::canonicalize(&path) {
-            Ok(canonical) => Found::File {
-                path,
-                canonical,
-                rel,
-                size,
-            },
-            Err(e) => Found::Failed(Item {
-                action: fail_io(&e),
-                input: path,
-            }),
+        Found::File {
+            path,
+            canonical: PathBuf::new(),
+            rel,
+            size,
         }
+    }
+}
+
+/// `fs::canonicalize` for many paths in a few folders: each folder is resolved once, and a
+/// path that is not a symlink itself is its folder's canonical path joined with its name. The
+/// C library resolves a path with one `readlink` per component, which for a batch of thousands
+/// of files took longer than the rest of the planning.
+#[derive(Default)]
+struct Canonical {
+    dirs: HashMap<PathBuf, PathBuf>,
+}
+
+impl Canonical {
+    fn of(&mut self, path: &Path) -> io::Result<PathBuf> {
+        let Some(name) = path.file_name() else {
+            return fs::canonicalize(path);
+        };
+        if fs::symlink_metadata(path)?.file_type().is_symlink() {
+            return fs::canonicalize(path);
+        }
+        Ok(self.dir(parent_or_dot(path))?.join(name))
+    }
+
+    fn dir(&mut self, dir: &Path) -> io::Result<&Path> {
+        if !self.dirs.contains_key(dir) {
+            let resolved = fs::canonicalize(dir)?;
+            self.dirs.insert(dir.to_path_buf(), resolved);
+        }
+        Ok(&self.dirs[dir])
     }
 }
 
@@ -438,7 +482,14 @@ fn file_name(path: &Path) -> PathBuf {
 
 /// Decide the output of one (de-duplicated) input and whether it is converted, skipped or
 /// refused.
-fn decide(input: &Path, canonical: &Path, rel: &Path, size: u64, target: Target<'_>) -> Action {
+fn decide(
+    input: &Path,
+    canonical: &Path,
+    rel: &Path,
+    size: u64,
+    target: Target<'_>,
+    resolve: &mut Canonical,
+) -> Action {
     let output = match target.out_dir {
         None => input.with_extension("csv"),
         Some(dir) => match confine(rel) {
@@ -465,7 +516,7 @@ fn decide(input: &Path, canonical: &Path, rel: &Path, size: u64, target: Target<
             "output {} is a directory; refusing to replace it",
             output.display()
         )),
-        Ok(_) if fs::canonicalize(&output).is_ok_and(|o| o == canonical) => fail(format!(
+        Ok(_) if resolve.of(&output).is_ok_and(|o| o == canonical) => fail(format!(
             "its output {} would replace the input itself; use --out",
             output.display()
         )),
@@ -509,9 +560,9 @@ fn confine(rel: &Path) -> Option<PathBuf> {
 
 /// A path that is equal for two spellings of the same output (`out/x.csv`, `./out/x.csv`,
 /// through a symlinked folder), whether or not the output's folder exists yet.
-fn collision_key(output: &Path) -> PathBuf {
+fn collision_key(output: &Path, resolve: &mut Canonical) -> PathBuf {
     let name = output.file_name().unwrap_or_default();
-    match fs::canonicalize(parent_or_dot(output)) {
+    match resolve.dir(parent_or_dot(output)) {
         Ok(dir) => dir.join(name),
         Err(_) => {
             let absolute = std::path::absolute(output).unwrap_or_else(|_| output.to_path_buf());
@@ -551,6 +602,62 @@ fn fail_io(e: &io::Error) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn canonical_paths_agree_with_the_c_library() {
+        use std::os::unix::fs::symlink;
+        let root = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(root.path()).unwrap();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/b/x.kml"), "").unwrap();
+        symlink(root.join("a/b"), root.join("via")).unwrap();
+        symlink("b/x.kml", root.join("a/link.kml")).unwrap();
+        symlink("..", root.join("a/b/up")).unwrap();
+        let mut resolve = Canonical::default();
+        for path in [
+            "a/b/x.kml",
+            "./a/b/x.kml",
+            "a/../a/b/x.kml",
+            "via/x.kml",
+            "a/link.kml",
+            "a/b/up/b/x.kml",
+            "via/up/link.kml",
+            "a/b",
+            "a/b/up",
+        ] {
+            let path = root.join(path);
+            assert_eq!(
+                resolve.of(&path).unwrap(),
+                fs::canonicalize(&path).unwrap(),
+                "{}",
+                path.display()
+            );
+        }
+        assert!(resolve.of(&root.join("a/missing.kml")).is_err());
+        assert!(resolve.of(&root.join("nowhere/x.kml")).is_err());
+    }
+
+    #[test]
+    fn an_output_that_would_be_its_own_input_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let input = root.path().join("track.csv");
+        fs::write(&input, "<kml/>").unwrap();
+        let target = Target {
+            out_dir: None,
+            force: true,
+            shard: None,
+            update: false,
+        };
+        let plan = build(&[input.clone().into_os_string()], target).unwrap();
+        match &plan.items[0].action {
+            Action::Fail { message, .. } => {
+                assert!(message.contains("replace the input itself"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fs::read_to_string(&input).unwrap(), "<kml/>");
+    }
 
     #[test]
     fn fixed_base_stops_at_first_wildcard() {
