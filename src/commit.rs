@@ -9,7 +9,7 @@
 //! 1. syncing: up to `SYNC_THREADS` threads each take the next temporary and `fsync` it. Many
 //!    syncs in flight at once are committed together by the file system's journal instead of
 //!    one flush each, and a big file's sync never holds up the small ones behind it. A small
-//!    CSV (up to `SMALL`) is passed on unsynced, on Linux 5.8 and later;
+//!    CSV (up to `SMALL`) goes straight to the committer instead, on Linux 5.8 and later;
 //! 2. publishing: one committer thread gathers the temporaries that arrive within `GATHER`
 //!    of the first (or while the previous group was published) into a group. It makes the small
 //!    ones durable with one `syncfs` per file system (`settle`), gives each temporary whose
@@ -73,13 +73,45 @@ type Synced<T> = (Pending<T>, SyncState);
 /// run is stopping.
 type Settled<T> = (Pending<T>, Option<io::Result<()>>);
 
+/// Where workers hand in their finished temporaries.
+pub struct Queue<T> {
+    to_sync: SyncSender<Pending<T>>,
+    to_publish: SyncSender<Synced<T>>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            to_sync: self.to_sync.clone(),
+            to_publish: self.to_publish.clone(),
+        }
+    }
+}
+
+impl<T> Queue<T> {
+    /// Hand in a finished temporary; it comes back if the committer is gone. Waits while the
+    /// queue is full.
+    pub fn send(&self, pending: Pending<T>) -> Result<(), Pending<T>> {
+        match group_sync::small_on(pending.written.temp.as_file()) {
+            // Straight to the committer, whose `syncfs` of the group makes it durable: a hop
+            // through a syncing thread would cost two thread switches for nothing.
+            Some(dev) => self
+                .to_publish
+                .send((pending, SyncState::Deferred { dev }))
+                .map_err(|e| e.0 .0),
+            None => self.to_sync.send(pending).map_err(|e| e.0),
+        }
+    }
+}
+
 /// Start the syncing threads and the committer on `scope`: they commit what is sent on the
-/// returned queue and hand each job's outcome to `done`. They end once every sender is dropped.
+/// returned queue and hand each job's outcome to `done`. They end once every clone of the queue
+/// is dropped.
 pub fn start<'scope, T, F>(
     scope: &'scope thread::Scope<'scope, '_>,
     stop: &'scope AtomicBool,
     mut done: F,
-) -> io::Result<SyncSender<Pending<T>>>
+) -> io::Result<Queue<T>>
 where
     T: Send + 'scope,
     F: FnMut(T, PathBuf, Outcome) + Send + 'scope,
@@ -94,7 +126,10 @@ where
             .name(format!("kml2csv-sync-{i}"))
             .spawn_scoped(scope, move || sync_queue(&received, &synced, stop))?;
     }
-    drop(synced);
+    let queue = Queue {
+        to_sync: queue,
+        to_publish: synced,
+    };
     thread::Builder::new()
         .name("kml2csv-committer".to_owned())
         .spawn_scoped(scope, move || {
@@ -119,8 +154,7 @@ where
     Ok(queue)
 }
 
-/// One syncing thread: `fsync` the next queued temporary (or leave a small one to its group),
-/// pass it on, until the queue closes.
+/// One syncing thread: `fsync` the next queued temporary, pass it on, until the queue closes.
 fn sync_queue<T>(
     received: &Mutex<Receiver<Pending<T>>>,
     synced: &SyncSender<Synced<T>>,
@@ -132,13 +166,10 @@ fn sync_queue<T>(
             Err(_) => return,
         };
         let Ok(pending) = next else { return };
-        let file = pending.written.temp.as_file();
         let state = if stop.load(Ordering::Relaxed) {
             SyncState::Stopped
-        } else if let Some(dev) = group_sync::small_on(file) {
-            SyncState::Deferred { dev }
         } else {
-            SyncState::Done(convert::sync_file(file))
+            SyncState::Done(convert::sync_file(pending.written.temp.as_file()))
         };
         if synced.send((pending, state)).is_err() {
             return;
@@ -606,15 +637,24 @@ mod tests {
                 seen.push(tag);
             })
             .unwrap();
+            // Small ones go straight to the committer, big ones through the syncing threads.
+            let big = "x".repeat(SMALL as usize + 1);
             for i in 0..300 {
-                queue
-                    .send(pending(dir.path(), &format!("{i:03}.csv"), "x"))
-                    .unwrap();
+                let text = if i % 50 == 0 { big.as_str() } else { "x" };
+                let sent = queue.send(pending(dir.path(), &format!("{i:03}.csv"), text));
+                assert!(sent.is_ok(), "the committer ended early");
             }
         });
         seen.sort();
         assert_eq!(seen.len(), 300);
         assert_eq!(names(dir.path()).len(), 300);
         assert!(names(dir.path()).iter().all(|n| n.ends_with(".csv")));
+        let size = |i: usize| {
+            fs::metadata(dir.path().join(format!("{i:03}.csv")))
+                .unwrap()
+                .len()
+        };
+        assert_eq!(size(50), SMALL + 1);
+        assert_eq!(size(51), 1);
     }
 }
