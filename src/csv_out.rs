@@ -393,12 +393,12 @@ impl Layout {
     }
 }
 
-fn builder(dialect: &Dialect) -> csv::WriterBuilder {
+fn builder(dialect: &Dialect, capacity: usize) -> csv::WriterBuilder {
     let mut builder = csv::WriterBuilder::new();
     builder
         .delimiter(dialect.delimiter)
         .terminator(csv::Terminator::Any(b'\n'))
-        .buffer_capacity(256 * 1024);
+        .buffer_capacity(capacity);
     builder
 }
 
@@ -408,7 +408,9 @@ pub fn write_header<W: Write>(out: &mut W, layout: &Layout, dialect: &Dialect) -
         out.write_all(BOM)?;
     }
     if dialect.header {
-        let mut csv = builder(dialect).from_writer(out);
+        // A header is short: a big (zeroed) buffer for it cost more than the rows of a small
+        // file.
+        let mut csv = builder(dialect, 4096).from_writer(out);
         let mut guard = Vec::new();
         for (column, header) in layout.columns.iter().zip(layout.headers()) {
             let field = guarded(
@@ -800,7 +802,7 @@ impl<W: Write> RowWriter<W> {
                 rows: FastRows::new(dialect.delimiter),
             }
         } else {
-            Output::Csv(Box::new(builder(dialect).from_writer(out)))
+            Output::Csv(Box::new(builder(dialect, 256 * 1024).from_writer(out)))
         };
         let steps = steps(&layout);
         Ok(RowWriter {

@@ -351,7 +351,9 @@ pub fn read<R: Read + Seek>(
     sink: &mut dyn Sink,
     options: &ReadOptions,
 ) -> Result<Summary, Error> {
-    let mut input = BufReader::with_capacity(64 * 1024, input);
+    // Small: it only has to hold the head that tells a KMZ; bigger reads go past it (see
+    // `read_document`).
+    let mut input = BufReader::with_capacity(8 * 1024, input);
     let head = input
         .fill_buf()
         .map_err(|e| Error::new(ErrorKind::Io(e), None))?;

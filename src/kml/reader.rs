@@ -56,7 +56,11 @@ pub fn read_document<R: Read>(
     sink: &mut dyn Sink,
     options: &ReadOptions,
 ) -> Result<Summary, Error> {
-    let input = std::io::BufReader::with_capacity(64 * 1024, input);
+    // Only the head that tells the encoding has to be buffered here: the reader asks for whole
+    // 128 KiB blocks, which a `BufReader` passes straight through once it is empty. A bigger
+    // buffer only cost a copy of the text and, for an inner reader without `read_buf`, the
+    // zeroing of the whole buffer per file.
+    let input = std::io::BufReader::with_capacity(8 * 1024, input);
     let text = decode::utf8_reader(input).map_err(|e| io_error(e, None))?;
     let mut reader = Reader::from_reader(Tracked::new(text));
     // Tags are read by `Document::read_tag`, which checks end tags against its own stack;
