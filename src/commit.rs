@@ -9,14 +9,16 @@
 //! 1. syncing: up to `SYNC_THREADS` threads each take the next temporary and `fsync` it. Many
 //!    syncs in flight at once are committed together by the file system's journal instead of
 //!    one flush each, and a big file's sync never holds up the small ones behind it. A small
-//!    CSV (up to `SMALL`) goes straight to the committer instead, on Linux 5.8 and later;
+//!    CSV (up to `SMALL`) goes straight to the committer instead, on Linux 5.8 and later and
+//!    on ext4, XFS, btrfs or F2FS;
 //! 2. publishing: one committer thread gathers the temporaries that arrive within `GATHER`
 //!    of the first (or while the previous group was published) into a group. It makes the small
-//!    ones durable with one `syncfs` per file system (`settle`), gives each temporary whose
-//!    sync succeeded its final name ([`crate::temp::Temp::publish`]: never before, and never
-//!    once a stop was requested: those temporaries are dropped instead), then syncs each folder
-//!    that received a name once (`fsync` of the directory), so that the names themselves
-//!    survive a power cut, and only then reports the files.
+//!    ones durable with one `syncfs` per file system if there are enough of them, or an
+//!    `fsync` each (`settle`). It gives each temporary whose sync succeeded its final name
+//!    ([`crate::temp::Temp::publish`]: never before, and never once a stop was requested: those
+//!    temporaries are dropped instead), then syncs each folder that received a name once
+//!    (`fsync` of the directory), so that the names themselves survive a power cut, and only
+//!    then reports the files.
 //!
 //! The queues are bounded: workers wait rather than holding an unbounded number of open
 //! temporaries. A failing sync fails only the file it concerns.
@@ -56,7 +58,10 @@ pub struct Pending<T> {
 /// its own costs more than its data. A bigger one is `fsync`ed as soon as it is finished.
 const SMALL: u64 = 1 << 20;
 
-/// Where a temporary stands after the syncing threads.
+/// The fewest small files of one group and file system that are made durable by a `syncfs`.
+const GROUP_SYNCFS: usize = 8;
+
+/// Where a temporary stands when it reaches the committer.
 enum SyncState {
     /// `fsync`ed, with the result.
     Done(io::Result<()>),
@@ -66,7 +71,7 @@ enum SyncState {
     Stopped,
 }
 
-/// A temporary after the syncing threads.
+/// A temporary on its way to the committer.
 type Synced<T> = (Pending<T>, SyncState);
 
 /// A temporary ready to be named: its sync's result, `None` if it was not synced because the
@@ -177,7 +182,7 @@ fn sync_queue<T>(
     }
 }
 
-/// Make a group durable and rename it into place: sync all data (in parallel), rename, sync each
+/// Make a group durable and name it: sync all data (in parallel), name each file, sync each
 /// folder once. Returns every job's outcome, in the group's order.
 pub fn commit_group<T>(group: Vec<Pending<T>>, stop: &AtomicBool) -> Vec<(T, PathBuf, Outcome)> {
     let synced: Vec<Option<io::Result<()>>> = if stop.load(Ordering::Relaxed) {
@@ -221,9 +226,13 @@ fn settle<T>(
             .iter()
             .map(|&i| group[i].0.written.temp.as_file())
             .collect();
-        let synced = match syncfs(files[0]) {
-            Ok(()) => files.iter().map(|_| Ok(())).collect(),
-            Err(_) => parallel(&files, |file| fsync(file)),
+        // A few files are synced on their own: a `syncfs` also waits for whatever else is
+        // being written to the file system, which only a group of many files makes worth it.
+        let synced_together = files.len() >= GROUP_SYNCFS && syncfs(files[0]).is_ok();
+        let synced = if synced_together {
+            files.iter().map(|_| Ok(())).collect()
+        } else {
+            parallel(&files, |file| fsync(file))
         };
         for (&i, result) in members.iter().zip(synced) {
             results[i] = Some(result);
@@ -357,7 +366,27 @@ mod group_sync {
             return None;
         }
         let meta = file.metadata().ok()?;
-        (meta.len() <= super::SMALL).then_some(meta.dev())
+        (meta.len() <= super::SMALL && syncs_whole(file)).then_some(meta.dev())
+    }
+
+    /// Does `syncfs` make the data of `file`'s file system as durable as an `fsync` would? So
+    /// on the local file systems whose `syncfs` writes everything back and flushes the disk.
+    /// Not on others: a FUSE file system's `syncfs` does not pass the request on to the program
+    /// behind it, which an `fsync` does.
+    #[cfg(target_os = "linux")]
+    fn syncs_whole(file: &File) -> bool {
+        use std::os::fd::AsRawFd;
+        const EXT4: u32 = 0xEF53;
+        const XFS: u32 = 0x5846_5342;
+        const BTRFS: u32 = 0x9123_683E;
+        const F2FS: u32 = 0xF2F5_2010;
+        // SAFETY: `fstatfs` fills the struct it is given; all zeroes is a valid start.
+        let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut stat) } != 0 {
+            return false;
+        }
+        // `f_type` is a signed word of the platform's size; the magic numbers are 32 bits.
+        matches!(stat.f_type as u32, EXT4 | XFS | BTRFS | F2FS)
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -500,28 +529,30 @@ mod tests {
     fn small_files_share_one_syncfs_and_a_failing_one_falls_back_to_each_file() {
         use std::sync::atomic::AtomicUsize;
         let dir = tempfile::tempdir().unwrap();
-        // The contents differ in length, which is how the fake fsync below tells them apart.
+        // Enough small files on file system 1 for a syncfs, one alone on file system 2; the
+        // contents' lengths are how the fake fsync below tells the files apart.
         let group = || {
-            vec![
-                (
-                    pending(dir.path(), "a.csv", "A"),
-                    SyncState::Deferred { dev: 1 },
-                ),
-                (pending(dir.path(), "b.csv", "BB"), SyncState::Done(Ok(()))),
-                (
-                    pending(dir.path(), "c.csv", "CCC"),
-                    SyncState::Deferred { dev: 2 },
-                ),
-                (
-                    pending(dir.path(), "d.csv", "DDDD"),
-                    SyncState::Deferred { dev: 1 },
-                ),
-                (
-                    pending(dir.path(), "e.csv", "EEEEE"),
-                    SyncState::Done(Err(io::Error::other("disk on fire"))),
-                ),
-                (pending(dir.path(), "f.csv", "FFFFFF"), SyncState::Stopped),
-            ]
+            let mut group: Vec<Synced<String>> = (1..=GROUP_SYNCFS + 1)
+                .map(|n| {
+                    let text = "x".repeat(n);
+                    let state = SyncState::Deferred { dev: 1 };
+                    (pending(dir.path(), &format!("{n}.csv"), &text), state)
+                })
+                .collect();
+            group.push((
+                pending(dir.path(), "alone.csv", "x"),
+                SyncState::Deferred { dev: 2 },
+            ));
+            group.push((
+                pending(dir.path(), "done.csv", "x"),
+                SyncState::Done(Ok(())),
+            ));
+            group.push((
+                pending(dir.path(), "broken.csv", "x"),
+                SyncState::Done(Err(io::Error::other("disk on fire"))),
+            ));
+            group.push((pending(dir.path(), "stopped.csv", "x"), SyncState::Stopped));
+            group
         };
         let (syncfs_calls, fsync_calls) = (AtomicUsize::new(0), AtomicUsize::new(0));
         // Only the file of four bytes cannot be synced.
@@ -532,6 +563,7 @@ mod tests {
                 _ => Ok(()),
             }
         };
+        let many = GROUP_SYNCFS + 1;
         for syncfs_fails in [false, true] {
             syncfs_calls.store(0, Ordering::Relaxed);
             fsync_calls.store(0, Ordering::Relaxed);
@@ -548,40 +580,22 @@ mod tests {
                 .iter()
                 .map(|(_, r)| r.as_ref().map(|r| r.is_ok()))
                 .collect();
-            // One syncfs per file system, whatever the number of files on it.
-            assert_eq!(syncfs_calls.load(Ordering::Relaxed), 2);
+            // One syncfs for the many files of file system 1, none for the lone file.
+            assert_eq!(syncfs_calls.load(Ordering::Relaxed), 1);
+            let mut expected = vec![Some(true); many];
             if syncfs_fails {
-                // It names no file: each deferred one is fsynced, and only the file that
-                // cannot be synced fails.
-                assert_eq!(fsync_calls.load(Ordering::Relaxed), 3);
-                assert_eq!(
-                    results,
-                    [
-                        Some(true),
-                        Some(true),
-                        Some(true),
-                        Some(false),
-                        Some(false),
-                        None
-                    ]
-                );
+                // It names no file: each is fsynced, and only the one that cannot be fails.
+                assert_eq!(fsync_calls.load(Ordering::Relaxed), many + 1);
+                expected[3] = Some(false);
             } else {
-                assert_eq!(fsync_calls.load(Ordering::Relaxed), 0);
-                assert_eq!(
-                    results,
-                    [
-                        Some(true),
-                        Some(true),
-                        Some(true),
-                        Some(true),
-                        Some(false),
-                        None
-                    ]
-                );
+                assert_eq!(fsync_calls.load(Ordering::Relaxed), 1);
             }
+            expected.extend([Some(true), Some(true), Some(false), None]);
+            assert_eq!(results, expected, "syncfs fails: {syncfs_fails}");
         }
         // Once a stop is requested, nothing deferred is synced.
         syncfs_calls.store(0, Ordering::Relaxed);
+        fsync_calls.store(0, Ordering::Relaxed);
         let settled = settle(
             group(),
             &AtomicBool::new(true),
@@ -592,7 +606,8 @@ mod tests {
             fsync,
         );
         assert_eq!(syncfs_calls.load(Ordering::Relaxed), 0);
-        assert!(settled[0].1.is_none() && settled[2].1.is_none());
+        assert_eq!(fsync_calls.load(Ordering::Relaxed), 0);
+        assert!(settled[..=many].iter().all(|(_, r)| r.is_none()));
     }
 
     #[test]
