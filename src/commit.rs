@@ -447,6 +447,7 @@ mod tests {
     use super::*;
     use crate::kml::Warnings;
     use crate::temp::Temp;
+    use crate::test_support::names;
     use std::fs;
     use std::io::Write;
 
@@ -462,15 +463,6 @@ mod tests {
                 warnings: Warnings::default(),
             },
         }
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]

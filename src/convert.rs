@@ -415,15 +415,7 @@ impl<W: Write> Sink for Guard<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
+    use crate::test_support::names;
 
     #[test]
     fn one_file_is_converted_durably_on_its_own() {
@@ -460,7 +452,7 @@ mod tests {
             "feature,name,geometry,part,ring,vertex,longitude,latitude,altitude,when\n0,A,Point,0,,0,1,2,3,\n"
         );
         // Nothing but the output is left in its folder.
-        assert_eq!(temp_names(output.parent().unwrap()), ["a.csv"]);
+        assert_eq!(names(output.parent().unwrap()), ["a.csv"]);
     }
 
     #[test]

@@ -114,3 +114,19 @@ pub mod shard;
 pub mod stream;
 pub mod temp;
 pub mod wkt;
+
+/// Helpers for the unit tests of several modules.
+#[cfg(test)]
+mod test_support {
+    use std::path::Path;
+
+    /// The names in `dir`, sorted.
+    pub fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}

@@ -262,16 +262,8 @@ pub fn remove_stale_temporaries(dir: &Path) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::names;
     use std::io::Write;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
 
     fn written(dir: &Path, replace: bool, text: &str) -> Temp {
         let temp = Temp::create(dir, replace).unwrap();

@@ -146,6 +146,12 @@ fn assert_fault(env: &TestEnv, run: &Run, input: &str, cause: &str, expected: &[
             "{run}"
         );
     }
+    assert_outputs(env, run, expected);
+}
+
+/// No temporary anywhere, and the CSVs are exactly `expected` (by output path relative to the
+/// test root), each complete.
+fn assert_outputs(env: &TestEnv, run: &Run, expected: &[(&str, String)]) {
     assert!(env.temporaries().is_empty(), "{:?}\n{run}", env.files());
     let mut csvs = env.files_ending(".csv");
     csvs.sort();
@@ -307,15 +313,7 @@ fn output_folder_removed_mid_run() {
         assert_eq!(big_csv.lines().count(), 1_200_001, "{run}");
         let mut expected = as_expected(&small);
         expected.push(("out/big.csv", big_csv));
-        assert!(env.temporaries().is_empty(), "{:?}\n{run}", env.files());
-        let mut csvs = env.files_ending(".csv");
-        csvs.sort();
-        let mut want: Vec<&str> = expected.iter().map(|(p, _)| *p).collect();
-        want.sort();
-        assert_eq!(csvs, want, "{run}");
-        for (path, content) in &expected {
-            assert_eq!(&env.read(path), content, "{path}\n{run}");
-        }
+        assert_outputs(&env, &run, &expected);
     } else {
         assert_fault(
             &env,
