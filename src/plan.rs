@@ -142,7 +142,8 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
     for raw in inputs {
         expand(raw, &mut found, &mut problems);
     }
-    let mut canonical = Canonical::default();
+    // Resolves every folder once, for the inputs here and the outputs below.
+    let mut resolve = Canonical::default();
     for candidate in &mut found {
         if let Found::File {
             path,
@@ -150,7 +151,7 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
             ..
         } = candidate
         {
-            match canonical.of(path) {
+            match resolve.of(path) {
                 Ok(path) => *resolved = path,
                 Err(e) => {
                     *candidate = Found::Failed(Item {
@@ -179,7 +180,6 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
         }
     }
     let mut items = Vec::new();
-    let mut resolve = Canonical::default();
     // The shard key of each item: its path below the pattern's base; `None` for an input that
     // failed to expand, which every shard reports (each shard's run is incomplete without it).
     let mut keys: Vec<Option<&Path>> = Vec::new();

@@ -108,24 +108,27 @@ impl Temp {
             }
             _ => {}
         }
-        let placed = match self.kind {
+        let (placed, how) = match self.kind {
             #[cfg(target_os = "linux")]
-            Kind::Unnamed(file) => link(&file, output),
-            Kind::Named(temp) if self.replace => {
-                temp.persist(output).map(drop).map_err(|e| e.error)
-            }
+            Kind::Unnamed(file) => (link(&file, output), "link"),
+            Kind::Named(temp) if self.replace => (
+                temp.persist(output).map(drop).map_err(|e| e.error),
+                "rename",
+            ),
             // On failure the temporary comes back inside the error and is removed when dropped.
-            Kind::Named(temp) => temp
-                .persist_noclobber(output)
-                .map(drop)
-                .map_err(|e| e.error),
+            Kind::Named(temp) => (
+                temp.persist_noclobber(output)
+                    .map(drop)
+                    .map_err(|e| e.error),
+                "rename",
+            ),
         };
         match placed {
             Ok(()) => Ok(Published::Placed),
             Err(e) if !self.replace && e.kind() == io::ErrorKind::AlreadyExists => {
                 Ok(Published::AlreadyThere)
             }
-            Err(e) => Err(format!("cannot name {}: {e}", output.display())),
+            Err(e) => Err(format!("cannot {how} into {}: {e}", output.display())),
         }
     }
 }
