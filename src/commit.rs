@@ -205,47 +205,39 @@ fn settle<T>(
     fsync: impl Fn(&File) -> io::Result<()> + std::marker::Sync,
 ) -> Vec<Settled<T>> {
     let mut deferred: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for (i, (_, state)) in group.iter().enumerate() {
-        if let SyncState::Deferred { dev } = state {
-            deferred.entry(*dev).or_default().push(i);
-        }
+    let mut settled: Vec<Settled<T>> = Vec::with_capacity(group.len());
+    for (i, (pending, state)) in group.into_iter().enumerate() {
+        let result = match state {
+            SyncState::Done(result) => Some(result),
+            SyncState::Deferred { dev } => {
+                deferred.entry(dev).or_default().push(i);
+                None
+            }
+            SyncState::Stopped => None,
+        };
+        settled.push((pending, result));
     }
-    let mut results: Vec<Option<io::Result<()>>> = group
-        .iter()
-        .map(|(_, state)| match state {
-            SyncState::Done(Ok(())) => Some(Ok(())),
-            // An error is moved out below.
-            SyncState::Done(Err(_)) | SyncState::Deferred { .. } | SyncState::Stopped => None,
-        })
-        .collect();
     for members in deferred.values() {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         let files: Vec<&File> = members
             .iter()
-            .map(|&i| group[i].0.written.temp.as_file())
+            .map(|&i| settled[i].0.written.temp.as_file())
             .collect();
         // A few files are synced on their own: a `syncfs` also waits for whatever else is
         // being written to the file system, which only a group of many files makes worth it.
         let synced_together = files.len() >= GROUP_SYNCFS && syncfs(files[0]).is_ok();
-        let synced = if synced_together {
+        let synced: Vec<io::Result<()>> = if synced_together {
             files.iter().map(|_| Ok(())).collect()
         } else {
             parallel(&files, |file| fsync(file))
         };
         for (&i, result) in members.iter().zip(synced) {
-            results[i] = Some(result);
+            settled[i].1 = Some(result);
         }
     }
-    group
-        .into_iter()
-        .zip(results)
-        .map(|((pending, state), result)| match state {
-            SyncState::Done(Err(e)) => (pending, Some(Err(e))),
-            _ => (pending, result),
-        })
-        .collect()
+    settled
 }
 
 /// Rename every synced temporary of `group` into place, then sync each folder that received one,
