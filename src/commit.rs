@@ -367,18 +367,7 @@ mod group_sync {
     /// behind it, which an `fsync` does.
     #[cfg(target_os = "linux")]
     fn syncs_whole(file: &File) -> bool {
-        use std::os::fd::AsRawFd;
-        const EXT4: u32 = 0xEF53;
-        const XFS: u32 = 0x5846_5342;
-        const BTRFS: u32 = 0x9123_683E;
-        const F2FS: u32 = 0xF2F5_2010;
-        // SAFETY: `fstatfs` fills the struct it is given; all zeroes is a valid start.
-        let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut stat) } != 0 {
-            return false;
-        }
-        // `f_type` is a signed word of the platform's size; the magic numbers are 32 bits.
-        matches!(stat.f_type as u32, EXT4 | XFS | BTRFS | F2FS)
+        crate::disk::local(file).is_some()
     }
 
     #[cfg(not(target_os = "linux"))]

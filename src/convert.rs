@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use crate::commit::{self, Pending};
 use crate::csv_out::{Dialect, Layout, RowWriter, Shape};
+use crate::disk::WriteBack;
 use crate::input::Input;
 use crate::kml::{ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
 use crate::pipeline;
@@ -133,67 +134,6 @@ fn failed(message: String) -> Outcome {
         warnings: Warnings::default(),
     }
 }
-
-/// Writes a temporary and starts its write-back to disk as it goes.
-///
-/// The kernel writes dirty pages back only once they are old or too many, so a CSV of a few
-/// hundred MB would otherwise sit in memory until its `fsync`, which then waits for all of it:
-/// 0.4 s after the 1 s it took to convert a 250 MB KML here. Starting the write-back of every
-/// finished stretch lets the disk work while the conversion goes on. `sync_file_range` only
-/// starts writes: it neither waits for them nor makes anything durable, which stays the job of
-/// the `fsync` before the rename.
-pub(crate) struct WriteBack<'a> {
-    file: &'a File,
-    written: u64,
-    /// Where the stretch not yet handed to the write-back starts.
-    pending: u64,
-}
-
-/// The stretch handed to the write-back at once: large enough to cost nothing per byte, small
-/// enough to keep the disk busy from early on.
-const WRITE_BACK_STRETCH: u64 = 8 << 20;
-
-impl<'a> WriteBack<'a> {
-    pub(crate) fn new(file: &'a File) -> Self {
-        WriteBack {
-            file,
-            written: 0,
-            pending: 0,
-        }
-    }
-}
-
-impl Write for WriteBack<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.pending >= WRITE_BACK_STRETCH {
-            start_write_back(self.file, self.pending, self.written - self.pending);
-            self.pending = self.written;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn start_write_back(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: a plain system call on a descriptor `file` keeps open; no memory is passed.
-    // Its result is only a hint's: a failing write shows in the `fsync` that follows.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_write_back(_file: &File, _offset: u64, _len: u64) {}
 
 /// Why [`write_csv`] gave up.
 #[derive(Debug)]

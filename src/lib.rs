@@ -89,6 +89,7 @@
 //! - [`plan`]: inputs (paths and glob patterns) to jobs `{input, output}`;
 //! - [`convert`]: one job: read, write a temporary file;
 //! - [`temp`]: the temporary an output is written to, and the step that names it;
+//! - `disk`: getting a temporary's bytes to the disk (write-back, writing past the page cache);
 //! - [`commit`]: make finished temporaries durable in groups, then name them;
 //! - [`pipeline`]: a lone big file read and written on two threads;
 //! - [`run`]: the parallel batch, cancellation and the exit status;
@@ -101,6 +102,7 @@ pub mod commit;
 pub mod config;
 pub mod convert;
 pub mod csv_out;
+mod disk;
 pub mod dry_run;
 pub mod input;
 pub mod json_report;

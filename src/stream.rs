@@ -578,7 +578,7 @@ fn join_into_file(
         ))
     })?;
     let cannot = |e: io::Error| JoinError::Failed(format!("cannot write: {e}"));
-    let mut out = BufWriter::with_capacity(256 * 1024, convert::WriteBack::new(temp.as_file()));
+    let mut out = BufWriter::with_capacity(256 * 1024, crate::disk::WriteBack::new(temp.as_file()));
     write_parts(&mut out, layout, dialect, parts).map_err(cannot)?;
     drop(out);
     convert::sync_file(temp.as_file()).map_err(cannot)?;

@@ -236,6 +236,48 @@ fn output_disk_full() {
     handled("output disk full (ENOSPC)");
 }
 
+/// The same on ext4, where a big CSV is written past the page cache from 8 MiB on: the disk
+/// fills during a direct write of another thread, and its error must still stop the file, leave
+/// nothing behind and give the space back.
+#[test]
+fn output_disk_full_past_the_page_cache() {
+    let env = TestEnv::new();
+    // About 30 MB of CSV on a file system with less than 20 MB free.
+    env.write("in/big.kml", common::long_line_kml(550_000));
+    let small = small_inputs(&env, "out");
+    let Some(_mount) = common::Mount::ext4(&env.path("out"), 24) else {
+        eprintln!("skipped the ENOSPC case on ext4: not root, or no mkfs.ext4 or loop device");
+        return;
+    };
+    let free = || {
+        let out = std::process::Command::new("df")
+            .args(["--output=avail", "-k"])
+            .arg(env.path("out"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().nth(1).unwrap().trim().parse::<u64>().unwrap()
+    };
+    let before = free();
+    record("faults_injected", 1);
+    let run = env.run(&["-j", "1", "-o", "out", "in"]);
+    assert_fault(
+        &env,
+        &run,
+        "in/big.kml",
+        "No space left on device",
+        &as_expected(&small),
+    );
+    // Five small CSVs take a block each; the big one's blocks are free again.
+    let after = free();
+    assert!(
+        after + 1024 >= before,
+        "{} KiB free before, {after} KiB after\n{run}",
+        before
+    );
+    handled("output disk full during direct writes (ENOSPC)");
+}
+
 #[test]
 fn output_file_size_limit() {
     use std::os::unix::process::CommandExt;

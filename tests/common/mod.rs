@@ -32,6 +32,18 @@ pub fn points_kml(tag: &str, n: usize) -> String {
     kml
 }
 
+/// One LineString of `tuples` vertices: about 50 bytes of CSV each, so 200,000 of them make a
+/// CSV that is written past the page cache where that is done (from 8 MiB on).
+#[allow(dead_code)]
+pub fn long_line_kml(tuples: usize) -> String {
+    let mut kml = String::from("<kml><Placemark><name>long</name><LineString><coordinates>");
+    for i in 0..tuples {
+        kml.push_str(&format!("{}.123456,-{}.654321,1000.5 ", i % 180, i % 90));
+    }
+    kml.push_str("</coordinates></LineString></Placemark></kml>");
+    kml
+}
+
 pub struct TestEnv {
     root: tempfile::TempDir,
 }
@@ -235,7 +247,7 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A tmpfs mounted on a folder for the life of the value (root only).
+/// A file system mounted on a folder for the life of the value (root only).
 #[cfg(unix)]
 pub struct Mount {
     path: PathBuf,
@@ -255,6 +267,35 @@ impl Mount {
             .arg(path)
             .status()
             .is_ok_and(|s| s.success());
+        ok.then(|| Mount {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Mount a new ext4 file system of `megabytes`, made in an image file beside `path`, on
+    /// `path`; `None` when not root, or `mkfs.ext4` or loop devices are missing.
+    #[allow(dead_code)]
+    pub fn ext4(path: &Path, megabytes: u32) -> Option<Mount> {
+        if !is_root() {
+            return None;
+        }
+        let image = path.with_extension("ext4");
+        fs::File::create(&image)
+            .and_then(|f| f.set_len(u64::from(megabytes) << 20))
+            .ok()?;
+        fs::create_dir_all(path).ok()?;
+        let made = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&image)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let ok = made
+            && Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&image)
+                .arg(path)
+                .output()
+                .is_ok_and(|o| o.status.success());
         ok.then(|| Mount {
             path: path.to_path_buf(),
         })
