@@ -91,7 +91,7 @@ impl Write for WriteBack<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         if let Some(direct) = self.direct.take() {
-            let end = direct.finish()?;
+            let end = direct.finish(self.file)?;
             // Direct writes are positioned; later cached ones continue at the end.
             io::Seek::seek(&mut self.file, io::SeekFrom::Start(end))?;
             self.pending = end;
@@ -225,7 +225,6 @@ mod direct {
         /// Whether the disk thread holds a span.
         in_flight: bool,
         thread: Option<JoinHandle<()>>,
-        file: File,
     }
 
     impl Direct {
@@ -237,15 +236,8 @@ mod direct {
             }
             // A descriptor of its own for the disk thread; the open file, and so `O_DIRECT`,
             // is shared.
-            let file = file.try_clone().ok()?;
-            set_direct(&file, true).ok()?;
-            let for_disk = match file.try_clone() {
-                Ok(f) => f,
-                Err(_) => {
-                    let _ = set_direct(&file, false);
-                    return None;
-                }
-            };
+            let for_disk = file.try_clone().ok()?;
+            set_direct(file, true).ok()?;
             let (to_disk, jobs) = mpsc::sync_channel::<Job>(1);
             let (done, from_disk) = mpsc::sync_channel::<Done>(1);
             let thread = std::thread::Builder::new()
@@ -259,7 +251,7 @@ mod direct {
                     }
                 });
             let Ok(thread) = thread else {
-                let _ = set_direct(&file, false);
+                let _ = set_direct(file, false);
                 return None;
             };
             Some(Direct {
@@ -270,7 +262,6 @@ mod direct {
                 from_disk,
                 in_flight: false,
                 thread: Some(thread),
-                file,
             })
         }
 
@@ -326,21 +317,22 @@ mod direct {
             }
         }
 
-        /// Write what is left and go back to the page cache; the file's length.
-        pub(crate) fn finish(mut self) -> io::Result<u64> {
+        /// Write what is left to `file` (the one this started on) and go back to the page
+        /// cache; the file's length.
+        pub(crate) fn finish(mut self, file: &File) -> io::Result<u64> {
             if self.in_flight {
                 self.wait()?.give_back();
             }
             let mut span = self.span.take().expect("a span between writes");
             // The whole blocks directly; the rest, not a block long, through the page cache.
             let whole = self.filled - self.filled % BLOCK as usize;
-            let mut result = write_at(&self.file, &span.window()[..whole], self.at);
+            let mut result = write_at(file, &span.window()[..whole], self.at);
             if result.is_ok() {
-                result = set_direct(&self.file, false);
+                result = set_direct(file, false);
             }
             if result.is_ok() {
                 let rest = &span.window()[whole..self.filled];
-                result = write_at(&self.file, rest, self.at + whole as u64);
+                result = write_at(file, rest, self.at + whole as u64);
             }
             span.give_back();
             result.map(|()| self.at + self.filled as u64)
@@ -412,7 +404,7 @@ mod direct {
             match *self {}
         }
 
-        pub(crate) fn finish(self) -> io::Result<u64> {
+        pub(crate) fn finish(self, _file: &File) -> io::Result<u64> {
             match self {}
         }
     }
