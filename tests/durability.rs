@@ -135,6 +135,13 @@ fn resolve(cwd: &Path, path: &str) -> PathBuf {
     out
 }
 
+/// Whether `call` made a new descriptor for an open file (`dup*`, `fcntl(F_DUPFD*)`).
+fn duplicates(call: &Call) -> bool {
+    let made = call.result.parse::<i32>().is_ok_and(|fd| fd >= 0);
+    let dup = call.name != "fcntl" || call.args.get(1).is_some_and(|c| c.starts_with("F_DUPFD"));
+    made && dup
+}
+
 /// Check the durability order for every output in `outputs` (absolute paths); the problems
 /// found, empty when all is well.
 fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
@@ -178,16 +185,7 @@ fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
             }
             // A duplicate (the thread that writes a big CSV past the page cache has one) is the
             // same file.
-            "dup" | "dup2" | "dup3" if call.result.parse::<i32>().is_ok_and(|fd| fd >= 0) => {
-                if let Some(path) = fds.get(&call.args[0]).cloned() {
-                    fds.insert(call.result.clone(), path);
-                    opened.insert(call.result.clone(), call.end);
-                }
-            }
-            "fcntl"
-                if call.args.get(1).is_some_and(|c| c.starts_with("F_DUPFD"))
-                    && call.result.parse::<i32>().is_ok_and(|fd| fd >= 0) =>
-            {
+            "dup" | "dup2" | "dup3" | "fcntl" if duplicates(call) => {
                 if let Some(path) = fds.get(&call.args[0]).cloned() {
                     fds.insert(call.result.clone(), path);
                     opened.insert(call.result.clone(), call.end);
