@@ -72,6 +72,7 @@ pub(crate) fn read_options(config: &Config, stop: &Stop) -> ReadOptions {
         cancel: Some(stop.requested.clone()),
         attributes: config.shape.reads_attributes(),
         features: config.shape.rows == csv_out::RowKind::Features,
+        without_geometry: false,
     }
 }
 

@@ -516,6 +516,18 @@ fn names_that_look_like_formulas_and_numbers_stay_verbatim() {
 /// Stream `head`, then `size` bytes of `fill`, then `tail` into a FIFO that kml2csv reads,
 /// and return its peak memory. Nothing is stored on disk.
 fn stream_through_fifo(head: &str, fill: u8, size: u64, tail: &str) -> (Run, u64) {
+    stream_pattern_through_fifo(&["-o", "out"], head, &[fill], size, tail)
+}
+
+/// [`stream_through_fifo`] with `args` before the input and `size` bytes of `pattern`
+/// repeated (a whole number of times if `size` is a multiple of its length).
+fn stream_pattern_through_fifo(
+    args: &[&str],
+    head: &str,
+    pattern: &[u8],
+    size: u64,
+    tail: &str,
+) -> (Run, u64) {
     let env = TestEnv::new();
     let fifo = env.path("stream.kml");
     let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
@@ -528,13 +540,15 @@ fn stream_through_fifo(head: &str, fill: u8, size: u64, tail: &str) -> (Run, u64
         .unwrap();
     let child = env
         .command()
-        .args(["-o", "out", "stream.kml"])
+        .args(args)
+        .arg("stream.kml")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let (head, tail) = (head.to_owned(), tail.to_owned());
+    let chunk = pattern.repeat(((1 << 20) / pattern.len()).max(1));
     let feeder = std::thread::spawn(move || {
-        let chunk = vec![fill; 1 << 20];
         let _ = writer.write_all(head.as_bytes());
         let mut left = size;
         while left > 0 {
@@ -670,4 +684,29 @@ fn a_1gb_coordinate_value_is_bounded_in_memory() {
         peak < 64 * 1024,
         "a 1 GB coordinate value: peak memory {peak} KiB"
     );
+}
+
+/// See: issue 17 (3, 0): with `--rows features` or `--attributes`, one LineString of 2 M
+/// vertices took 450 MB, and 10 M made an allocation fail and abort the whole batch. The
+/// geometry of a feature now waits in a temporary file past a few megabytes.
+#[test]
+#[ignore = "streams 4 M vertices; run by .ci/run in release"]
+fn a_feature_of_millions_of_vertices_is_bounded_in_memory() {
+    let tuples: u64 = 4_000_000;
+    let tuple = b"8.54321,47.12345 ";
+    for args in [
+        &["--rows", "features", "--out", "-"][..],
+        &["--attributes", "--out", "-"][..],
+        &["--rows", "features", "--attributes", "--out", "-"][..],
+    ] {
+        let (run, peak) = stream_pattern_through_fifo(
+            args,
+            &format!("{KML_OPEN}<Placemark><LineString><coordinates>"),
+            tuple,
+            tuples * tuple.len() as u64,
+            "</coordinates></LineString><name>late</name></Placemark></kml>",
+        );
+        assert_code(&run, 0);
+        assert!(peak < 64 * 1024, "{args:?}: peak memory {peak} KiB");
+    }
 }

@@ -320,7 +320,7 @@ impl Sink for Features {
             f.ordinal,
             f.name.to_string(),
             f.attributes.cloned(),
-            f.parts.to_vec(),
+            f.geometry.to_parts()?,
         ));
         Ok(())
     }

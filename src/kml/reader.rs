@@ -22,7 +22,7 @@ use super::coords::{is_number, is_xml_space, quick_words, Tokenizer, TupleOut};
 use super::spill::SpillQueue;
 use super::tracked::{TooLong, Tracked};
 use super::{
-    decode, Attributes, Error, ErrorKind, Feature, Part, Position, ReadOptions, Ring, Sink,
+    decode, Attributes, Error, ErrorKind, Feature, Geometry, Position, ReadOptions, Ring, Sink,
     Summary, Vertex, Warning,
 };
 
@@ -145,7 +145,7 @@ struct FeatureScope {
     /// Filled with [`ReadOptions::attributes`].
     attributes: Attributes,
     /// Its whole geometry, kept with [`ReadOptions::features`].
-    geometry: Vec<Part>,
+    geometry: Geometry,
 }
 
 /// Assigns feature, part and vertex numbers and hands rows to the sink, holding back the rows
@@ -157,6 +157,10 @@ struct Emitter<'s> {
     attributes: bool,
     /// [`ReadOptions::features`].
     whole_features: bool,
+    /// [`ReadOptions::features`] without [`ReadOptions::without_geometry`].
+    keep_geometry: bool,
+    /// The geometry of the last finished feature, kept for its allocations.
+    spare_geometry: Option<Geometry>,
     features: Vec<FeatureScope>,
     /// Part counter for sequences outside any feature.
     outside_parts: u64,
@@ -240,19 +244,16 @@ impl Emitter<'_> {
         seq.vertices += 1;
         let ring = seq.ring.unwrap_or(Ring::None);
         self.summary.vertices += 1;
-        if self.whole_features {
+        if self.keep_geometry {
             if let Some(f) = self.features.last_mut() {
-                if f.geometry.len() as u64 == part {
-                    f.geometry.push(Part {
-                        geometry: seq.geometry.clone(),
-                        ring,
-                        tuples: Vec::new(),
-                    });
-                }
-                if let Some(p) = f.geometry.last_mut() {
-                    p.tuples
-                        .push([lon.to_owned(), lat.to_owned(), alt.to_owned()]);
-                }
+                let g = &mut f.geometry;
+                let kept = if g.parts() == part {
+                    g.start_part(&seq.geometry, ring)
+                        .and_then(|()| g.push_tuple(lon, lat, alt))
+                } else {
+                    g.push_tuple(lon, lat, alt)
+                };
+                kept.map_err(|e| Error::new(ErrorKind::Io(e), None))?;
             }
         }
         let hold = self.attributes;
@@ -345,18 +346,22 @@ impl Emitter<'_> {
     /// The innermost feature ends: write what it held back, then the feature itself.
     fn end_feature(&mut self) -> Result<(), Error> {
         self.flush_pending()?;
-        if let Some(f) = self.features.pop() {
+        if let Some(mut f) = self.features.pop() {
             if self.whole_features {
                 let feature = Feature {
                     ordinal: f.ordinal,
                     name: f.name.as_deref().unwrap_or(""),
                     attributes: self.attributes.then_some(&f.attributes),
-                    parts: &f.geometry,
+                    geometry: &f.geometry,
                 };
                 self.sink
                     .feature(&feature)
                     .map_err(|e| Error::new(ErrorKind::Sink(e), None))?;
             }
+            f.geometry
+                .clear()
+                .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
+            self.spare_geometry = Some(f.geometry);
         }
         Ok(())
     }
@@ -472,6 +477,8 @@ impl<'s> Document<'s> {
                 strict: options.strict,
                 attributes: options.attributes,
                 whole_features: options.features,
+                keep_geometry: options.features && !options.without_geometry,
+                spare_geometry: None,
                 features: Vec::new(),
                 outside_parts: 0,
                 next_feature: 0,
@@ -1053,7 +1060,7 @@ impl<'s> Document<'s> {
                     name: None,
                     parts: 0,
                     attributes: Attributes::default(),
-                    geometry: Vec::new(),
+                    geometry: self.emitter.spare_geometry.take().unwrap_or_default(),
                 });
             }
             _ if self.emitter.attributes => self.start_attribute(element, local, depth),
