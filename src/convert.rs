@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::commit::{self, Pending};
-use crate::csv_out::{Dialect, Layout, RowWriter, Shape};
+use crate::csv_out::{Column, Dialect, Layout, RowWriter, Shape};
 use crate::disk::WriteBack;
 use crate::input::Input;
 use crate::kml::{ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
@@ -182,8 +182,23 @@ pub fn write_csv<W: Write>(
         inner: out,
         stop: settings.stop,
     };
-    let writer = RowWriter::with_layout(out, layout, settings.shape.rows, settings.dialect, source)
-        .map_err(|e| write_error(&e, Warnings::default()))?;
+    let data_columns = layout
+        .columns
+        .iter()
+        .filter(|c| matches!(c, Column::Data(_)))
+        .count();
+    let mut writer =
+        RowWriter::with_layout(out, layout, settings.shape.rows, settings.dialect, source)
+            .map_err(|e| write_error(&e, Warnings::default()))?;
+    // A merged CSV's columns are warned about once, for the whole batch.
+    if settings.layout.is_none() {
+        if let Some(message) = crate::csv_out::many_fields_warning(data_columns) {
+            writer.warning(Warning {
+                position: None,
+                message,
+            });
+        }
+    }
     let sink = Guard {
         writer,
         stop: settings.stop,

@@ -90,11 +90,11 @@ pub(crate) fn union_of_fields(
             .map(|input| input.fields(read).unwrap_or_default())
             .collect()
     });
-    let mut union = Vec::new();
+    let mut union = csv_out::FieldUnion::default();
     for fields in &per_input {
-        csv_out::union_fields(&mut union, fields);
+        union.add(fields);
     }
-    union
+    union.into_fields()
 }
 
 /// End a run: print what is still held back and the summary (when `summary`), write the JSON
@@ -279,7 +279,7 @@ pub(crate) fn run(
         .build()
         .context("cannot start the worker threads")?;
     let read = read_options(config, stop);
-    let layout = match layout_for(config, &pool, &mut jobs, &read) {
+    let layout = match layout_for(config, &pool, &mut jobs, &read, reporter) {
         Ok(layout) => layout,
         Err(status) => return Ok(status),
     };
@@ -370,6 +370,7 @@ fn layout_for(
     pool: &rayon::ThreadPool,
     jobs: &mut [Job],
     read: &ReadOptions,
+    reporter: &Reporter,
 ) -> Result<Layout, ExitStatus> {
     let shape = &config.shape;
     if !(shape.needs_fields() || shape.selects_fields()) {
@@ -392,7 +393,16 @@ fn layout_for(
         report::message(format_args!("{problem}"));
         return Err(ExitStatus::Usage);
     }
-    Ok(shape.layout(&fields))
+    let layout = shape.layout(&fields);
+    let data_columns = layout
+        .columns
+        .iter()
+        .filter(|c| matches!(c, csv_out::Column::Data(_)))
+        .count();
+    if let Some(warning) = csv_out::many_fields_warning(data_columns) {
+        reporter.warn(format_args!("the merged CSV: {warning}"));
+    }
+    Ok(layout)
 }
 
 fn decide_target(file: &Path, config: &Config, jobs: &[Job]) -> Target {
@@ -630,7 +640,13 @@ fn to_stdout(
         .num_threads(1)
         .build()
         .context("cannot start the worker threads")?;
-    let layout = match layout_for(config, &pool, std::slice::from_mut(&mut job), &read) {
+    let layout = match layout_for(
+        config,
+        &pool,
+        std::slice::from_mut(&mut job),
+        &read,
+        reporter,
+    ) {
         Ok(layout) => layout,
         Err(status) => return Ok(status),
     };

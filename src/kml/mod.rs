@@ -86,6 +86,7 @@ mod coords;
 mod decode;
 mod kmz;
 mod reader;
+mod sniff;
 mod spill;
 mod tracked;
 
@@ -452,6 +453,12 @@ pub enum ErrorKind {
     Encoding(String),
     #[error("bad KMZ: {0}")]
     Kmz(String),
+    /// The input is plainly something else (a program, an image, another archive format).
+    #[error("not KML: {0}")]
+    NotKml(String),
+    /// The input needs more memory than the reader allows itself (one feature's fields).
+    #[error("{0}")]
+    TooLarge(String),
     /// A warning promoted to an error by [`ReadOptions::strict`].
     #[error("{0} (--strict)")]
     Strict(String),
