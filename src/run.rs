@@ -117,10 +117,20 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         shard: config.shard,
         update: config.update,
     };
-    let plan = match plan::build(&config.inputs, target, &extra_outputs(config)) {
+    let plan = match plan::build(
+        &config.inputs,
+        target,
+        &extra_outputs(config),
+        &stop.requested,
+    ) {
         Ok(plan) => plan,
         Err(problems) => return Ok(refuse(&problems)),
     };
+    if stop.signal().is_some() {
+        return Ok(stream::finish(
+            config, &stop, &reporter, started, true, false,
+        ));
+    }
     if config.dry_run {
         return Ok(dry_run::print(&plan, config));
     }
