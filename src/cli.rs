@@ -91,7 +91,9 @@ pub struct Args {
     #[arg(short, long, help_heading = CSV)]
     pub attributes: bool,
 
-    /// Write only these columns, in this order (comma-separated names from the header).
+    /// Write only these columns, in this order (comma-separated names from the header). With
+    /// --attributes, other names are ExtendedData fields: empty where an input lacks them, and
+    /// a warning when no input read has one.
     #[arg(long, value_name = "A,B,..", value_delimiter = ',', num_args = 1, help_heading = CSV)]
     pub columns: Option<Vec<String>>,
 
