@@ -117,7 +117,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         shard: config.shard,
         update: config.update,
     };
-    let plan = match plan::build(&config.inputs, target) {
+    let plan = match plan::build(&config.inputs, target, &extra_outputs(config)) {
         Ok(plan) => plan,
         Err(problems) => return Ok(refuse(&problems)),
     };
@@ -264,6 +264,25 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     Ok(stream::finish(
         config, &stop, &reporter, started, true, false,
     ))
+}
+
+/// The files a run writes besides the per-input CSVs: the merged CSV and the report, when they
+/// are files.
+pub(crate) fn extra_outputs(config: &Config) -> Vec<plan::Extra<'_>> {
+    let mut extra = Vec::new();
+    if let Some(crate::config::Merge::File(file)) = &config.merge {
+        extra.push(plan::Extra {
+            path: file,
+            what: "the merged CSV (--merge)",
+        });
+    }
+    if let Some(report) = config.report.as_deref().filter(|r| *r != Path::new("-")) {
+        extra.push(plan::Extra {
+            path: report,
+            what: "the report (--report)",
+        });
+    }
+    extra
 }
 
 /// Report the problems that stop a run before any work (a bad pattern, colliding outputs);

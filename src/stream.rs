@@ -217,13 +217,10 @@ pub(crate) fn run(
         .cloned()
         .collect();
     let has_stdin = paths.len() < config.inputs.len();
-    let plan = if paths.is_empty() {
-        plan::Plan::default()
-    } else {
-        match plan::build_inputs(&paths) {
-            Ok(plan) => plan,
-            Err(problems) => return Ok(run::refuse(&problems)),
-        }
+    // With no path among the inputs, this only checks the merged CSV against the report.
+    let plan = match plan::build_inputs(&paths, &run::extra_outputs(config)) {
+        Ok(plan) => plan,
+        Err(problems) => return Ok(run::refuse(&problems)),
     };
     let mut jobs: Vec<Job> = plan
         .items
