@@ -21,7 +21,7 @@ use crate::input::{Input, STDIN};
 use crate::kml::Warnings;
 use crate::plan::{self, Action, Plan, Target};
 use crate::report::{self, FileReport, Reporter, Status};
-use crate::{dry_run, progress, stream, temp};
+use crate::{dry_run, json_report, progress, stream, temp};
 
 /// How the run ended; [`ExitStatus::code`] is the process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,12 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     if let Err(problem) = stream::check_usage(config) {
         report::message(format_args!("{problem}"));
         return Ok(ExitStatus::Usage);
+    }
+    if let (Some(path), false) = (&config.report, config.dry_run) {
+        // Before any work: a report that cannot be written would otherwise only be found at
+        // the end of a long batch.
+        json_report::check_writable(path)
+            .with_context(|| format!("{}: cannot write the report", path.display()))?;
     }
     let stop = Stop::install()?;
     let mut reporter = Reporter::new(config.verbosity);

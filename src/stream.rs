@@ -302,6 +302,10 @@ pub(crate) fn run(
             let dir = parent_or_dot(file).to_path_buf();
             convert::create_dir_durably(&dir)
                 .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+            // Found now rather than as the failure of every input, once all are converted.
+            Temp::create(&dir, config.force || config.update).with_context(|| {
+                format!("{}: cannot write into {}", file.display(), dir.display())
+            })?;
             run::remove_stale_temporaries_in(vec![dir.clone()], reporter);
             Some(dir)
         }
@@ -363,7 +367,7 @@ pub(crate) fn run(
     if stop.signal().is_some() {
         return Ok(finish(config, stop, reporter, started, true, false));
     }
-    if failed > 0 {
+    if failed > 0 && !config.keep_going {
         reporter.flush();
         report::message(format_args!(
             "{}: not written: {failed} of {} {} failed (a merged CSV has all inputs or none)",
@@ -389,6 +393,16 @@ pub(crate) fn run(
             report::message(format_args!("{}: {message}", shown.display()));
             return Ok(finish(config, stop, reporter, started, true, true));
         }
+    }
+    if failed > 0 {
+        // The failures themselves were reported; the status says the batch is incomplete.
+        reporter.flush();
+        report::message(format_args!(
+            "{}: written without the {failed} failed {} of {} (--keep-going)",
+            shown.display(),
+            if failed == 1 { "input" } else { "inputs" },
+            jobs.len()
+        ));
     }
     let summary = matches!(merge, Merge::File(_)) || config.verbosity >= Verbosity::Verbose;
     Ok(finish(config, stop, reporter, started, summary, false))
