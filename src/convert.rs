@@ -232,10 +232,20 @@ fn write_error(e: &io::Error, warnings: Warnings) -> WriteFailure {
     } else {
         WriteFailure::Failed {
             position: None,
-            message: format!("cannot write: {e}"),
+            message: format!("cannot write: {e}{}", hint(e)),
             warnings,
         }
     }
+}
+
+/// What the user can do about a write error that needs explaining.
+fn hint(e: &io::Error) -> &'static str {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::EFBIG) {
+        return ": the CSV outgrew the file-size limit (ulimit -f)";
+    }
+    let _ = e;
+    ""
 }
 
 pub fn sync_file(file: &File) -> io::Result<()> {

@@ -108,6 +108,7 @@ pub mod dry_run;
 pub mod input;
 pub mod json_report;
 pub mod kml;
+pub mod limits;
 pub mod path_text;
 mod pattern;
 pub mod pipeline;

@@ -21,7 +21,7 @@ use crate::input::{Input, STDIN};
 use crate::kml::Warnings;
 use crate::plan::{self, Action, Plan, Target};
 use crate::report::{self, FileReport, Reporter, Status};
-use crate::{dry_run, json_report, progress, stream, temp};
+use crate::{dry_run, json_report, limits, progress, stream, temp};
 
 /// How the run ended; [`ExitStatus::code`] is the process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,14 @@ impl Stop {
     /// First SIGINT/SIGTERM: set the flag and let the batch wind down. Second one: exit at once
     /// (the next run removes the temporaries that leaves).
     pub(crate) fn install() -> anyhow::Result<Stop> {
+        // Past the file-size limit (`ulimit -f`) the kernel sends SIGXFSZ, whose default action
+        // kills the whole batch without a word. Ignored, the write fails with EFBIG instead,
+        // and only the file that outgrew the limit fails.
+        #[cfg(unix)]
+        // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
         let requested = Arc::new(AtomicBool::new(false));
         let signal = Arc::new(AtomicUsize::new(0));
         for sig in [SIGINT, SIGTERM] {
@@ -147,8 +155,14 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     }
     remove_stale_temporaries(&plan, &reporter);
 
+    let converting = plan
+        .items
+        .iter()
+        .filter(|item| matches!(item.action, Action::Convert { .. }))
+        .count();
+    let workers = workers(config.jobs, converting, &reporter);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.jobs)
+        .num_threads(workers)
         .thread_name(|i| format!("kml2csv-worker-{i}"))
         .build()
         .context("cannot start the worker threads")?;
@@ -242,7 +256,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                     let waiting = not_started.fetch_sub(1, Ordering::Relaxed) - 1;
                     let others = running_bytes.fetch_add(size, Ordering::Relaxed);
                     let settings = Settings {
-                        two_threads: waiting + 1 < config.jobs
+                        two_threads: waiting + 1 < workers
                             && size >= TWO_THREADS_FROM
                             && others < size / 2,
                         ..settings
@@ -292,6 +306,34 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     Ok(stream::finish(
         config, &stop, &reporter, started, true, false,
     ))
+}
+
+/// How many files to convert at once: `-j`, but no more than there are files, than
+/// [`max_workers`] and than the open-file limit allows (see [`limits`]); a warning says so when
+/// that cuts `-j` short. So `-j 100000` on one file starts one worker, not 100 000 threads.
+pub(crate) fn workers(jobs: usize, files: usize, reporter: &Reporter) -> usize {
+    let limits = limits::get();
+    let most = max_workers().min(limits.workers);
+    let workers = jobs.min(files).clamp(1, most.max(1));
+    if workers < jobs.min(files) {
+        match limits.open_files {
+            Some(open) if limits.workers < max_workers() => reporter.warn(format_args!(
+                "-j {jobs}: converting {workers} files at a time, as this process may only \
+                 have {open} files open (ulimit -n)"
+            )),
+            _ => reporter.warn(format_args!(
+                "-j {jobs}: converting {workers} files at a time, the most that helps on this \
+                 machine"
+            )),
+        }
+    }
+    workers
+}
+
+/// The most workers worth starting: beyond a few per core they only wait for each other.
+fn max_workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (8 * cores).max(64)
 }
 
 /// The files a run writes besides the per-input CSVs: the merged CSV and the report, when they
@@ -479,6 +521,17 @@ mod tests {
         };
         let order: Vec<usize> = largest_first(&plan).iter().map(|j| j.0).collect();
         assert_eq!(order, [2, 0, 3]);
+    }
+
+    // See: issue 15, item 3: `-j 100000` started threads for the whole run.
+    #[test]
+    fn workers_follow_the_files_not_the_flag() {
+        let quiet = Reporter::new(crate::config::Verbosity::Quiet);
+        assert_eq!(workers(100_000, 1, &quiet), 1);
+        assert_eq!(workers(4, 0, &quiet), 1);
+        assert_eq!(workers(2, 5000, &quiet), 2);
+        let capped = workers(100_000, 5000, &quiet);
+        assert!(capped <= max_workers() && capped >= 1, "{capped}");
     }
 
     #[test]
