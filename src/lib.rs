@@ -46,12 +46,12 @@
 //!
 //! # The CSV the command writes, in memory
 //!
-//! [`csv_out::RowWriter`] is a sink too. One row per feature, its geometry as WKT
-//! ([`wkt::write`]), with the descriptive columns:
+//! [`csv::RowWriter`] is a sink too. One row per feature, its geometry as WKT
+//! ([`csv::wkt::write`]), with the descriptive columns:
 //!
 //! ```
 //! use std::io::Cursor;
-//! use kml2csv::csv_out::{Dialect, RowKind, RowWriter, Shape};
+//! use kml2csv::csv::{Dialect, RowKind, RowWriter, Shape};
 //! use kml2csv::kml::{self, ReadOptions};
 //!
 //! let kml = r#"<kml><Folder><name>Lakes</name><Placemark><name>Pond</name>
@@ -97,25 +97,11 @@
 //! - [`stream`]: a merged CSV, or a CSV on standard output;
 //! - [`dry_run`], [`json_report`], [`progress`], [`report`]: everything shown to the user.
 
-pub mod cli;
-pub mod commit;
-pub mod config;
-pub mod convert;
-pub mod csv_out;
-mod disk;
-pub mod dry_run;
-pub mod input;
-pub mod json_report;
+pub mod batch;
+pub mod csv;
 pub mod kml;
-pub mod pipeline;
-pub mod plan;
-pub mod progress;
-pub mod report;
-pub mod run;
-pub mod shard;
-pub mod stream;
-pub mod temp;
-pub mod wkt;
+pub mod output;
+pub mod ui;
 
 /// Helpers for the unit tests of several modules.
 #[cfg(test)]

@@ -14,14 +14,16 @@ use std::time::Instant;
 use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::commit::{self, Pending};
-use crate::config::Config;
-use crate::convert::{self, Outcome, Settings};
-use crate::input::{Input, STDIN};
+use crate::batch::convert::{self, Outcome, Settings};
+use crate::batch::input::{Input, STDIN};
+use crate::batch::merge;
+use crate::batch::plan::{self, Action, Plan, Target};
 use crate::kml::Warnings;
-use crate::plan::{self, Action, Plan, Target};
-use crate::report::{self, FileReport, Reporter, Status};
-use crate::{dry_run, progress, stream, temp};
+use crate::output::commit::{self, Pending};
+use crate::output::temp;
+use crate::ui::config::Config;
+use crate::ui::report::{self, FileReport, Reporter, Status};
+use crate::ui::{dry_run, progress};
 
 /// How the run ended; [`ExitStatus::code`] is the process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +97,7 @@ pub(crate) fn signal_name(signal: i32) -> &'static str {
 pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
     report::set_color(config.color);
-    if let Err(problem) = stream::check_usage(config) {
+    if let Err(problem) = merge::check_usage(config) {
         report::message(format_args!("{problem}"));
         return Ok(ExitStatus::Usage);
     }
@@ -108,7 +110,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         reporter = reporter.updating();
     }
     if config.merge.is_some() || config.stdout || config.inputs.iter().any(|i| i == STDIN) {
-        return stream::run(config, &stop, &reporter, started);
+        return merge::run(config, &stop, &reporter, started);
     }
 
     let target = Target {
@@ -136,7 +138,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         .thread_name(|i| format!("kml2csv-worker-{i}"))
         .build()
         .context("cannot start the worker threads")?;
-    let read = stream::read_options(config, &stop);
+    let read = merge::read_options(config, &stop);
     if config.shape.selects_fields() {
         // `--columns` names ExtendedData fields: check them against every input first.
         // Pipes are left out: a first pass would consume them.
@@ -145,7 +147,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
             .map(|(_, _, input, _)| Input::Path(input.to_path_buf()))
             .filter(Input::rereadable)
             .collect();
-        let fields = stream::union_of_fields(&pool, &inputs, &read);
+        let fields = merge::union_of_fields(&pool, &inputs, &read);
         if let Err(problem) = config.shape.check_fields(&fields) {
             report::message(format_args!("{problem}"));
             return Ok(ExitStatus::Usage);
@@ -260,7 +262,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     drop(quiet_panics);
     progress::finish();
 
-    Ok(stream::finish(
+    Ok(merge::finish(
         config, &stop, &reporter, started, true, false,
     ))
 }
@@ -412,7 +414,7 @@ mod tests {
 
     #[test]
     fn largest_inputs_are_scheduled_first() {
-        use crate::plan::Item;
+        use crate::batch::plan::Item;
         let item = |name: &str, action| Item {
             input: name.into(),
             action,

@@ -15,7 +15,7 @@
 //!    of the first (or while the previous group was published) into a group. It makes the small
 //!    ones durable with one `syncfs` per file system if there are enough of them, or an
 //!    `fsync` each (`settle`). It gives each temporary whose sync succeeded its final name
-//!    ([`crate::temp::Temp::publish`]: never before, and never once a stop was requested: those
+//!    ([`crate::output::temp::Temp::publish`]: never before, and never once a stop was requested: those
 //!    temporaries are dropped instead), then syncs each folder that received a name once
 //!    (`fsync` of the directory), so that the names themselves survive a power cut, and only
 //!    then reports the files.
@@ -33,9 +33,9 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::convert::{self, Outcome, Written};
-use crate::plan::parent_or_dot;
-use crate::temp::Published;
+use crate::batch::convert::{self, Outcome, Written};
+use crate::batch::plan::parent_or_dot;
+use crate::output::temp::Published;
 
 /// Temporaries that may wait for the committer; workers block beyond this.
 const QUEUE: usize = 128;
@@ -367,7 +367,7 @@ mod group_sync {
     /// behind it, which an `fsync` does.
     #[cfg(target_os = "linux")]
     fn syncs_whole(file: &File) -> bool {
-        crate::disk::local(file).is_some()
+        crate::output::disk::local(file).is_some()
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -427,7 +427,7 @@ mod group_sync {
 mod tests {
     use super::*;
     use crate::kml::Warnings;
-    use crate::temp::Temp;
+    use crate::output::temp::Temp;
     use crate::test_support::names;
     use std::fs;
     use std::io::Write;

@@ -6,7 +6,7 @@
 //! joined, in the sorted order of the inputs, into a temporary file that is synced and renamed
 //! into place. So a merged CSV that exists is complete, and has every input in it.
 //!
-//! Also home to what both kinds of run share with [`crate::run`]: usage checks, read options,
+//! Also home to what both kinds of run share with [`crate::batch::run`]: usage checks, read options,
 //! the first pass over ExtendedData field names, and the end of a run.
 
 use std::ffi::OsString;
@@ -21,17 +21,17 @@ use std::time::Instant;
 use anyhow::Context;
 use rayon::prelude::*;
 
-use crate::config::{Config, Merge, Verbosity};
-use crate::convert::{self, Settings, WriteFailure};
-use crate::csv_out::{self, Dialect, Layout};
-use crate::input::{Input, STDIN};
-use crate::json_report::{self, Ending};
+use crate::batch::convert::{self, Settings, WriteFailure};
+use crate::batch::input::{Input, STDIN};
+use crate::batch::plan::{self, parent_or_dot, Action};
+use crate::batch::run::{self, ExitStatus, QuietPanics, Stop};
+use crate::csv::{self, Dialect, Layout};
 use crate::kml::{ReadOptions, Warnings};
-use crate::plan::{self, parent_or_dot, Action};
-use crate::report::{self, FileReport, Reporter, Status};
-use crate::run::{self, ExitStatus, QuietPanics, Stop};
-use crate::temp::{Published, Temp};
-use crate::{dry_run, progress};
+use crate::output::temp::{Published, Temp};
+use crate::ui::config::{Config, Merge, Verbosity};
+use crate::ui::json_report::{self, Ending};
+use crate::ui::report::{self, FileReport, Reporter, Status};
+use crate::ui::{dry_run, progress};
 
 /// Mistakes in the combination of options, found before any input is touched.
 pub(crate) fn check_usage(config: &Config) -> Result<(), String> {
@@ -71,7 +71,7 @@ pub(crate) fn read_options(config: &Config, stop: &Stop) -> ReadOptions {
         strict: config.strict,
         cancel: Some(stop.requested.clone()),
         attributes: config.shape.reads_attributes(),
-        features: config.shape.rows == csv_out::RowKind::Features,
+        features: config.shape.rows == csv::RowKind::Features,
     }
 }
 
@@ -91,7 +91,7 @@ pub(crate) fn union_of_fields(
     });
     let mut union = Vec::new();
     for fields in &per_input {
-        csv_out::union_fields(&mut union, fields);
+        csv::union_fields(&mut union, fields);
     }
     union
 }
@@ -555,7 +555,7 @@ fn write_parts<W: Write>(
     dialect: &Dialect,
     parts: Vec<File>,
 ) -> io::Result<()> {
-    csv_out::write_header(out, layout, dialect)?;
+    csv::write_header(out, layout, dialect)?;
     for mut part in parts {
         part.seek(SeekFrom::Start(0))?;
         io::copy(&mut part, out)?;
@@ -578,7 +578,10 @@ fn join_into_file(
         ))
     })?;
     let cannot = |e: io::Error| JoinError::Failed(format!("cannot write: {e}"));
-    let mut out = BufWriter::with_capacity(256 * 1024, crate::disk::WriteBack::new(temp.as_file()));
+    let mut out = BufWriter::with_capacity(
+        256 * 1024,
+        crate::output::disk::WriteBack::new(temp.as_file()),
+    );
     write_parts(&mut out, layout, dialect, parts).map_err(cannot)?;
     drop(out);
     convert::sync_file(temp.as_file()).map_err(cannot)?;

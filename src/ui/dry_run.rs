@@ -9,10 +9,10 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Verbosity};
-use crate::plan::{Action, Plan};
-use crate::report;
-use crate::run::ExitStatus;
+use crate::batch::plan::{Action, Plan};
+use crate::batch::run::ExitStatus;
+use crate::ui::config::{Config, Verbosity};
+use crate::ui::report;
 
 #[derive(Default)]
 struct Counts {

@@ -4,7 +4,7 @@
 //! An output either does not exist or is whole: a crash, a full disk, a bad input, Ctrl-C or a
 //! second run working on the same folders never leaves a half-written `.csv`. The CSV is
 //! written to a [`Temp`] beside the output; making it durable and naming it is
-//! [`crate::commit`]'s job, which does it for many files at once.
+//! [`crate::output::commit`]'s job, which does it for many files at once.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -13,14 +13,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::commit::{self, Pending};
-use crate::csv_out::{Dialect, Layout, RowWriter, Shape};
-use crate::disk::WriteBack;
-use crate::input::Input;
+use crate::batch::input::Input;
+use crate::batch::pipeline;
+use crate::batch::plan::parent_or_dot;
+use crate::csv::{Dialect, Layout, RowWriter, Shape};
 use crate::kml::{ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
-use crate::pipeline;
-use crate::plan::parent_or_dot;
-use crate::temp::Temp;
+use crate::output::commit::{self, Pending};
+use crate::output::disk::WriteBack;
+use crate::output::temp::Temp;
 
 /// What became of one job.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ pub struct Settings<'a> {
     /// otherwise each output's come from its `shape` and its input's ExtendedData fields.
     pub layout: Option<&'a Layout>,
     pub dialect: &'a Dialect,
-    /// Read the KML and write the CSV on two threads (see [`crate::pipeline`]): worth it when
+    /// Read the KML and write the CSV on two threads (see [`crate::batch::pipeline`]): worth it when
     /// a core would otherwise sit idle. Ignored for feature rows and attributes.
     pub two_threads: bool,
 }
@@ -68,7 +68,7 @@ pub struct Written {
 }
 
 /// Convert `input` into `output`, made durable and renamed into place on its own. A batch
-/// instead calls [`write()`] and hands the temporaries to [`crate::commit`], which syncs many at
+/// instead calls [`write()`] and hands the temporaries to [`crate::output::commit`], which syncs many at
 /// once.
 pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
     match write(input, output, settings) {

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::batch::convert;
+use crate::batch::plan::parent_or_dot;
 use crate::kml::Position;
-use crate::plan::parent_or_dot;
-use crate::report::{FileReport, Status, Totals};
-use crate::{convert, temp};
+use crate::output::temp;
+use crate::ui::report::{FileReport, Status, Totals};
 
 #[derive(Serialize)]
 struct Report<'a> {

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 
 use glob::{MatchOptions, Pattern};
 
-use crate::shard::Shard;
+use crate::batch::shard::Shard;
 
 /// The characters that make an argument a glob pattern rather than a path.
 const GLOB_META: &[char] = &['*', '?', '['];

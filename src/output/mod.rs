@@ -1,0 +1,7 @@
+//! Publishing a finished CSV durably: written to a temporary, synced, then named.
+//!
+//! Knows files on disk and nothing of KML reading or of the batch that decides what to write.
+
+pub mod commit;
+pub(crate) mod disk;
+pub mod temp;
