@@ -23,10 +23,11 @@ use rayon::prelude::*;
 
 use crate::batch::convert::{self, Settings, WriteFailure};
 use crate::batch::input::{Input, STDIN};
-use crate::batch::plan::{self, parent_or_dot, Action};
+use crate::batch::plan::{self, Action};
 use crate::batch::run::{self, ExitStatus, QuietPanics, Stop};
 use crate::csv::{self, Dialect, Layout};
 use crate::kml::{ReadOptions, Warnings};
+use crate::output::durable::{self, parent_or_dot};
 use crate::output::temp::{Published, Temp};
 use crate::ui::config::{Config, Merge, Verbosity};
 use crate::ui::json_report::{self, Ending};
@@ -264,7 +265,7 @@ pub(crate) fn run(
     let dir = match merge {
         Merge::File(file) => {
             let dir = parent_or_dot(file).to_path_buf();
-            convert::create_dir_durably(&dir)
+            durable::create_dir_durably(&dir)
                 .with_context(|| format!("cannot create output folder {}", dir.display()))?;
             run::remove_stale_temporaries_in(vec![dir.clone()], reporter);
             Some(dir)
@@ -584,7 +585,7 @@ fn join_into_file(
     );
     write_parts(&mut out, layout, dialect, parts).map_err(cannot)?;
     drop(out);
-    convert::sync_file(temp.as_file()).map_err(cannot)?;
+    durable::sync_file(temp.as_file()).map_err(cannot)?;
     match temp.publish(file) {
         Ok(Published::Placed) => {}
         Ok(Published::AlreadyThere) => {
@@ -594,7 +595,7 @@ fn join_into_file(
         }
         Err(message) => return Err(JoinError::Failed(message)),
     }
-    convert::sync_dir(dir).map_err(|e| {
+    durable::sync_dir(dir).map_err(|e| {
         JoinError::Failed(format!(
             "is complete but the rename may not survive a crash: cannot sync {}: {e}",
             dir.display()

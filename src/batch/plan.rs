@@ -15,6 +15,7 @@ use std::path::{Component, Path, PathBuf};
 use glob::{MatchOptions, Pattern};
 
 use crate::batch::shard::Shard;
+use crate::output::durable::parent_or_dot;
 
 /// The characters that make an argument a glob pattern rather than a path.
 const GLOB_META: &[char] = &['*', '?', '['];
@@ -578,14 +579,6 @@ fn collision_key(output: &Path, resolve: &mut Canonical) -> PathBuf {
             }
             normal
         }
-    }
-}
-
-/// The folder of `path`, `.` for a bare file name.
-pub fn parent_or_dot(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
     }
 }
 

@@ -14,12 +14,13 @@ use std::time::Instant;
 use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::batch::convert::{self, Outcome, Settings};
+use crate::batch::convert::{self, Settings};
 use crate::batch::input::{Input, STDIN};
 use crate::batch::merge;
 use crate::batch::plan::{self, Action, Plan, Target};
 use crate::kml::Warnings;
-use crate::output::commit::{self, Pending};
+use crate::output::commit::{self, Outcome, Pending, Written};
+use crate::output::durable;
 use crate::output::temp;
 use crate::ui::config::Config;
 use crate::ui::report::{self, FileReport, Reporter, Status};
@@ -128,7 +129,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     }
 
     if let Some(dir) = &config.out_dir {
-        convert::create_dir_durably(dir)
+        durable::create_dir_durably(dir)
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
     }
     remove_stale_temporaries(&plan, &reporter);
@@ -312,11 +313,7 @@ fn largest_first(plan: &Plan) -> Vec<(usize, u64, &Path, &Path)> {
 
 /// Write one input's temporary; a panic (a bug) fails this input by name instead of the whole
 /// batch.
-fn write_one(
-    input: &Path,
-    output: &Path,
-    settings: Settings<'_>,
-) -> Result<convert::Written, Outcome> {
+fn write_one(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Written, Outcome> {
     panic::catch_unwind(AssertUnwindSafe(|| convert::write(input, output, settings)))
         .unwrap_or_else(|payload| Err(failed_internally(panic_message(payload.as_ref()))))
 }

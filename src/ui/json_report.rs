@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::batch::convert;
-use crate::batch::plan::parent_or_dot;
 use crate::kml::Position;
+use crate::output::durable::{self, parent_or_dot};
 use crate::output::temp;
 use crate::ui::report::{FileReport, Status, Totals};
 
@@ -183,9 +182,9 @@ pub fn write(
     std::fs::create_dir_all(dir)?;
     let mut temp = temp::create_named(dir)?;
     temp.write_all(text.as_bytes())?;
-    convert::sync_file(temp.as_file())?;
+    durable::sync_file(temp.as_file())?;
     temp.persist(path).map_err(|e| e.error)?;
-    convert::sync_dir(dir)
+    durable::sync_dir(dir)
 }
 
 #[cfg(test)]
