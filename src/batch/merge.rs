@@ -5,9 +5,6 @@
 //! an anonymous temporary part, and once all of them succeeded the header and the parts are
 //! joined, in the sorted order of the inputs, into a temporary file that is synced and renamed
 //! into place. So a merged CSV that exists is complete, and has every input in it.
-//!
-//! Also home to what both kinds of run share with [`crate::batch::run`]: usage checks, read options,
-//! the first pass over ExtendedData field names, and the end of a run.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -19,135 +16,19 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
-use rayon::prelude::*;
 
+use crate::batch::common::{self, finish, read_options, union_of_fields};
 use crate::batch::convert::{self, Settings, WriteFailure};
 use crate::batch::input::{Input, STDIN};
 use crate::batch::plan::{self, Action};
-use crate::batch::run::{self, ExitStatus, QuietPanics, Stop};
+use crate::batch::status::{self, ExitStatus, QuietPanics, Stop};
 use crate::csv::{self, Dialect, Layout};
 use crate::kml::{ReadOptions, Warnings};
 use crate::output::durable::{self, parent_or_dot};
 use crate::output::temp::{Published, Temp};
 use crate::ui::config::{Config, Merge, Verbosity};
-use crate::ui::json_report::{self, Ending};
 use crate::ui::report::{self, FileReport, Reporter, Status};
 use crate::ui::{dry_run, progress};
-
-/// Mistakes in the combination of options, found before any input is touched.
-pub(crate) fn check_usage(config: &Config) -> Result<(), String> {
-    config.shape.check().map_err(|e| e.to_string())?;
-    let stdin = config.inputs.iter().filter(|i| *i == STDIN).count();
-    if stdin > 1 {
-        return Err("`-` (standard input) can be named only once".into());
-    }
-    if stdin == 1 && config.merge.is_none() {
-        if config.inputs.len() > 1 {
-            return Err(
-                "`-` (standard input) is converted to standard output, so it must be \
-                        the only input; use --merge to combine it with files"
-                    .into(),
-            );
-        }
-        if let Some(dir) = &config.out_dir {
-            return Err(format!(
-                "`-` (standard input) is converted to standard output, not into {}; \
-                 redirect it (`> file.csv`) or use --merge FILE",
-                dir.display()
-            ));
-        }
-    }
-    let csv_on_stdout = config.stdout
-        || config.merge == Some(Merge::Stdout)
-        || (stdin == 1 && config.merge.is_none());
-    if csv_on_stdout && config.report.as_deref() == Some(Path::new("-")) {
-        return Err("--report - and the CSV cannot both go to standard output".into());
-    }
-    Ok(())
-}
-
-/// How inputs are read for `config`.
-pub(crate) fn read_options(config: &Config, stop: &Stop) -> ReadOptions {
-    ReadOptions {
-        strict: config.strict,
-        cancel: Some(stop.requested.clone()),
-        attributes: config.shape.reads_attributes(),
-        features: config.shape.rows == csv::RowKind::Features,
-    }
-}
-
-/// The ExtendedData field names of all `inputs` (first pass, in parallel), in first-seen order
-/// over the inputs in the order given. An input that cannot be read adds nothing here; its
-/// conversion reports why.
-pub(crate) fn union_of_fields(
-    pool: &rayon::ThreadPool,
-    inputs: &[Input],
-    read: &ReadOptions,
-) -> Vec<String> {
-    let per_input: Vec<Vec<String>> = pool.install(|| {
-        inputs
-            .par_iter()
-            .map(|input| input.fields(read).unwrap_or_default())
-            .collect()
-    });
-    let mut union = Vec::new();
-    for fields in &per_input {
-        csv::union_fields(&mut union, fields);
-    }
-    union
-}
-
-/// End a run: print what is still held back and the summary (when `summary`), write the JSON
-/// report, and decide the exit status. `failed` says the run failed beyond its inputs (a merged
-/// CSV that could not be written).
-pub(crate) fn finish(
-    config: &Config,
-    stop: &Stop,
-    reporter: &Reporter,
-    started: Instant,
-    summary: bool,
-    failed: bool,
-) -> ExitStatus {
-    let totals = reporter.flush();
-    let signal = stop.signal();
-    if summary || signal.is_some() {
-        reporter.summary(&totals, started.elapsed(), signal.map(run::signal_name));
-    }
-    let mut status = match signal {
-        Some(signal) => ExitStatus::Signal(signal),
-        None if totals.failed > 0 || failed => ExitStatus::Failure,
-        None => ExitStatus::Success,
-    };
-    if let Some(path) = &config.report {
-        let reports = reporter.take_reports();
-        let ending = Ending {
-            exit_code: status.code(),
-            outcome: match status {
-                ExitStatus::Success => "success",
-                ExitStatus::Failure => "failure",
-                ExitStatus::Usage => "usage",
-                ExitStatus::Signal(_) => "interrupted",
-            },
-            elapsed: started.elapsed(),
-            totals,
-            skip_reason: if config.update {
-                "up to date"
-            } else {
-                "output exists"
-            },
-        };
-        if let Err(e) = json_report::write(path, &reports, &ending) {
-            report::message(format_args!(
-                "{}: cannot write the report: {e}",
-                path.display()
-            ));
-            if status == ExitStatus::Success {
-                status = ExitStatus::Failure;
-            }
-        }
-    }
-    status
-}
 
 /// One input of a merged or standard-output run.
 struct Job {
@@ -184,7 +65,7 @@ pub(crate) fn run(
     } else {
         match plan::build_inputs(&paths) {
             Ok(plan) => plan,
-            Err(problems) => return Ok(run::refuse(&problems)),
+            Err(problems) => return Ok(common::refuse(&problems)),
         }
     };
     let mut jobs: Vec<Job> = plan
@@ -267,7 +148,7 @@ pub(crate) fn run(
             let dir = parent_or_dot(file).to_path_buf();
             durable::create_dir_durably(&dir)
                 .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-            run::remove_stale_temporaries_in(vec![dir.clone()], reporter);
+            common::remove_stale_temporaries_in(vec![dir.clone()], reporter);
             Some(dir)
         }
         Merge::Stdout => None,
@@ -505,7 +386,7 @@ fn convert_part(
             position: None,
             message: format!(
                 "internal error: {} (this is a bug in kml2csv; please report it)",
-                run::panic_message(payload.as_ref())
+                status::panic_message(payload.as_ref())
             ),
             warnings: Warnings::default(),
         })

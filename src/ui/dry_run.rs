@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::batch::plan::{Action, Plan};
-use crate::batch::run::ExitStatus;
+use crate::batch::status::ExitStatus;
 use crate::ui::config::{Config, Verbosity};
 use crate::ui::report;
 
