@@ -79,6 +79,45 @@ pub(crate) fn union_of_fields(
     union
 }
 
+/// Warn about the `--columns` names that none of the `read` inputs has as an ExtendedData field
+/// (`fields`, their union): a typo, or fields that only other inputs have. Their columns are
+/// written empty.
+pub(crate) fn warn_fields_not_found(
+    config: &Config,
+    reporter: &Reporter,
+    fields: &[String],
+    read: usize,
+) {
+    let missing = config.shape.fields_not_found(fields);
+    if missing.is_empty() {
+        return;
+    }
+    let mut available: Vec<String> = config
+        .shape
+        .fixed_columns()
+        .iter()
+        .map(csv::Column::header)
+        .collect();
+    available.extend(fields.iter().map(|f| csv::data_header(f)));
+    reporter.warn(format_args!(
+        "--columns {}: no ExtendedData field of {} in the {read} {} read, so {} empty; \
+         available: {}",
+        missing.join(", "),
+        if missing.len() == 1 {
+            "that name"
+        } else {
+            "these names"
+        },
+        if read == 1 { "input" } else { "inputs" },
+        if missing.len() == 1 {
+            "its column is"
+        } else {
+            "their columns are"
+        },
+        available.join(", ")
+    ));
+}
+
 /// End a run: print what is still held back and the summary (when `summary`), write the JSON
 /// report, and decide the exit status. `failed` says the run failed beyond its inputs (a merged
 /// CSV that could not be written).
@@ -129,6 +168,25 @@ pub(crate) fn finish(
         }
     }
     status
+}
+
+/// The files a run writes besides the per-input CSVs: the merged CSV and the report, when they
+/// are files.
+pub(crate) fn extra_outputs(config: &Config) -> Vec<plan::Extra<'_>> {
+    let mut extra = Vec::new();
+    if let Some(Merge::File(file)) = &config.merge {
+        extra.push(plan::Extra {
+            path: file,
+            what: "the merged CSV (--merge)",
+        });
+    }
+    if let Some(report) = config.report.as_deref().filter(|r| *r != Path::new("-")) {
+        extra.push(plan::Extra {
+            path: report,
+            what: "the report (--report)",
+        });
+    }
+    extra
 }
 
 /// Report the problems that stop a run before any work (a bad pattern, colliding outputs);

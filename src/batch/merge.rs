@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::batch::common::{self, finish, read_options, union_of_fields};
+use crate::batch::common::{self, finish, read_options, union_of_fields, warn_fields_not_found};
 use crate::batch::convert::{self, Settings, WriteFailure};
 use crate::batch::input::{Input, STDIN};
 use crate::batch::plan::{self, Action};
@@ -60,13 +60,10 @@ pub(crate) fn run(
         .cloned()
         .collect();
     let has_stdin = paths.len() < config.inputs.len();
-    let plan = if paths.is_empty() {
-        plan::Plan::default()
-    } else {
-        match plan::build_inputs(&paths) {
-            Ok(plan) => plan,
-            Err(problems) => return Ok(common::refuse(&problems)),
-        }
+    // With no path among the inputs, this only checks the merged CSV against the report.
+    let plan = match plan::build_inputs(&paths, &common::extra_outputs(config)) {
+        Ok(plan) => plan,
+        Err(problems) => return Ok(common::refuse(&problems)),
     };
     let mut jobs: Vec<Job> = plan
         .items
@@ -148,6 +145,10 @@ pub(crate) fn run(
             let dir = parent_or_dot(file).to_path_buf();
             durable::create_dir_durably(&dir)
                 .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+            // Found now rather than as the failure of every input, once all are converted.
+            Temp::create(&dir, config.force || config.update).with_context(|| {
+                format!("{}: cannot write into {}", file.display(), dir.display())
+            })?;
             common::remove_stale_temporaries_in(vec![dir.clone()], reporter);
             Some(dir)
         }
@@ -160,10 +161,7 @@ pub(crate) fn run(
         .build()
         .context("cannot start the worker threads")?;
     let read = read_options(config, stop);
-    let layout = match layout_for(config, &pool, &mut jobs, &read) {
-        Ok(layout) => layout,
-        Err(status) => return Ok(status),
-    };
+    let layout = layout_for(config, reporter, &pool, &mut jobs, &read);
     let part_dialect = Dialect {
         header: false,
         bom: false,
@@ -212,7 +210,7 @@ pub(crate) fn run(
     if stop.signal().is_some() {
         return Ok(finish(config, stop, reporter, started, true, false));
     }
-    if failed > 0 {
+    if failed > 0 && !config.keep_going {
         reporter.flush();
         report::message(format_args!(
             "{}: not written: {failed} of {} {} failed (a merged CSV has all inputs or none)",
@@ -239,22 +237,33 @@ pub(crate) fn run(
             return Ok(finish(config, stop, reporter, started, true, true));
         }
     }
+    if failed > 0 {
+        // The failures themselves were reported; the status says the batch is incomplete.
+        reporter.flush();
+        report::message(format_args!(
+            "{}: written without the {failed} failed {} of {} (--keep-going)",
+            shown.display(),
+            if failed == 1 { "input" } else { "inputs" },
+            jobs.len()
+        ));
+    }
     let summary = matches!(merge, Merge::File(_)) || config.verbosity >= Verbosity::Verbose;
     Ok(finish(config, stop, reporter, started, summary, false))
 }
 
 /// Decide the columns of the merged CSV (or the standard output): the union of the inputs'
-/// ExtendedData fields when they matter. Standard input and pipes are kept in temporary files then, since
-/// they are read twice. `Err` is the status to end with.
+/// ExtendedData fields when they matter. Standard input and pipes are kept in temporary files
+/// then, since they are read twice.
 fn layout_for(
     config: &Config,
+    reporter: &Reporter,
     pool: &rayon::ThreadPool,
     jobs: &mut [Job],
     read: &ReadOptions,
-) -> Result<Layout, ExitStatus> {
+) -> Layout {
     let shape = &config.shape;
     if !(shape.needs_fields() || shape.selects_fields()) {
-        return Ok(shape.layout(&[]));
+        return shape.layout(&[]);
     }
     // Standard input and pipes are read twice: copy them first.
     for job in jobs.iter_mut() {
@@ -269,11 +278,10 @@ fn layout_for(
         .filter_map(|j| j.input.as_ref().ok()?.spooled().ok())
         .collect();
     let fields = union_of_fields(pool, &inputs, read);
-    if let Err(problem) = shape.check_fields(&fields) {
-        report::message(format_args!("{problem}"));
-        return Err(ExitStatus::Usage);
+    if !inputs.is_empty() {
+        warn_fields_not_found(config, reporter, &fields, inputs.len());
     }
-    Ok(shape.layout(&fields))
+    shape.layout(&fields)
 }
 
 fn decide_target(file: &Path, config: &Config, jobs: &[Job]) -> Target {
@@ -514,10 +522,13 @@ fn to_stdout(
         .num_threads(1)
         .build()
         .context("cannot start the worker threads")?;
-    let layout = match layout_for(config, &pool, std::slice::from_mut(&mut job), &read) {
-        Ok(layout) => layout,
-        Err(status) => return Ok(status),
-    };
+    let layout = layout_for(
+        config,
+        reporter,
+        &pool,
+        std::slice::from_mut(&mut job),
+        &read,
+    );
     let settings = Settings {
         force: false,
         read: &read,

@@ -85,6 +85,16 @@ pub enum UsageError {
         first: PathBuf,
         second: PathBuf,
     },
+    /// A file the run writes (a CSV, the merged CSV, the report) is an input or another file of
+    /// the run, under this or another name.
+    Clash {
+        /// What is written there, and its path as given.
+        writer: String,
+        path: PathBuf,
+        /// What would be overwritten, and its path as given.
+        victim: String,
+        other: PathBuf,
+    },
 }
 
 impl fmt::Display for UsageError {
@@ -107,6 +117,17 @@ impl fmt::Display for UsageError {
                 second.display(),
                 output.display()
             ),
+            UsageError::Clash {
+                writer,
+                path,
+                victim,
+                other,
+            } => write!(
+                f,
+                "{writer} {} would overwrite {victim} {}; choose another path",
+                path.display(),
+                other.display()
+            ),
         }
     }
 }
@@ -124,20 +145,37 @@ pub struct Target<'a> {
     pub update: bool,
 }
 
+/// A file the run writes besides the per-input CSVs: the merged CSV, the JSON report.
+#[derive(Debug, Clone, Copy)]
+pub struct Extra<'a> {
+    pub path: &'a Path,
+    /// What it is, for messages: `the report (--report)`.
+    pub what: &'static str,
+}
+
 /// Expand `inputs` and decide every output. Usage errors are all collected, so the user can fix
-/// them in one go.
-pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageError>> {
-    build_with(inputs, Some(target))
+/// them in one go. `extra` are the other files the run writes; none of them may be an input or
+/// an output.
+pub fn build(
+    inputs: &[OsString],
+    target: Target<'_>,
+    extra: &[Extra<'_>],
+) -> Result<Plan, Vec<UsageError>> {
+    build_with(inputs, Some(target), extra)
 }
 
 /// Expand and de-duplicate `inputs` like [`build`], for outputs that are not one file per input
 /// (a merged CSV, standard output): every file found becomes an [`Action::Convert`] with an
 /// empty output path.
-pub fn build_inputs(inputs: &[OsString]) -> Result<Plan, Vec<UsageError>> {
-    build_with(inputs, None)
+pub fn build_inputs(inputs: &[OsString], extra: &[Extra<'_>]) -> Result<Plan, Vec<UsageError>> {
+    build_with(inputs, None, extra)
 }
 
-fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, Vec<UsageError>> {
+fn build_with(
+    inputs: &[OsString],
+    target: Option<Target<'_>>,
+    extra: &[Extra<'_>],
+) -> Result<Plan, Vec<UsageError>> {
     let mut problems = Vec::new();
     let mut found = Vec::new();
     for raw in inputs {
@@ -195,6 +233,7 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
                 canonical,
                 rel,
                 size,
+                ..
             } => {
                 if best.get(canonical.as_path()).is_some_and(|b| b.1 == index) {
                     let action = match target {
@@ -233,7 +272,9 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
         }
     }
 
-    // Sharding comes after the collision check, so that every shard refuses a collision even
+    check_clashes(&found, &items, extra, &mut resolve, &mut problems);
+
+    // Sharding comes after the collision checks, so that every shard refuses a collision even
     // when its two inputs fall into different shards.
     if let Some(shard) = target.and_then(|t| t.shard) {
         let mut keys = keys.into_iter();
@@ -256,18 +297,21 @@ enum Found {
         /// The output's path relative to `--out`, before the extension is replaced.
         rel: PathBuf,
         size: u64,
+        /// The file's identity, from the `stat` that found it.
+        id: Option<FileId>,
     },
     Failed(Item),
 }
 
 impl Found {
-    /// A file found; its canonical path is filled in once all are found.
-    fn file(path: PathBuf, rel: PathBuf, size: u64) -> Found {
+    /// A file found with metadata `meta`; its canonical path is filled in once all are found.
+    fn file(path: PathBuf, rel: PathBuf, meta: &fs::Metadata) -> Found {
         Found::File {
             path,
             canonical: PathBuf::new(),
             rel,
-            size,
+            size: meta.len(),
+            id: file_id(meta),
         }
     }
 }
@@ -326,7 +370,7 @@ fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
 fn expand_path(path: &Path, found: &mut Vec<Found>) {
     match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => expand_dir(path, found),
-        Ok(meta) => found.push(Found::file(path.to_path_buf(), file_name(path), meta.len())),
+        Ok(meta) => found.push(Found::file(path.to_path_buf(), file_name(path), &meta)),
         Err(e) => found.push(Found::Failed(Item {
             input: path.to_path_buf(),
             action: fail_io(&e),
@@ -361,18 +405,18 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
         // Follows symlinks: a link to a KML file is a KML file.
         if let Ok(meta) = fs::metadata(&path) {
             if meta.is_file() {
-                files.push((name, path, meta.len()));
+                files.push((name, path, meta));
             }
         }
     }
     if files.is_empty() {
         return found.push(failed(fail("no .kml or .kmz file in this folder")));
     }
-    files.sort();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     found.extend(
         files
             .into_iter()
-            .map(|(name, path, size)| Found::file(path, PathBuf::from(name), size)),
+            .map(|(name, path, meta)| Found::file(path, PathBuf::from(name), &meta)),
     );
 }
 
@@ -414,7 +458,7 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
                 })),
                 Ok(meta) => {
                     let rel = relative_to(&path, &base);
-                    found.push(Found::file(path, rel, meta.len()))
+                    found.push(Found::file(path, rel, &meta))
                 }
                 Err(e) => found.push(Found::Failed(Item {
                     action: fail_io(&e),
@@ -582,6 +626,138 @@ fn collision_key(output: &Path, resolve: &mut Canonical) -> PathBuf {
     }
 }
 
+/// Which file a path names, where the system can tell: device and inode on Unix. Elsewhere the
+/// canonical path stands for it (see [`check_clashes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FileId(u64, u64);
+
+#[cfg(unix)]
+fn file_id(meta: &fs::Metadata) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    Some(FileId(meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_meta: &fs::Metadata) -> Option<FileId> {
+    None
+}
+
+/// Refuse a run in which a file it writes (a CSV, `extra`: the merged CSV, the report) is an
+/// input, an existing CSV it skips, or another file it writes. Two paths are the same file when
+/// they lead to one inode (hard links, symlinks) or, for a file that does not exist yet, when
+/// their folders resolve to one folder and their names are equal. Two CSVs of different inputs
+/// are left to the collision check, and a CSV that would be its own input to [`decide`].
+fn check_clashes(
+    found: &[Found],
+    items: &[Item],
+    extra: &[Extra<'_>],
+    resolve: &mut Canonical,
+    problems: &mut Vec<UsageError>,
+) {
+    /// A claim on a path: what it is and whether the run writes it.
+    struct Claim<'a> {
+        path: &'a Path,
+        what: String,
+        written: bool,
+        /// A per-input CSV the run writes.
+        csv: bool,
+        keys: Vec<Key>,
+    }
+    let mut claims: Vec<Claim<'_>> = Vec::new();
+    for candidate in found {
+        if let Found::File {
+            path,
+            canonical,
+            id,
+            ..
+        } = candidate
+        {
+            let mut keys = vec![Key::Path(canonical.clone())];
+            keys.extend(id.map(Key::Id));
+            claims.push(Claim {
+                path,
+                what: "the input".into(),
+                written: false,
+                csv: false,
+                keys,
+            });
+        }
+    }
+    let skips = items.iter().filter_map(|item| match &item.action {
+        Action::Skip { output } => Some((item, output)),
+        _ => None,
+    });
+    for (item, output) in skips {
+        claims.push(Claim {
+            path: output,
+            what: format!("the existing CSV of {}", item.input.display()),
+            written: false,
+            csv: false,
+            keys: path_keys(output, resolve),
+        });
+    }
+    let converts = items.iter().filter_map(|item| match &item.action {
+        Action::Convert { output, .. } if !output.as_os_str().is_empty() => Some((item, output)),
+        _ => None,
+    });
+    for (item, output) in converts {
+        claims.push(Claim {
+            path: output,
+            what: format!("the CSV of {}", item.input.display()),
+            written: true,
+            csv: true,
+            keys: path_keys(output, resolve),
+        });
+    }
+    for e in extra {
+        claims.push(Claim {
+            path: e.path,
+            what: e.what.to_owned(),
+            written: true,
+            csv: false,
+            keys: path_keys(e.path, resolve),
+        });
+    }
+
+    let mut owner: HashMap<&Key, usize> = HashMap::new();
+    for (index, claim) in claims.iter().enumerate() {
+        let mut reported = false;
+        for key in &claim.keys {
+            let Some(&first) = owner.get(key) else {
+                owner.insert(key, index);
+                continue;
+            };
+            let other = &claims[first];
+            if claim.written && !(claim.csv && other.csv) && !reported {
+                problems.push(UsageError::Clash {
+                    writer: claim.what.clone(),
+                    path: claim.path.to_path_buf(),
+                    victim: other.what.clone(),
+                    other: other.path.to_path_buf(),
+                });
+                reported = true;
+            }
+        }
+    }
+}
+
+/// What two paths to one file have in common.
+#[derive(PartialEq, Eq, Hash)]
+enum Key {
+    Id(FileId),
+    Path(PathBuf),
+}
+
+/// The keys of a path the run writes: its normalised path (its folder resolved), and its
+/// identity if it exists.
+fn path_keys(path: &Path, resolve: &mut Canonical) -> Vec<Key> {
+    let mut keys = vec![Key::Path(collision_key(path, resolve))];
+    if let Some(id) = fs::metadata(path).ok().as_ref().and_then(file_id) {
+        keys.push(Key::Id(id));
+    }
+    keys
+}
+
 fn fail(message: impl Into<String>) -> Action {
     Action::Fail {
         message: message.into(),
@@ -642,7 +818,7 @@ mod tests {
             shard: None,
             update: false,
         };
-        let plan = build(&[input.clone().into_os_string()], target).unwrap();
+        let plan = build(&[input.clone().into_os_string()], target, &[]).unwrap();
         match &plan.items[0].action {
             Action::Fail { message, .. } => {
                 assert!(message.contains("replace the input itself"), "{message}")

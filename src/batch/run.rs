@@ -22,7 +22,7 @@ use crate::output::commit::{self, Outcome, Pending, Written};
 use crate::output::durable;
 use crate::ui::config::Config;
 use crate::ui::report::{self, FileReport, Reporter, Status};
-use crate::ui::{dry_run, progress};
+use crate::ui::{dry_run, json_report, progress};
 
 /// Convert everything `config` names. An `Err` is a failure of the run itself (no threads, no
 /// output folder), not of an input.
@@ -32,6 +32,12 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     if let Err(problem) = common::check_usage(config) {
         report::message(format_args!("{problem}"));
         return Ok(ExitStatus::Usage);
+    }
+    if let (Some(path), false) = (&config.report, config.dry_run) {
+        // Before any work: a report that cannot be written would otherwise only be found at
+        // the end of a long batch.
+        json_report::check_writable(path)
+            .with_context(|| format!("{}: cannot write the report", path.display()))?;
     }
     let stop = Stop::install()?;
     let mut reporter = Reporter::new(config.verbosity);
@@ -51,7 +57,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         shard: config.shard,
         update: config.update,
     };
-    let plan = match plan::build(&config.inputs, target) {
+    let plan = match plan::build(&config.inputs, target, &common::extra_outputs(config)) {
         Ok(plan) => plan,
         Err(problems) => return Ok(common::refuse(&problems)),
     };
@@ -72,17 +78,18 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         .context("cannot start the worker threads")?;
     let read = common::read_options(config, &stop);
     if config.shape.selects_fields() {
-        // `--columns` names ExtendedData fields: check them against every input first.
-        // Pipes are left out: a first pass would consume them.
+        // `--columns` names ExtendedData fields: look for them in the inputs to convert, and
+        // say so when none has one. Never an error: skipped inputs are not read, so the fields
+        // a run sees depend on what is left to do (see: issue 13). Pipes are left out: a first
+        // pass would consume them.
         let inputs: Vec<Input> = largest_first(&plan)
             .iter()
             .map(|(_, _, input, _)| Input::Path(input.to_path_buf()))
             .filter(Input::rereadable)
             .collect();
-        let fields = common::union_of_fields(&pool, &inputs, &read);
-        if let Err(problem) = config.shape.check_fields(&fields) {
-            report::message(format_args!("{problem}"));
-            return Ok(ExitStatus::Usage);
+        if !inputs.is_empty() {
+            let fields = common::union_of_fields(&pool, &inputs, &read);
+            common::warn_fields_not_found(config, &reporter, &fields, inputs.len());
         }
     }
     let settings = Settings {
