@@ -7,6 +7,7 @@ pub mod common;
 pub mod convert;
 pub mod input;
 pub mod merge;
+pub(crate) mod pattern;
 pub mod pipeline;
 pub mod plan;
 pub mod run;

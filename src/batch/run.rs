@@ -57,10 +57,20 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         shard: config.shard,
         update: config.update,
     };
-    let plan = match plan::build(&config.inputs, target, &common::extra_outputs(config)) {
+    let plan = match plan::build(
+        &config.inputs,
+        target,
+        &common::extra_outputs(config),
+        &stop.requested,
+    ) {
         Ok(plan) => plan,
         Err(problems) => return Ok(common::refuse(&problems)),
     };
+    if stop.signal().is_some() {
+        return Ok(common::finish(
+            config, &stop, &reporter, started, true, false,
+        ));
+    }
     if config.dry_run {
         return Ok(dry_run::print(&plan, config));
     }
