@@ -27,6 +27,7 @@ use crate::kml::{ReadOptions, Warnings};
 use crate::output::durable::{self, parent_or_dot};
 use crate::output::temp::{Published, Temp};
 use crate::ui::config::{Config, Merge, Verbosity};
+use crate::ui::path_text::escaped;
 use crate::ui::report::{self, FileReport, Reporter, Status};
 use crate::ui::{dry_run, progress};
 
@@ -388,7 +389,7 @@ fn convert_part(
             return (status, Warnings::default(), None);
         }
     };
-    let label = job.label.to_string_lossy();
+    let label = escaped(&job.label);
     let written = panic::catch_unwind(AssertUnwindSafe(|| {
         convert::write_csv(&part, input, &label, settings)
     }))

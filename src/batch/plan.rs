@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::batch::pattern::{self, Entry};
 use crate::batch::shard::Shard;
 use crate::output::durable::parent_or_dot;
+use crate::ui::path_text::escaped;
 
 /// One input, in the order the user named it, and what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,9 +102,9 @@ impl fmt::Display for UsageError {
                 f,
                 "{} and {} would both be written to {}; convert them in separate runs or \
                  with different --out folders",
-                first.display(),
-                second.display(),
-                output.display()
+                escaped(first),
+                escaped(second),
+                escaped(output)
             ),
             UsageError::Clash {
                 writer,
@@ -113,8 +114,8 @@ impl fmt::Display for UsageError {
             } => write!(
                 f,
                 "{writer} {} would overwrite {victim} {}; choose another path",
-                path.display(),
-                other.display()
+                escaped(path),
+                escaped(other)
             ),
         }
     }
@@ -528,7 +529,7 @@ fn decide(
             None => {
                 return fail(format!(
                     "its output {} would lie outside the --out folder; refusing to write it",
-                    rel.with_extension("csv").display()
+                    escaped(&rel.with_extension("csv"))
                 ))
             }
         },
@@ -538,18 +539,18 @@ fn decide(
     }
     match fs::symlink_metadata(&output) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Action::Convert { output, size },
-        Err(e) => fail(format!("cannot check output {}: {e}", output.display())),
+        Err(e) => fail(format!("cannot check output {}: {e}", escaped(&output))),
         Ok(meta) if meta.file_type().is_symlink() => fail(format!(
             "output {} is a symbolic link; refusing to write through it (remove it first)",
-            output.display()
+            escaped(&output)
         )),
         Ok(meta) if meta.is_dir() => fail(format!(
             "output {} is a directory; refusing to replace it",
-            output.display()
+            escaped(&output)
         )),
         Ok(_) if resolve.of(&output).is_ok_and(|o| o == canonical) => fail(format!(
             "its output {} would replace the input itself; use --out",
-            output.display()
+            escaped(&output)
         )),
         Ok(_) if target.force => Action::Convert { output, size },
         Ok(meta) if target.update && is_older(&meta, input) => Action::Convert { output, size },
@@ -676,7 +677,7 @@ fn check_clashes(
     for (item, output) in skips {
         claims.push(Claim {
             path: output,
-            what: format!("the existing CSV of {}", item.input.display()),
+            what: format!("the existing CSV of {}", escaped(&item.input)),
             written: false,
             csv: false,
             keys: path_keys(output, resolve),
@@ -689,7 +690,7 @@ fn check_clashes(
     for (item, output) in converts {
         claims.push(Claim {
             path: output,
-            what: format!("the CSV of {}", item.input.display()),
+            what: format!("the CSV of {}", escaped(&item.input)),
             written: true,
             csv: true,
             keys: path_keys(output, resolve),
