@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::batch::shard::Shard;
+use crate::batch::plan::shard::Shard;
 
 const EXIT_CODES: &str = "\
 Exit status:

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use crate::batch::shard::Shard;
+use crate::batch::plan::shard::Shard;
 use crate::csv::{Dialect, RowKind, Shape};
 use crate::ui::cli::{Args, ColorArg, RowsArg};
 

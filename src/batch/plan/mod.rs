@@ -5,19 +5,21 @@
 //! stops the run before it has changed anything, and so that the workers only ever see one
 //! ready-made job each.
 
+pub(crate) mod pattern;
+pub mod shard;
+
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::batch::pattern::{self, Entry};
-use crate::batch::shard::Shard;
 use crate::output::durable::parent_or_dot;
 use crate::ui::path_text::escaped;
+use pattern::Entry;
+use shard::Shard;
 
 /// One input, in the order the user named it, and what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
