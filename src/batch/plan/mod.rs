@@ -539,6 +539,11 @@ fn decide(
     if output.file_name().is_none() {
         return fail("cannot name an output for it");
     }
+    if let Some(dir) = target.out_dir {
+        if let Some(why) = link_below(dir, &output) {
+            return fail(why);
+        }
+    }
     match fs::symlink_metadata(&output) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Action::Convert { output, size },
         Err(e) => fail(format!("cannot check output {}: {e}", escaped(&output))),
@@ -558,6 +563,30 @@ fn decide(
         Ok(meta) if target.update && is_older(&meta, input) => Action::Convert { output, size },
         Ok(_) => Action::Skip { output },
     }
+}
+
+/// Why `output` cannot be written below `out_dir` when a folder between them is a symbolic link
+/// (or a dangling one): writing through it would put the CSV outside `--out`. `--out` itself
+/// may be a link; what lies below it is the run's to make.
+pub fn link_below(out_dir: &Path, output: &Path) -> Option<String> {
+    let below = output.strip_prefix(out_dir).ok()?.parent()?;
+    let mut folder = out_dir.to_path_buf();
+    for part in below.components() {
+        folder.push(part);
+        match fs::symlink_metadata(&folder) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Some(format!(
+                    "folder {} inside --out is a symbolic link; refusing to write through it \
+                     (remove it, or convert into its target with an --out of its own)",
+                    escaped(&folder)
+                ))
+            }
+            Ok(_) => {}
+            // Missing: the run makes it, and everything below it.
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// Whether an output with metadata `output` is older than `input` (as make decides; equal times
