@@ -9,11 +9,11 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Verbosity};
-use crate::path_text::escaped;
-use crate::plan::{Action, Plan};
-use crate::report;
-use crate::run::ExitStatus;
+use crate::batch::plan::{Action, Plan};
+use crate::batch::status::ExitStatus;
+use crate::ui::config::{Config, Verbosity};
+use crate::ui::path_text::escaped;
+use crate::ui::report;
 
 #[derive(Default)]
 struct Counts {

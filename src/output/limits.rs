@@ -1,7 +1,7 @@
 //! How many files and threads a run may hold at once, from what the system allows.
 //!
 //! Each worker holds its input and its temporary open, and every finished temporary stays open
-//! until it is named (the queues and the group of [`crate::commit`]). With the usual limit of
+//! until it is named (the queues and the group of [`crate::output::commit`]). With the usual limit of
 //! 1024 open files that is far from a problem, but under `ulimit -n 100` most of a batch
 //! failed with "Too many open files". So the soft limit is first raised to the hard one (as
 //! most servers and runtimes do), and the queue, the group, the syncing threads and the
