@@ -93,6 +93,7 @@
 //!   printer, the progress bar, the JSON report, the dry-run listing).
 
 pub mod batch;
+pub mod cli;
 pub mod csv;
 pub mod kml;
 pub mod output;
