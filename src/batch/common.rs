@@ -9,10 +9,10 @@ use rayon::prelude::*;
 use crate::batch::input::{Input, STDIN};
 use crate::batch::plan;
 use crate::batch::status::{signal_name, ExitStatus, Stop};
+use crate::batch::{Config, Merge};
 use crate::csv;
 use crate::kml::ReadOptions;
 use crate::output::{limits, temp};
-use crate::ui::config::{Config, Merge};
 use crate::ui::json_report::{self, Ending};
 use crate::ui::report::{self, Reporter};
 
@@ -251,7 +251,7 @@ mod tests {
     // See: issue 15, item 3: `-j 100000` started threads for the whole run.
     #[test]
     fn workers_follow_the_files_not_the_flag() {
-        let quiet = Reporter::new(crate::ui::config::Verbosity::Quiet);
+        let quiet = Reporter::new(crate::ui::report::Verbosity::Quiet);
         assert_eq!(workers(100_000, 1, &quiet), 1);
         assert_eq!(workers(4, 0, &quiet), 1);
         assert_eq!(workers(2, 5000, &quiet), 2);
