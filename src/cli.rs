@@ -80,6 +80,12 @@ pub struct Args {
     #[arg(short, long, help_heading = OUTPUT)]
     pub update: bool,
 
+    /// Convert again the inputs that failed in an earlier run and have not changed since
+    /// (recorded in NAME.csv.failed beside their CSV); otherwise they are reported as failed
+    /// before, with a warning, and do not fail the run.
+    #[arg(long, help_heading = OUTPUT)]
+    pub retry_failed: bool,
+
     /// Print what would be converted, skipped or refused, and why, without writing anything.
     #[arg(short = 'n', long, help_heading = OUTPUT)]
     pub dry_run: bool,

@@ -263,6 +263,7 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
                 position: None,
                 message: format!("cannot make {} durable: {e}", temp.describe(&output)),
                 warnings,
+                of_input: false,
             },
             None => Outcome::Interrupted,
             Some(Ok(())) => match temp.publish(&output) {
@@ -278,6 +279,7 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
                     position: None,
                     message,
                     warnings,
+                    of_input: false,
                 },
             },
         };
@@ -300,6 +302,7 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
                         dir.display()
                     ),
                     warnings: std::mem::take(warnings),
+                    of_input: false,
                 };
             }
         }

@@ -46,6 +46,8 @@ pub struct Config {
     pub force: bool,
     /// Replace CSVs older than their input, skip the others.
     pub update: bool,
+    /// Convert inputs that failed before and are unchanged since, instead of reporting them.
+    pub retry_failed: bool,
     /// Only print what would be done.
     pub dry_run: bool,
     /// Where to write the JSON report.
@@ -130,6 +132,7 @@ impl Config {
             keep_going: args.keep_going,
             force: args.force,
             update: args.update,
+            retry_failed: args.retry_failed,
             dry_run: args.dry_run,
             report: args.report,
             shape,

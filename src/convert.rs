@@ -35,6 +35,10 @@ pub enum Outcome {
         position: Option<Position>,
         message: String,
         warnings: Warnings,
+        /// The input's content is at fault (malformed XML, a bad encoding or KMZ, a warning
+        /// under `--strict`), not reading it or writing the CSV: it fails again until it
+        /// changes (see [`crate::failed`]).
+        of_input: bool,
     },
     /// Stopped by a signal before completion; nothing was written.
     Interrupted,
@@ -119,10 +123,12 @@ pub fn write(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Writ
             position,
             message,
             warnings,
+            of_input,
         }) => Err(Outcome::Failed {
             position,
             message,
             warnings,
+            of_input,
         }),
     }
 }
@@ -132,6 +138,7 @@ fn failed(message: String) -> Outcome {
         position: None,
         message,
         warnings: Warnings::default(),
+        of_input: false,
     }
 }
 
@@ -146,6 +153,8 @@ pub enum WriteFailure {
         position: Option<Position>,
         message: String,
         warnings: Warnings,
+        /// As in [`Outcome::Failed`].
+        of_input: bool,
     },
 }
 
@@ -165,6 +174,7 @@ pub fn write_csv<W: Write>(
                 position: None,
                 message: format!("cannot read: {e}"),
                 warnings: Warnings::default(),
+                of_input: false,
             })?;
             &spooled
         }
@@ -220,6 +230,7 @@ fn read_failure(kind: &ErrorKind, position: Option<Position>, warnings: Warnings
             position,
             message: kind.to_string(),
             warnings,
+            of_input: !matches!(kind, ErrorKind::Io(_)),
         },
     }
 }
@@ -234,6 +245,7 @@ fn write_error(e: &io::Error, warnings: Warnings) -> WriteFailure {
             position: None,
             message: format!("cannot write: {e}"),
             warnings,
+            of_input: false,
         }
     }
 }

@@ -52,6 +52,16 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
                 counts.refuse += 1;
                 writeln!(text, "refuse  {input}: {message}")
             }
+            Action::FailedBefore { output, .. } => {
+                counts.skip += 1;
+                writeln!(
+                    text,
+                    "skip    {input} -> {} (failed before and unchanged since, see {}; \
+                     --retry-failed tries it)",
+                    output.display(),
+                    crate::failed::path_for(output).display()
+                )
+            }
         };
     }
     end(&text, &counts, config.verbosity)

@@ -94,6 +94,7 @@
 //! - [`pipeline`]: a lone big file read and written on two threads;
 //! - [`run`]: the parallel batch, cancellation and the exit status;
 //! - [`shard`]: `--shard K/N`, the stable partition of a batch across machines;
+//! - [`failed`]: the record of inputs that failed, so that a repeated batch converges;
 //! - [`stream`]: a merged CSV, or a CSV on standard output;
 //! - [`dry_run`], [`json_report`], [`progress`], [`report`]: everything shown to the user.
 
@@ -104,6 +105,7 @@ pub mod convert;
 pub mod csv_out;
 mod disk;
 pub mod dry_run;
+pub mod failed;
 pub mod input;
 pub mod json_report;
 pub mod kml;

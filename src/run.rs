@@ -21,7 +21,7 @@ use crate::input::{Input, STDIN};
 use crate::kml::Warnings;
 use crate::plan::{self, Action, Plan, Target};
 use crate::report::{self, FileReport, Reporter, Status};
-use crate::{dry_run, json_report, progress, stream, temp};
+use crate::{dry_run, failed, json_report, progress, stream, temp};
 
 /// How the run ended; [`ExitStatus::code`] is the process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,10 +123,13 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         shard: config.shard,
         update: config.update,
     };
-    let plan = match plan::build(&config.inputs, target, &extra_outputs(config)) {
+    let mut plan = match plan::build(&config.inputs, target, &extra_outputs(config)) {
         Ok(plan) => plan,
         Err(problems) => return Ok(refuse(&problems)),
     };
+    // Inputs that failed in an earlier run and have not changed since are not tried again;
+    // `recorded` are those to convert that still have a record of a failure.
+    let recorded = failed::apply(&mut plan, config.strict, config.retry_failed);
     if config.dry_run {
         return Ok(dry_run::print(&plan, config));
     }
@@ -191,6 +194,11 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                 position: None,
                 message: message.clone(),
             },
+            Action::FailedBefore { output, record } => Status::FailedBefore {
+                record: failed::path_for(output),
+                position: record.position(),
+                message: record.error.clone(),
+            },
         };
         reporter.file(
             index,
@@ -211,6 +219,19 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
             threads,
             settings.stop,
             |(index, input): (usize, &Path), output, outcome| {
+                if matches!(outcome, Outcome::Converted { .. })
+                    && recorded.binary_search(&index).is_ok()
+                {
+                    // Only now that the CSV is durable: a crash before leaves the record,
+                    // which the next run finds stale.
+                    if let Err(e) = failed::remove(&output) {
+                        reporter.warn(format_args!(
+                            "{}: cannot remove {}: {e}",
+                            input.display(),
+                            failed::path_for(&output).display()
+                        ));
+                    }
+                }
                 reporter.file(index, file_report(input, &output, outcome));
             },
         )
@@ -238,6 +259,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                         ..settings
                     };
                     let _running = Running(running_bytes, size);
+                    // Taken before reading, so that a failure is never recorded against a
+                    // version of the input that was not read.
+                    let identity = failed::Identity::of(input);
                     let outcome = if settings.stop.load(Ordering::Relaxed) {
                         Outcome::Interrupted
                     } else {
@@ -255,7 +279,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                                     Err(_) => failed_internally("the committer thread ended"),
                                 }
                             }
-                            Err(outcome) => outcome,
+                            Err(outcome) => {
+                                record_failure(input, output, &outcome, identity, config, reporter);
+                                outcome
+                            }
                         }
                     };
                     reporter.file(index, file_report(input, output, outcome));
@@ -345,11 +372,44 @@ fn write_one(
         .unwrap_or_else(|payload| Err(failed_internally(panic_message(payload.as_ref()))))
 }
 
+/// Keep a record of a failure that the input's content caused, so that the next run does not
+/// fail on it again while it is unchanged (see [`failed`]).
+fn record_failure(
+    input: &Path,
+    output: &Path,
+    outcome: &Outcome,
+    identity: Option<failed::Identity>,
+    config: &Config,
+    reporter: &Reporter,
+) {
+    let (
+        Outcome::Failed {
+            position,
+            message,
+            of_input: true,
+            ..
+        },
+        Some(identity),
+    ) = (outcome, identity)
+    else {
+        return;
+    };
+    let record = identity.record(input, config.strict, *position, message);
+    if let Err(e) = failed::write(output, &record) {
+        reporter.warn(format_args!(
+            "{}: cannot record its failure in {}: {e}",
+            input.display(),
+            failed::path_for(output).display()
+        ));
+    }
+}
+
 fn failed_internally(what: &str) -> Outcome {
     Outcome::Failed {
         position: None,
         message: format!("internal error: {what} (this is a bug in kml2csv; please report it)"),
         warnings: Warnings::default(),
+        of_input: false,
     }
 }
 
@@ -372,6 +432,7 @@ fn file_report(input: &Path, output: &Path, outcome: Outcome) -> FileReport {
             position,
             message,
             warnings,
+            ..
         } => (Status::Failed { position, message }, warnings),
         Outcome::Interrupted => (Status::Interrupted, Warnings::default()),
     };

@@ -231,7 +231,9 @@ pub(crate) fn run(
                 label: item.input,
                 size,
             },
-            Action::Skip { .. } => unreachable!("build_inputs decides no output"),
+            Action::Skip { .. } | Action::FailedBefore { .. } => {
+                unreachable!("build_inputs decides no output")
+            }
             Action::Fail { message } => Job {
                 label: item.input,
                 input: Err(message),
@@ -554,6 +556,7 @@ fn convert_part(
                 run::panic_message(payload.as_ref())
             ),
             warnings: Warnings::default(),
+            of_input: false,
         })
     });
     match written {
@@ -586,6 +589,7 @@ fn failure_status(failure: WriteFailure) -> (Status, Warnings) {
             position,
             message,
             warnings,
+            ..
         } => (Status::Failed { position, message }, warnings),
     }
 }
@@ -716,6 +720,7 @@ fn to_stdout(
                 position: None,
                 message: format!("cannot write: {e}"),
                 warnings: done.1,
+                of_input: false,
             }),
         }
     });
