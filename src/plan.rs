@@ -12,22 +12,10 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use glob::{MatchOptions, Pattern};
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::pattern::{self, Entry};
 use crate::shard::Shard;
-
-/// The characters that make an argument a glob pattern rather than a path.
-const GLOB_META: &[char] = &['*', '?', '['];
-
-/// Hidden dot-entries are never matched by a wildcard: the shells do the same, and it keeps our
-/// own `.kml2csv-*.tmp` files and `.git` folders out of a `**` crawl. That is done by
-/// [`hidden_and_not_asked`], not by glob's `require_literal_leading_dot`, which panics on a
-/// folder holding a file name that is not UTF-8.
-const MATCH_OPTIONS: MatchOptions = MatchOptions {
-    case_sensitive: true,
-    require_literal_separator: true,
-    require_literal_leading_dot: false,
-};
 
 /// One input, in the order the user named it, and what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,34 +149,49 @@ pub struct Extra<'a> {
 /// Expand `inputs` and decide every output. Usage errors are all collected, so the user can fix
 /// them in one go. `extra` are the other files the run writes; none of them may be an input or
 /// an output.
+///
+/// Planning stops early, with an empty plan, once `stop` is set (by SIGINT or SIGTERM): on a
+/// big tree it can take seconds, and nothing has been written yet.
 pub fn build(
     inputs: &[OsString],
     target: Target<'_>,
     extra: &[Extra<'_>],
+    stop: &AtomicBool,
 ) -> Result<Plan, Vec<UsageError>> {
-    build_with(inputs, Some(target), extra)
+    build_with(inputs, Some(target), extra, stop)
 }
 
 /// Expand and de-duplicate `inputs` like [`build`], for outputs that are not one file per input
 /// (a merged CSV, standard output): every file found becomes an [`Action::Convert`] with an
 /// empty output path.
-pub fn build_inputs(inputs: &[OsString], extra: &[Extra<'_>]) -> Result<Plan, Vec<UsageError>> {
-    build_with(inputs, None, extra)
+pub fn build_inputs(
+    inputs: &[OsString],
+    extra: &[Extra<'_>],
+    stop: &AtomicBool,
+) -> Result<Plan, Vec<UsageError>> {
+    build_with(inputs, None, extra, stop)
 }
 
 fn build_with(
     inputs: &[OsString],
     target: Option<Target<'_>>,
     extra: &[Extra<'_>],
+    stop: &AtomicBool,
 ) -> Result<Plan, Vec<UsageError>> {
     let mut problems = Vec::new();
     let mut found = Vec::new();
     for raw in inputs {
-        expand(raw, &mut found, &mut problems);
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Plan::default());
+        }
+        expand(raw, &mut found, &mut problems, stop);
     }
     // Resolves every folder once, for the inputs here and the outputs below.
     let mut resolve = Canonical::default();
     for candidate in &mut found {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Plan::default());
+        }
         if let Found::File {
             path,
             canonical: resolved,
@@ -228,6 +231,9 @@ fn build_with(
     // failed to expand, which every shard reports (each shard's run is incomplete without it).
     let mut keys: Vec<Option<&Path>> = Vec::new();
     for (index, candidate) in found.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Plan::default());
+        }
         match candidate {
             Found::Failed(item) => {
                 items.push(item.clone());
@@ -350,19 +356,17 @@ impl Canonical {
     }
 }
 
-fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
+fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>, stop: &AtomicBool) {
     let path = Path::new(raw);
     // An existing path wins over a pattern reading, so `maps[1].kml` can be named as it is.
     if fs::symlink_metadata(path).is_ok() {
-        expand_path(path, found);
+        expand_path(path, found, stop);
         return;
     }
-    let text = raw.to_str();
-    let is_pattern = text.is_some_and(|t| t.contains(GLOB_META));
-    match text {
-        Some(pattern) if is_pattern => expand_pattern(pattern, found, problems),
+    match pattern::is_pattern(raw) {
+        true => expand_pattern(raw, found, problems, stop),
         // Not a pattern and not there: let the operating system word the message.
-        _ => found.push(Found::Failed(Item {
+        false => found.push(Found::Failed(Item {
             input: path.to_path_buf(),
             action: match fs::metadata(path) {
                 Err(e) => fail_io(&e),
@@ -372,9 +376,9 @@ fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
     }
 }
 
-fn expand_path(path: &Path, found: &mut Vec<Found>) {
+fn expand_path(path: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
     match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => expand_dir(path, found),
+        Ok(meta) if meta.is_dir() => expand_dir(path, found, stop),
         Ok(meta) => found.push(Found::file(path.to_path_buf(), file_name(path), &meta)),
         Err(e) => found.push(Found::Failed(Item {
             input: path.to_path_buf(),
@@ -385,7 +389,7 @@ fn expand_path(path: &Path, found: &mut Vec<Found>) {
 
 /// A directory argument stands for the `.kml` and `.kmz` files directly in it, as
 /// `DIR/*.kml DIR/*.kmz` would (any case of the extension, no hidden files).
-fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
+fn expand_dir(dir: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
     let failed = |action| {
         Found::Failed(Item {
             input: dir.to_path_buf(),
@@ -398,6 +402,9 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
     };
     let mut files = Vec::new();
     for entry in entries {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) => return found.push(failed(fail_io(&e))),
@@ -430,20 +437,18 @@ fn has_kml_extension(path: &Path) -> bool {
         .is_some_and(|ext| ext.eq_ignore_ascii_case("kml") || ext.eq_ignore_ascii_case("kmz"))
 }
 
-fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
-    if let Err(e) = Pattern::new(pattern) {
-        problems.push(UsageError::BadPattern {
-            pattern: pattern.to_owned(),
-            message: e.msg.to_owned(),
-        });
-        return;
-    }
-    let matches = match glob::glob_with(pattern, MATCH_OPTIONS) {
+fn expand_pattern(
+    pattern: &OsStr,
+    found: &mut Vec<Found>,
+    problems: &mut Vec<UsageError>,
+    stop: &AtomicBool,
+) {
+    let matches = match pattern::expand(pattern, stop) {
         Ok(matches) => matches,
-        Err(e) => {
+        Err(message) => {
             problems.push(UsageError::BadPattern {
-                pattern: pattern.to_owned(),
-                message: e.msg.to_owned(),
+                pattern: pattern.to_string_lossy().into_owned(),
+                message,
             });
             return;
         }
@@ -452,8 +457,7 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
     let before = found.len();
     for entry in matches {
         match entry {
-            Ok(path) if hidden_and_not_asked(&path, &base, pattern) => {}
-            Ok(path) => match fs::metadata(&path) {
+            Entry::Match(path) => match fs::metadata(&path) {
                 Ok(meta) if meta.is_dir() => found.push(Found::Failed(Item {
                     input: path,
                     action: fail(
@@ -471,13 +475,13 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
                 })),
             },
             // A folder below the pattern could not be read.
-            Err(e) => found.push(Found::Failed(Item {
-                input: e.path().to_path_buf(),
-                action: fail_io(e.error()),
+            Entry::Unreadable(path, e) => found.push(Found::Failed(Item {
+                input: path,
+                action: fail_io(&e),
             })),
         }
     }
-    if found.len() == before {
+    if found.len() == before && !stop.load(Ordering::Relaxed) {
         found.push(Found::Failed(Item {
             input: PathBuf::from(pattern),
             action: fail("no file matches"),
@@ -485,30 +489,12 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
     }
 }
 
-/// Whether `path`, a match of `pattern`, has a hidden component below the pattern's fixed base
-/// that no literal-dot component of the pattern (`.x*`) asked for.
-fn hidden_and_not_asked(path: &Path, base: &Path, pattern: &str) -> bool {
-    let below = without_curdir(path);
-    let below = below.strip_prefix(base).unwrap_or(&below);
-    let dotted: Vec<Pattern> = pattern
-        .split('/')
-        .filter(|p| p.starts_with('.') && *p != "." && *p != "..")
-        .filter_map(|p| Pattern::new(p).ok())
-        .collect();
-    below.components().any(|c| match c {
-        Component::Normal(name) if name.as_encoded_bytes().starts_with(b".") => !name
-            .to_str()
-            .is_some_and(|name| dotted.iter().any(|p| p.matches_with(name, MATCH_OPTIONS))),
-        _ => false,
-    })
-}
-
 /// The leading components of a pattern that contain no wildcard: the folder the pattern
 /// searches below. `crawl/**/*.kml` -> `crawl`, `*.kml` -> ``.
-fn fixed_base(pattern: &str) -> PathBuf {
+fn fixed_base(pattern: &OsStr) -> PathBuf {
     without_curdir(Path::new(pattern))
         .components()
-        .take_while(|c| !c.as_os_str().to_string_lossy().contains(GLOB_META))
+        .take_while(|c| !pattern::is_pattern(c.as_os_str()))
         .collect()
 }
 
@@ -831,7 +817,13 @@ mod tests {
             shard: None,
             update: false,
         };
-        let plan = build(&[input.clone().into_os_string()], target, &[]).unwrap();
+        let plan = build(
+            &[input.clone().into_os_string()],
+            target,
+            &[],
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         match &plan.items[0].action {
             Action::Fail { message, .. } => {
                 assert!(message.contains("replace the input itself"), "{message}")
@@ -841,17 +833,33 @@ mod tests {
         assert_eq!(fs::read_to_string(&input).unwrap(), "<kml/>");
     }
 
+    // See: issue 17, item 2: SIGINT/SIGTERM must be answered while planning.
+    #[test]
+    fn planning_stops_when_asked() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("a.kml"), "<kml/>").unwrap();
+        let inputs = [
+            root.path().as_os_str().to_owned(),
+            root.path().join("*.kml").into_os_string(),
+        ];
+        let plan = build_inputs(&inputs, &[], &AtomicBool::new(true)).unwrap();
+        assert!(plan.items.is_empty());
+        let plan = build_inputs(&inputs, &[], &AtomicBool::new(false)).unwrap();
+        assert_eq!(plan.items.len(), 1);
+    }
+
     #[test]
     fn fixed_base_stops_at_first_wildcard() {
-        assert_eq!(fixed_base("crawl/**/*.kml"), PathBuf::from("crawl"));
-        assert_eq!(fixed_base("./data/*/x.kml"), PathBuf::from("data"));
-        assert_eq!(fixed_base("*.kml"), PathBuf::new());
-        assert_eq!(fixed_base("/a/b[12]/c"), PathBuf::from("/a"));
+        let base = |p: &str| fixed_base(OsStr::new(p));
+        assert_eq!(base("crawl/**/*.kml"), PathBuf::from("crawl"));
+        assert_eq!(base("./data/*/x.kml"), PathBuf::from("data"));
+        assert_eq!(base("*.kml"), PathBuf::new());
+        assert_eq!(base("/a/b[12]/c"), PathBuf::from("/a"));
     }
 
     #[test]
     fn relative_output_paths() {
-        let base = fixed_base("crawl/**/*.kml");
+        let base = fixed_base(OsStr::new("crawl/**/*.kml"));
         assert_eq!(
             relative_to(Path::new("crawl/2024/05/x.kml"), &base),
             PathBuf::from("2024/05/x.kml")

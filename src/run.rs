@@ -123,10 +123,20 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         shard: config.shard,
         update: config.update,
     };
-    let mut plan = match plan::build(&config.inputs, target, &extra_outputs(config)) {
+    let mut plan = match plan::build(
+        &config.inputs,
+        target,
+        &extra_outputs(config),
+        &stop.requested,
+    ) {
         Ok(plan) => plan,
         Err(problems) => return Ok(refuse(&problems)),
     };
+    if stop.signal().is_some() {
+        return Ok(stream::finish(
+            config, &stop, &reporter, started, true, false,
+        ));
+    }
     // Inputs that failed in an earlier run and have not changed since are not tried again;
     // `recorded` are those to convert that still have a record of a failure.
     let recorded = failed::apply(&mut plan, config.strict, config.retry_failed);

@@ -218,10 +218,13 @@ pub(crate) fn run(
         .collect();
     let has_stdin = paths.len() < config.inputs.len();
     // With no path among the inputs, this only checks the merged CSV against the report.
-    let plan = match plan::build_inputs(&paths, &run::extra_outputs(config)) {
+    let plan = match plan::build_inputs(&paths, &run::extra_outputs(config), &stop.requested) {
         Ok(plan) => plan,
         Err(problems) => return Ok(run::refuse(&problems)),
     };
+    if stop.signal().is_some() {
+        return Ok(finish(config, stop, reporter, started, true, false));
+    }
     let mut jobs: Vec<Job> = plan
         .items
         .into_iter()

@@ -174,6 +174,38 @@ fn a_symlinked_folder_loop_converts_each_file_once_under_its_shortest_name() {
     assert_eq!(env.files_ending(".csv"), ["out/a/x.csv", "out/top.csv"]);
 }
 
+// See: issue 17, item 2: three links in one folder made glob expand some 3^40 paths.
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_of_three_links_under_two_stars_ends() {
+    let env = TestEnv::new();
+    env.write("crawl/a/x.kml", POINT_KML);
+    env.write("crawl/a/b/y.kml", POINT_KML);
+    for (link, target) in [("up", ".."), ("up2", ".."), ("self", ".")] {
+        std::os::unix::fs::symlink(target, env.path(&format!("crawl/a/{link}"))).unwrap();
+    }
+    std::os::unix::fs::symlink("../..", env.path("crawl/a/b/top")).unwrap();
+    let mut child = env
+        .command()
+        .args(["-o", "out", "crawl/**/*.kml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A guard against a hang only, far beyond what the walk takes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("planning did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let run = common::run_of(child.wait_with_output().unwrap());
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["out/a/b/y.csv", "out/a/x.csv"]);
+}
+
 #[test]
 fn a_pattern_that_matches_nothing_fails_alone() {
     let env = TestEnv::new();
