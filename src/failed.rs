@@ -160,7 +160,11 @@ pub fn apply(plan: &mut Plan, strict: bool, retry: bool) -> Vec<usize> {
         };
         match lookup(&item.input, output, strict) {
             Lookup::None => {}
-            Lookup::Unchanged(_) if retry => stale.push(index),
+            // A CSV already there (`--force`, `--update`) was converted after the record was
+            // made, by a run that crashed before removing it: the record no longer holds.
+            Lookup::Unchanged(_) if retry || fs::symlink_metadata(output).is_ok() => {
+                stale.push(index)
+            }
             Lookup::Unchanged(record) => {
                 item.action = Action::FailedBefore {
                     output: output.clone(),
@@ -252,6 +256,12 @@ mod tests {
         let mut plan = plan_of(dir.path(), &["bad", "good"]);
         assert_eq!(apply(&mut plan, false, true), [0]);
         assert!(matches!(plan.items[0].action, Action::Convert { .. }));
+
+        // A CSV is there (a crash came between it and the record's removal): the CSV wins.
+        fs::write(&output, "feature\n").unwrap();
+        let mut plan = plan_of(dir.path(), &["bad"]);
+        assert_eq!(apply(&mut plan, false, false), [0]);
+        fs::remove_file(&output).unwrap();
 
         // Changed: converted again.
         fs::write(&input, "<kml><Placemark/>").unwrap();

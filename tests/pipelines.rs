@@ -432,3 +432,242 @@ fn shards_running_at_once_keep_every_record() {
         assert_eq!(run.stderr, "");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The README's recipes, run as written, with one broken KML in the batch
+
+/// The README's first block of `kind` (```make, ```cron, ```yaml).
+fn readme_block(kind: &str) -> String {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    readme
+        .split(&format!("```{kind}\n"))
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("a ```{kind} block in the README"))
+        .to_owned()
+}
+
+/// `PATH` with the built binary first.
+fn path_with_binary() -> String {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_kml2csv")).parent().unwrap();
+    format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[cfg(unix)]
+fn set_mtime(path: &Path, time: std::time::SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}
+
+/// The README's Makefile, run by a real `make`: the first run fails on the broken KML, the
+/// second succeeds and says why; only changed KMLs are converted again.
+#[cfg(unix)]
+#[test]
+fn the_readme_makefile_converges_with_a_broken_kml() {
+    use std::time::{Duration, SystemTime};
+    let found = Command::new("make").arg("--version").output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        assert!(std::env::var_os("CI").is_none(), "make is missing on CI");
+        eprintln!("SKIPPED: make is not installed");
+        return;
+    }
+    let env = TestEnv::new();
+    env.write("Makefile", readme_block("make"));
+    batch_with_a_bad_file(&env);
+    let make = || {
+        let out = Command::new("make")
+            .current_dir(env.root())
+            .env("PATH", path_with_binary())
+            .output()
+            .unwrap();
+        common::run_of(out)
+    };
+    let run = make();
+    assert_ne!(run.code, Some(0), "{run}");
+    assert_stderr_has(&run, "raw/bad.kml:1:93: malformed XML");
+    assert!(env.exists("proc/bad.csv.failed"));
+
+    for _ in 0..2 {
+        let run = make();
+        assert_code(&run, 0);
+        assert_stderr_has(
+            &run,
+            "raw/bad.kml:1:93: warning: failed before and unchanged since",
+        );
+        assert!(!run.stdout.contains("raw/a.kml"), "{run}");
+    }
+    assert_eq!(
+        env.read("proc/a.csv"),
+        format!("{HEADER}{}", common::POINT_ROW)
+    );
+    assert!(env.read("proc/b.csv").contains("b-1"));
+
+    // A changed KML is converted again, and only that one; a mended one too.
+    let now = SystemTime::now();
+    set_mtime(&env.path("raw/b.kml"), now - Duration::from_secs(120));
+    set_mtime(&env.path("proc/a.csv"), now - Duration::from_secs(60));
+    set_mtime(&env.path("proc/b.csv"), now - Duration::from_secs(60));
+    env.write("raw/a.kml", points_kml("changed", 1));
+    env.write("raw/bad.kml", points_kml("mended", 1));
+    let run = make();
+    assert_code(&run, 0);
+    assert!(
+        run.stdout.contains("raw/a.kml") && !run.stdout.contains("raw/b.kml"),
+        "{run}"
+    );
+    assert!(env.read("proc/a.csv").contains("changed-0"));
+    assert!(env.read("proc/bad.csv").contains("mended-0"));
+    assert!(!env.exists("proc/bad.csv.failed"));
+    let run = make();
+    assert_code(&run, 0);
+    assert!(run.stdout.contains("Nothing to be done"), "{run}");
+}
+
+/// The README's cron line, its command run by `sh` in cron's environment (a minimal PATH,
+/// another HOME, no terminal) with the paths moved into a test folder: the broken KML is
+/// reported by the first run only, later runs are silent and succeed, the report of the last
+/// run still names it.
+#[cfg(unix)]
+#[test]
+fn the_readme_cron_line_converges_with_a_broken_kml() {
+    use std::time::{Duration, SystemTime};
+    let block = readme_block("cron");
+    let line = block.lines().next().unwrap();
+    // Five schedule fields, then the command.
+    let words: Vec<&str> = line.split_whitespace().skip(5).collect();
+    let command = words.join(" ");
+    assert!(
+        !command.contains('%'),
+        "cron turns % into a newline: {command}"
+    );
+    let binary = words[0];
+    assert!(
+        binary.starts_with('/') && binary.ends_with("/kml2csv"),
+        "an absolute path that does not depend on HOME or PATH: {binary}"
+    );
+    let env = TestEnv::new();
+    env.write("data/incoming/2024/a.kml", POINT_KML);
+    env.write("data/incoming/b.kml", POINT_KML);
+    env.write("data/incoming/2024/bad.kml", TRUNCATED_KML);
+    let command = command
+        .replacen(binary, env!("CARGO_BIN_EXE_kml2csv"), 1)
+        .replace("/data/", &format!("{}/data/", env.root().display()));
+    let home = env.mkdir("home-of-another-user");
+    let cron = || {
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&command)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        common::run_of(out)
+    };
+    let run = cron();
+    assert_code(&run, 1);
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.lines().len(), 1, "one line of mail: {run}");
+    assert_stderr_has(&run, "data/incoming/2024/bad.kml:1:93: malformed XML");
+    assert_eq!(
+        env.files_ending(".csv"),
+        ["data/csv/2024/a.csv", "data/csv/b.csv"]
+    );
+    for _ in 0..2 {
+        let run = cron();
+        assert_code(&run, 0);
+        assert_eq!(run.stdout, "");
+        assert_eq!(run.stderr, "", "no mail once the failure is known");
+        let report: serde_json::Value =
+            serde_json::from_str(&env.read("data/kml2csv-last-run.json")).unwrap();
+        let known: Vec<&serde_json::Value> = report["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["status"] == "failed_before")
+            .collect();
+        assert_eq!(known.len(), 1, "{report}");
+        assert!(known[0]["input"]
+            .as_str()
+            .unwrap()
+            .ends_with("2024/bad.kml"));
+    }
+    assert!(env.exists("data/csv/2024/bad.csv.failed"));
+
+    // A KML that changed since its CSV is converted again by the next run.
+    env.write("data/incoming/b.kml", points_kml("changed", 1));
+    set_mtime(
+        &env.path("data/csv/b.csv"),
+        SystemTime::now() - Duration::from_secs(60),
+    );
+    assert_code(&cron(), 0);
+    assert!(env.read("data/csv/b.csv").contains("changed-0"));
+}
+
+/// The README's Kubernetes Indexed Job: the container's command, run by `sh` once per index
+/// with `JOB_COMPLETION_INDEX` set, as the pods do. The index owning the broken KML fails; its
+/// restart (the same command again) completes, with the failure in its log.
+#[cfg(unix)]
+#[test]
+fn the_readme_indexed_job_converges_with_a_broken_kml() {
+    let yaml = readme_block("yaml");
+    let line = yaml
+        .lines()
+        .find(|l| l.trim_start().starts_with("command:"))
+        .expect("a command in the Job");
+    let array: Vec<String> = serde_json::from_str(line.trim_start()["command:".len()..].trim())
+        .expect("the command as a JSON-style array");
+    assert_eq!(array[..2], ["sh", "-c"]);
+    let completions: u32 = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("completions:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("completions: N");
+    let env = TestEnv::new();
+    for i in 0..40 {
+        env.write(
+            &format!("data/crawl/{}/f{i:02}.kml", i % 3),
+            points_kml(&format!("f{i}"), 2),
+        );
+    }
+    env.write("data/crawl/1/bad.kml", TRUNCATED_KML);
+    let script = array[2].replace("/data/", &format!("{}/data/", env.root().display()));
+    let pod = |index: u32| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", path_with_binary())
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .output()
+            .unwrap();
+        common::run_of(out)
+    };
+    let failed: Vec<u32> = (0..completions)
+        .filter(|&index| {
+            let run = pod(index);
+            assert!(matches!(run.code, Some(0 | 1)), "{run}");
+            run.code == Some(1)
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "the index owning bad.kml fails");
+    assert_eq!(env.files_ending(".csv").len(), 40);
+    let restart = pod(failed[0]);
+    assert_code(&restart, 0);
+    assert_stderr_has(
+        &restart,
+        "data/crawl/1/bad.kml:1:93: warning: failed before and unchanged since",
+    );
+    for index in 0..completions {
+        assert_code(&pod(index), 0);
+    }
+    assert!(env.exists("data/csv/1/bad.csv.failed"));
+}
