@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::kml::Position;
+use crate::path_text::escaped;
 use crate::plan::parent_or_dot;
 use crate::report::{FileReport, Status, Totals};
 use crate::{convert, temp};
@@ -128,12 +129,12 @@ fn input_json<'a>(
         Status::Interrupted => ("interrupted", None, None, None, None),
     };
     InputJson {
-        input: report.input.to_string_lossy().into_owned(),
+        input: escaped(&report.input).into_owned(),
         status,
         reason,
-        output: output.map(|o| o.to_string_lossy().into_owned()),
+        output: output.map(|o| escaped(o).into_owned()),
         record: match &report.status {
-            Status::FailedBefore { record, .. } => Some(record.to_string_lossy().into_owned()),
+            Status::FailedBefore { record, .. } => Some(escaped(record).into_owned()),
             _ => None,
         },
         rows,

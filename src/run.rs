@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::convert::{self, Outcome, Settings};
 use crate::input::{Input, STDIN};
 use crate::kml::Warnings;
+use crate::path_text::escaped;
 use crate::plan::{self, Action, Plan, Target};
 use crate::report::{self, FileReport, Reporter, Status};
 use crate::{dry_run, failed, json_report, progress, stream, temp};
@@ -103,7 +104,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         // Before any work: a report that cannot be written would otherwise only be found at
         // the end of a long batch.
         json_report::check_writable(path)
-            .with_context(|| format!("{}: cannot write the report", path.display()))?;
+            .with_context(|| format!("{}: cannot write the report", escaped(path)))?;
     }
     let stop = Stop::install()?;
     let mut reporter = Reporter::new(config.verbosity);
@@ -237,8 +238,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                     if let Err(e) = failed::remove(&output) {
                         reporter.warn(format_args!(
                             "{}: cannot remove {}: {e}",
-                            input.display(),
-                            failed::path_for(&output).display()
+                            escaped(input),
+                            escaped(&failed::path_for(&output))
                         ));
                     }
                 }
@@ -272,8 +273,21 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                     // Taken before reading, so that a failure is never recorded against a
                     // version of the input that was not read.
                     let identity = failed::Identity::of(input);
+                    // Checked when planned, and again now: a folder below --out may have been
+                    // replaced by a link since.
+                    let link = config
+                        .out_dir
+                        .as_deref()
+                        .and_then(|dir| plan::link_below(dir, output));
                     let outcome = if settings.stop.load(Ordering::Relaxed) {
                         Outcome::Interrupted
+                    } else if let Some(message) = link {
+                        Outcome::Failed {
+                            position: None,
+                            message,
+                            warnings: Warnings::default(),
+                            of_input: false,
+                        }
                     } else {
                         match write_one(input, output, settings) {
                             Ok(written) => {
@@ -408,8 +422,8 @@ fn record_failure(
     if let Err(e) = failed::write(output, &record) {
         reporter.warn(format_args!(
             "{}: cannot record its failure in {}: {e}",
-            input.display(),
-            failed::path_for(output).display()
+            escaped(input),
+            escaped(&failed::path_for(output))
         ));
     }
 }
