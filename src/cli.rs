@@ -16,7 +16,9 @@ use crate::shard::Shard;
 
 const EXIT_CODES: &str = "\
 Exit status:
-  0    every input was converted or skipped (with --dry-run: none would be refused)
+  0    every input was converted or skipped, or failed in an earlier run and is unchanged
+       since (a warning; its record is NAME.csv.failed beside its CSV; --retry-failed tries
+       it again); with --dry-run: none would be refused
   1    at least one input failed (all other inputs were still converted; a --merge CSV is
        written only with --keep-going), or an output folder or the --report file cannot be
        written (checked before any input is converted)
