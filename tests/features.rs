@@ -351,7 +351,7 @@ fn every_shape() -> Vec<Vec<kml2csv::kml::Part>> {
 
 fn wkt_of(parts: &[kml2csv::kml::Part]) -> String {
     let mut text = String::new();
-    kml2csv::wkt::write(parts, &mut text);
+    kml2csv::csv::wkt::write(parts, &mut text);
     text
 }
 

@@ -5,18 +5,21 @@
 //! stops the run before it has changed anything, and so that the workers only ever see one
 //! ready-made job each.
 
+pub(crate) mod pattern;
+pub mod shard;
+
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::path_text::escaped;
-use crate::pattern::{self, Entry};
-use crate::shard::Shard;
+use crate::output::durable::parent_or_dot;
+use crate::ui::path_text::escaped;
+use pattern::Entry;
+use shard::Shard;
 
 /// One input, in the order the user named it, and what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +39,10 @@ pub enum Action {
     /// The input cannot be converted; the message says why and is printed after the path.
     Fail { message: String },
     /// The input failed in an earlier run and has not changed since: not tried again (see
-    /// [`crate::failed`]).
+    /// [`crate::batch::failed`]).
     FailedBefore {
         output: PathBuf,
-        record: crate::failed::Record,
+        record: crate::batch::failed::Record,
     },
 }
 
@@ -777,14 +780,6 @@ fn path_keys(path: &Path, resolve: &mut Canonical) -> Vec<Key> {
         keys.push(Key::Id(id));
     }
     keys
-}
-
-/// The folder of `path`, `.` for a bare file name.
-pub fn parent_or_dot(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
 }
 
 fn fail(message: impl Into<String>) -> Action {

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::config::Verbosity;
 use crate::kml::{Position, Warnings};
-use crate::path_text::escaped;
+use crate::ui::config::Verbosity;
+use crate::ui::path_text::escaped;
 
 /// Warnings printed per file; the rest are only counted.
 pub const WARNINGS_SHOWN: usize = 20;
@@ -151,7 +151,7 @@ impl Reporter {
             }
         }
         emit(&text);
-        crate::progress::file_done();
+        crate::ui::progress::file_done();
     }
 
     /// Print every report still held back (a run that was interrupted leaves gaps), in order.
@@ -350,7 +350,7 @@ fn emit(text: &str) {
         return;
     }
     // Nothing sensible can be done about a closed or full stderr; the exit status still tells.
-    crate::progress::suspend(|| {
+    crate::ui::progress::suspend(|| {
         let _ = io::stderr().lock().write_all(text.as_bytes());
     });
 }

@@ -7,9 +7,9 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use crate::cli::{Args, ColorArg, RowsArg};
-use crate::csv_out::{Dialect, RowKind, Shape};
-use crate::shard::Shard;
+use crate::batch::plan::shard::Shard;
+use crate::csv::{Dialect, RowKind, Shape};
+use crate::ui::cli::{Args, ColorArg, RowsArg};
 
 /// How much is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

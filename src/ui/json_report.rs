@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::kml::Position;
-use crate::path_text::escaped;
-use crate::plan::parent_or_dot;
-use crate::report::{FileReport, Status, Totals};
-use crate::{convert, temp};
+use crate::output::durable::{self, parent_or_dot};
+use crate::output::temp;
+use crate::ui::path_text::escaped;
+use crate::ui::report::{FileReport, Status, Totals};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -203,9 +203,9 @@ pub fn write(
     std::fs::create_dir_all(dir)?;
     let mut temp = temp::create_named(dir)?;
     temp.write_all(text.as_bytes())?;
-    convert::sync_file(temp.as_file())?;
+    durable::sync_file(temp.as_file())?;
     temp.persist(path).map_err(|e| e.error)?;
-    convert::sync_dir(dir)
+    durable::sync_dir(dir)
 }
 
 /// Check, before the run, that a report can be written to `path` (`-` always can): its folder
@@ -218,7 +218,7 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
         return Err(io::Error::other("it is a directory"));
     }
     let dir = parent_or_dot(path);
-    convert::create_dir_durably(dir)?;
+    durable::create_dir_durably(dir)?;
     temp::create_named(dir).map(drop)
 }
 

@@ -23,9 +23,10 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
+use crate::batch::plan::{Action, Plan};
 use crate::kml::Position;
-use crate::plan::{parent_or_dot, Action, Plan};
-use crate::{convert, temp};
+use crate::output::durable::{parent_or_dot, sync_dir, sync_file};
+use crate::output::temp;
 
 /// Appended to the output's name: `x.csv` → `x.csv.failed`.
 pub const SUFFIX: &str = ".failed";
@@ -186,16 +187,16 @@ pub fn write(output: &Path, record: &Record) -> io::Result<()> {
     let temp = temp::Temp::create(dir, true)?;
     let mut file = temp.as_file();
     file.write_all(text.as_bytes())?;
-    convert::sync_file(temp.as_file())?;
+    sync_file(temp.as_file())?;
     temp.publish(&path_for(output)).map_err(io::Error::other)?;
-    convert::sync_dir(dir)
+    sync_dir(dir)
 }
 
 /// Remove the record of the input whose CSV is `output`, now in place; a record already gone
 /// (another run converted it too) is no error.
 pub fn remove(output: &Path) -> io::Result<()> {
     match fs::remove_file(path_for(output)) {
-        Ok(()) => convert::sync_dir(parent_or_dot(output)),
+        Ok(()) => sync_dir(parent_or_dot(output)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
@@ -204,7 +205,7 @@ pub fn remove(output: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Item;
+    use crate::batch::plan::Item;
 
     fn plan_of(dir: &Path, names: &[&str]) -> Plan {
         Plan {

@@ -11,11 +11,11 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Verbosity};
-use crate::path_text::escaped;
-use crate::plan::{Action, Plan};
-use crate::report;
-use crate::run::ExitStatus;
+use crate::batch::plan::{Action, Plan};
+use crate::batch::status::ExitStatus;
+use crate::ui::config::{Config, Verbosity};
+use crate::ui::path_text::escaped;
+use crate::ui::report;
 
 #[derive(Default)]
 struct Counts {
@@ -62,7 +62,7 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
                     "skip    {input} -> {} (failed before and unchanged since, see {}; \
                      --retry-failed tries it)",
                     escaped(output),
-                    escaped(&crate::failed::path_for(output))
+                    escaped(&crate::batch::failed::path_for(output))
                 )
             }
         };
