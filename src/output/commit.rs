@@ -51,6 +51,10 @@ pub enum Outcome {
         position: Option<Position>,
         message: String,
         warnings: Warnings,
+        /// The input's content is at fault (malformed XML, a bad encoding or KMZ, a warning
+        /// under `--strict`), not reading it or writing the CSV: it fails again until it
+        /// changes (see `batch::failed`).
+        of_input: bool,
     },
     /// Stopped by a signal before completion; nothing was written.
     Interrupted,
@@ -288,6 +292,7 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
                 position: None,
                 message: format!("cannot make {} durable: {e}", temp.describe(&output)),
                 warnings,
+                of_input: false,
             },
             None => Outcome::Interrupted,
             Some(Ok(())) => match temp.publish(&output) {
@@ -303,6 +308,7 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
                     position: None,
                     message,
                     warnings,
+                    of_input: false,
                 },
             },
         };
@@ -325,6 +331,7 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
                         dir.display()
                     ),
                     warnings: std::mem::take(warnings),
+                    of_input: false,
                 };
             }
         }
