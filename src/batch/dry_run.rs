@@ -2,17 +2,21 @@
 //!
 //! One line per input on standard output (it is the answer asked for, so it can be piped):
 //! `convert INPUT -> OUTPUT (why)`, `skip INPUT -> OUTPUT (why)` or `refuse INPUT: why`. The
-//! counts go to stderr; the exit status is 1 when a real run would fail an input.
+//! counts go to stderr; the exit status is 1 when an input would be refused before it is read
+//! (missing, a pattern that matches nothing, an output in the way). Inputs are not read: one
+//! that a real run would fail on for its content is listed as `convert`.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Verbosity};
-use crate::plan::{Action, Plan};
-use crate::report;
-use crate::run::ExitStatus;
+use crate::batch::plan::{Action, Plan};
+use crate::batch::status::ExitStatus;
+use crate::batch::Config;
+use crate::ui::path_text::escaped;
+use crate::ui::report;
+use crate::ui::report::Verbosity;
 
 #[derive(Default)]
 struct Counts {
@@ -26,7 +30,7 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
     let mut text = String::new();
     let mut counts = Counts::default();
     for item in &plan.items {
-        let input = item.input.display();
+        let input = escaped(&item.input);
         let _ = match &item.action {
             Action::Convert { output, .. } => {
                 counts.convert += 1;
@@ -37,7 +41,7 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
                 } else {
                     "the input is newer than the CSV"
                 };
-                writeln!(text, "convert {input} -> {} ({why})", output.display())
+                writeln!(text, "convert {input} -> {} ({why})", escaped(output))
             }
             Action::Skip { output } => {
                 counts.skip += 1;
@@ -46,11 +50,21 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
                 } else {
                     "already exists; --force overwrites it, --update if it is older than the input"
                 };
-                writeln!(text, "skip    {input} -> {} ({why})", output.display())
+                writeln!(text, "skip    {input} -> {} ({why})", escaped(output))
             }
             Action::Fail { message } => {
                 counts.refuse += 1;
                 writeln!(text, "refuse  {input}: {message}")
+            }
+            Action::FailedBefore { output, .. } => {
+                counts.skip += 1;
+                writeln!(
+                    text,
+                    "skip    {input} -> {} (failed before and unchanged since, see {}; \
+                     --retry-failed tries it)",
+                    escaped(output),
+                    escaped(&crate::batch::failed::path_for(output))
+                )
             }
         };
     }
@@ -70,10 +84,10 @@ pub fn print_merge(
     let shown = if target == Path::new("-") {
         "standard output".to_owned()
     } else {
-        target.display().to_string()
+        escaped(target).into_owned()
     };
     for (input, state) in inputs {
-        let input = input.display();
+        let input = escaped(input);
         let _ = match (state, target_state) {
             (Err(message), _) => {
                 counts.refuse += 1;

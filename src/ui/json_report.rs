@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::kml::Position;
-use crate::plan::parent_or_dot;
-use crate::report::{FileReport, Status, Totals};
-use crate::{convert, temp};
+use crate::output::durable::{self, parent_or_dot};
+use crate::output::temp;
+use crate::ui::path_text::escaped;
+use crate::ui::report::{FileReport, Status, Totals};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -32,6 +33,7 @@ struct TotalsJson {
     converted: u64,
     skipped: u64,
     failed: u64,
+    failed_before: u64,
     interrupted: u64,
     rows: u64,
     warnings: u64,
@@ -46,6 +48,9 @@ struct InputJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     output: Option<String>,
+    /// The `.failed` file of an input that failed before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<String>,
     rows: Option<u64>,
     bytes: Option<u64>,
     duration_seconds: f64,
@@ -110,13 +115,28 @@ fn input_json<'a>(
             None,
             Some(located(*position, message)),
         ),
+        Status::FailedBefore {
+            record: _,
+            position,
+            message,
+        } => (
+            "failed_before",
+            Some("unchanged since it failed; --retry-failed tries it"),
+            None,
+            None,
+            Some(located(*position, message)),
+        ),
         Status::Interrupted => ("interrupted", None, None, None, None),
     };
     InputJson {
-        input: report.input.to_string_lossy().into_owned(),
+        input: escaped(&report.input).into_owned(),
         status,
         reason,
-        output: output.map(|o| o.to_string_lossy().into_owned()),
+        output: output.map(|o| escaped(o).into_owned()),
+        record: match &report.status {
+            Status::FailedBefore { record, .. } => Some(escaped(record).into_owned()),
+            _ => None,
+        },
         rows,
         bytes: size_of(&report.input),
         duration_seconds: elapsed.as_secs_f64(),
@@ -150,6 +170,7 @@ pub fn render(
             converted: t.converted,
             skipped: t.skipped,
             failed: t.failed,
+            failed_before: t.failed_before,
             interrupted: t.interrupted,
             rows: t.rows,
             warnings: t.warnings,
@@ -182,9 +203,23 @@ pub fn write(
     std::fs::create_dir_all(dir)?;
     let mut temp = temp::create_named(dir)?;
     temp.write_all(text.as_bytes())?;
-    convert::sync_file(temp.as_file())?;
+    durable::sync_file(temp.as_file())?;
     temp.persist(path).map_err(|e| e.error)?;
-    convert::sync_dir(dir)
+    durable::sync_dir(dir)
+}
+
+/// Check, before the run, that a report can be written to `path` (`-` always can): its folder
+/// is created and a temporary file made in it, as [`write()`] will. `Err` says why not.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    if path.as_os_str() == "-" {
+        return Ok(());
+    }
+    if path.is_dir() {
+        return Err(io::Error::other("it is a directory"));
+    }
+    let dir = parent_or_dot(path);
+    durable::create_dir_durably(dir)?;
+    temp::create_named(dir).map(drop)
 }
 
 #[cfg(test)]
