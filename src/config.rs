@@ -42,6 +42,8 @@ pub struct Config {
     pub merge: Option<Merge>,
     /// Replace existing CSVs instead of skipping them.
     pub force: bool,
+    /// Name a CSV `x.kml.csv` instead of `x.csv`.
+    pub keep_extension: bool,
     /// Replace CSVs older than their input, skip the others.
     pub update: bool,
     /// Only print what would be done.
@@ -126,6 +128,7 @@ impl Config {
             stdout,
             merge,
             force: args.force,
+            keep_extension: args.keep_extension,
             update: args.update,
             dry_run: args.dry_run,
             report: args.report,
