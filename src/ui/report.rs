@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::config::Verbosity;
 use crate::kml::{Position, Warnings};
+use crate::ui::config::Verbosity;
+use crate::ui::path_text::escaped;
 
 /// Warnings printed per file; the rest are only counted.
 pub const WARNINGS_SHOWN: usize = 20;
@@ -141,7 +142,7 @@ impl Reporter {
             }
         }
         emit(&text);
-        crate::progress::file_done();
+        crate::ui::progress::file_done();
     }
 
     /// Print every report still held back (a run that was interrupted leaves gaps), in order.
@@ -211,7 +212,7 @@ impl Reporter {
     }
 
     fn render(&self, report: &FileReport, text: &mut String) {
-        let input = report.input.display();
+        let input = escaped(&report.input);
         let verbose = self.verbosity >= Verbosity::Verbose;
         if self.verbosity > Verbosity::Quiet {
             for warning in report.warnings.kept().iter().take(WARNINGS_SHOWN) {
@@ -243,23 +244,23 @@ impl Reporter {
             Status::Converted { output, rows } if verbose => writeln!(
                 text,
                 "kml2csv: {input}: converted to {} ({rows} {})",
-                output.display(),
+                escaped(output),
                 plural(*rows, "row", "rows")
             ),
             Status::Skipped { output } if verbose && self.update => writeln!(
                 text,
                 "kml2csv: {input}: skipped, {} is up to date",
-                output.display()
+                escaped(output)
             ),
             Status::Skipped { output } if verbose => writeln!(
                 text,
                 "kml2csv: {input}: skipped, {} already exists (--force overwrites it)",
-                output.display()
+                escaped(output)
             ),
             Status::ConvertedElsewhere { output } if verbose => writeln!(
                 text,
                 "kml2csv: {input}: skipped, {} was converted by another run meanwhile",
-                output.display()
+                escaped(output)
             ),
             Status::Interrupted if verbose => writeln!(text, "kml2csv: {input}: interrupted"),
             _ => Ok(()),
@@ -308,7 +309,7 @@ pub fn message(text: fmt::Arguments<'_>) {
 
 /// `kml2csv: PATH: TEXT`.
 pub fn path_message(path: &Path, text: fmt::Arguments<'_>) {
-    message(format_args!("{}: {text}", path.display()));
+    message(format_args!("{}: {text}", escaped(path)));
 }
 
 fn emit(text: &str) {
@@ -316,7 +317,7 @@ fn emit(text: &str) {
         return;
     }
     // Nothing sensible can be done about a closed or full stderr; the exit status still tells.
-    crate::progress::suspend(|| {
+    crate::ui::progress::suspend(|| {
         let _ = io::stderr().lock().write_all(text.as_bytes());
     });
 }

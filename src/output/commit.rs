@@ -15,7 +15,7 @@
 //!    of the first (or while the previous group was published) into a group. It makes the small
 //!    ones durable with one `syncfs` per file system if there are enough of them, or an
 //!    `fsync` each (`settle`). It gives each temporary whose sync succeeded its final name
-//!    ([`crate::temp::Temp::publish`]: never before, and never once a stop was requested: those
+//!    ([`crate::output::temp::Temp::publish`]: never before, and never once a stop was requested: those
 //!    temporaries are dropped instead), then syncs each folder that received a name once
 //!    (`fsync` of the directory), so that the names themselves survive a power cut, and only
 //!    then reports the files.
@@ -33,9 +33,35 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::convert::{self, Outcome, Written};
-use crate::plan::parent_or_dot;
-use crate::temp::{Published, Replaced};
+use crate::kml::{Position, Warnings};
+use crate::output::durable::{self, parent_or_dot};
+use crate::output::temp::{Published, Replaced, Temp};
+
+/// What became of one job.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The output is in place.
+    Converted { rows: u64, warnings: Warnings },
+    /// Another process created the output while this one was converting; its file was kept.
+    ConvertedElsewhere { warnings: Warnings },
+    /// Nothing was written; the message is printed after the input's path (and the position
+    /// in it, when the reader knows one).
+    Failed {
+        position: Option<Position>,
+        message: String,
+        warnings: Warnings,
+    },
+    /// Stopped by a signal before completion; nothing was written.
+    Interrupted,
+}
+
+/// A conversion that is complete in its temporary file, not yet durable nor named.
+#[derive(Debug)]
+pub struct Written {
+    pub temp: Temp,
+    pub rows: u64,
+    pub warnings: Warnings,
+}
 
 /// Temporaries that may wait for the committer; workers block beyond this.
 const QUEUE: usize = 128;
@@ -169,7 +195,7 @@ where
                         Err(_) => break,
                     }
                 }
-                let group = settle(group, stop, group_sync::syncfs, convert::sync_file);
+                let group = settle(group, stop, group_sync::syncfs, durable::sync_file);
                 let released = |replaced| {
                     // Should the threads be gone, it is let go of here.
                     let _ = release.send(replaced);
@@ -197,7 +223,7 @@ fn sync_queue<T>(
         let state = if stop.load(Ordering::Relaxed) {
             SyncState::Stopped
         } else {
-            SyncState::Done(convert::sync_file(pending.written.temp.as_file()))
+            SyncState::Done(durable::sync_file(pending.written.temp.as_file()))
         };
         if synced.send((pending, state)).is_err() {
             return;
@@ -341,11 +367,11 @@ fn publish_group<T>(
 
 /// `fsync` every file, up to [`SYNC_THREADS`] at a time; one result per file, in order.
 fn sync_files(files: &[&File]) -> Vec<io::Result<()>> {
-    parallel(files, |file| convert::sync_file(file))
+    parallel(files, |file| durable::sync_file(file))
 }
 
 fn sync_dirs(dirs: &[&Path]) -> Vec<io::Result<()>> {
-    parallel(dirs, |dir| convert::sync_dir(dir))
+    parallel(dirs, |dir| durable::sync_dir(dir))
 }
 
 /// Apply `sync` to every item, spreading them over up to [`SYNC_THREADS`] scoped threads: syncs
@@ -399,7 +425,7 @@ mod group_sync {
     /// behind it, which an `fsync` does.
     #[cfg(target_os = "linux")]
     fn syncs_whole(file: &File) -> bool {
-        crate::disk::local(file).is_some()
+        crate::output::disk::local(file).is_some()
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -458,8 +484,6 @@ mod group_sync {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kml::Warnings;
-    use crate::temp::Temp;
     use crate::test_support::names;
     use std::fs;
     use std::io::Write;

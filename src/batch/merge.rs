@@ -5,9 +5,6 @@
 //! an anonymous temporary part, and once all of them succeeded the header and the parts are
 //! joined, in the sorted order of the inputs, into a temporary file that is synced and renamed
 //! into place. So a merged CSV that exists is complete, and has every input in it.
-//!
-//! Also home to what both kinds of run share with [`crate::run`]: usage checks, read options,
-//! the first pass over ExtendedData field names, and the end of a run.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -19,134 +16,20 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
-use rayon::prelude::*;
 
-use crate::config::{Config, Merge, Verbosity};
-use crate::convert::{self, Settings, WriteFailure};
-use crate::csv_out::{self, Dialect, Layout};
-use crate::input::{Input, STDIN};
-use crate::json_report::{self, Ending};
+use crate::batch::common::{self, finish, read_options, union_of_fields, warn_fields_not_found};
+use crate::batch::convert::{self, Settings, WriteFailure};
+use crate::batch::input::{Input, STDIN};
+use crate::batch::plan::{self, Action};
+use crate::batch::status::{self, ExitStatus, QuietPanics, Stop};
+use crate::csv::{self, Dialect, Layout};
 use crate::kml::{ReadOptions, Warnings};
-use crate::plan::{self, parent_or_dot, Action};
-use crate::report::{self, FileReport, Reporter, Status};
-use crate::run::{self, ExitStatus, QuietPanics, Stop};
-use crate::temp::{Published, Temp};
-use crate::{dry_run, progress};
-
-/// Mistakes in the combination of options, found before any input is touched.
-pub(crate) fn check_usage(config: &Config) -> Result<(), String> {
-    config.shape.check().map_err(|e| e.to_string())?;
-    let stdin = config.inputs.iter().filter(|i| *i == STDIN).count();
-    if stdin > 1 {
-        return Err("`-` (standard input) can be named only once".into());
-    }
-    if stdin == 1 && config.merge.is_none() {
-        if config.inputs.len() > 1 {
-            return Err(
-                "`-` (standard input) is converted to standard output, so it must be \
-                        the only input; use --merge to combine it with files"
-                    .into(),
-            );
-        }
-        if let Some(dir) = &config.out_dir {
-            return Err(format!(
-                "`-` (standard input) is converted to standard output, not into {}; \
-                 redirect it (`> file.csv`) or use --merge FILE",
-                dir.display()
-            ));
-        }
-    }
-    let csv_on_stdout = config.stdout
-        || config.merge == Some(Merge::Stdout)
-        || (stdin == 1 && config.merge.is_none());
-    if csv_on_stdout && config.report.as_deref() == Some(Path::new("-")) {
-        return Err("--report - and the CSV cannot both go to standard output".into());
-    }
-    Ok(())
-}
-
-/// How inputs are read for `config`.
-pub(crate) fn read_options(config: &Config, stop: &Stop) -> ReadOptions {
-    ReadOptions {
-        strict: config.strict,
-        cancel: Some(stop.requested.clone()),
-        attributes: config.shape.reads_attributes(),
-        features: config.shape.rows == csv_out::RowKind::Features,
-    }
-}
-
-/// The ExtendedData field names of all `inputs` (first pass, in parallel), in first-seen order
-/// over the inputs in the order given. An input that cannot be read adds nothing here; its
-/// conversion reports why.
-pub(crate) fn union_of_fields(
-    pool: &rayon::ThreadPool,
-    inputs: &[Input],
-    read: &ReadOptions,
-) -> Vec<String> {
-    let per_input: Vec<Vec<String>> = pool.install(|| {
-        inputs
-            .par_iter()
-            .map(|input| input.fields(read).unwrap_or_default())
-            .collect()
-    });
-    let mut union = Vec::new();
-    for fields in &per_input {
-        csv_out::union_fields(&mut union, fields);
-    }
-    union
-}
-
-/// End a run: print what is still held back and the summary (when `summary`), write the JSON
-/// report, and decide the exit status. `failed` says the run failed beyond its inputs (a merged
-/// CSV that could not be written).
-pub(crate) fn finish(
-    config: &Config,
-    stop: &Stop,
-    reporter: &Reporter,
-    started: Instant,
-    summary: bool,
-    failed: bool,
-) -> ExitStatus {
-    let totals = reporter.flush();
-    let signal = stop.signal();
-    if summary || signal.is_some() {
-        reporter.summary(&totals, started.elapsed(), signal.map(run::signal_name));
-    }
-    let mut status = match signal {
-        Some(signal) => ExitStatus::Signal(signal),
-        None if totals.failed > 0 || failed => ExitStatus::Failure,
-        None => ExitStatus::Success,
-    };
-    if let Some(path) = &config.report {
-        let reports = reporter.take_reports();
-        let ending = Ending {
-            exit_code: status.code(),
-            outcome: match status {
-                ExitStatus::Success => "success",
-                ExitStatus::Failure => "failure",
-                ExitStatus::Usage => "usage",
-                ExitStatus::Signal(_) => "interrupted",
-            },
-            elapsed: started.elapsed(),
-            totals,
-            skip_reason: if config.update {
-                "up to date"
-            } else {
-                "output exists"
-            },
-        };
-        if let Err(e) = json_report::write(path, &reports, &ending) {
-            report::message(format_args!(
-                "{}: cannot write the report: {e}",
-                path.display()
-            ));
-            if status == ExitStatus::Success {
-                status = ExitStatus::Failure;
-            }
-        }
-    }
-    status
-}
+use crate::output::durable::{self, parent_or_dot};
+use crate::output::temp::{Published, Temp};
+use crate::ui::config::{Config, Merge, Verbosity};
+use crate::ui::path_text::escaped;
+use crate::ui::report::{self, FileReport, Reporter, Status};
+use crate::ui::{dry_run, progress};
 
 /// One input of a merged or standard-output run.
 struct Job {
@@ -178,14 +61,14 @@ pub(crate) fn run(
         .cloned()
         .collect();
     let has_stdin = paths.len() < config.inputs.len();
-    let plan = if paths.is_empty() {
-        plan::Plan::default()
-    } else {
-        match plan::build_inputs(&paths) {
-            Ok(plan) => plan,
-            Err(problems) => return Ok(run::refuse(&problems)),
-        }
+    // With no path among the inputs, this only checks the merged CSV against the report.
+    let plan = match plan::build_inputs(&paths, &common::extra_outputs(config), &stop.requested) {
+        Ok(plan) => plan,
+        Err(problems) => return Ok(common::refuse(&problems)),
     };
+    if stop.signal().is_some() {
+        return Ok(finish(config, stop, reporter, started, true, false));
+    }
     let mut jobs: Vec<Job> = plan
         .items
         .into_iter()
@@ -264,9 +147,13 @@ pub(crate) fn run(
     let dir = match merge {
         Merge::File(file) => {
             let dir = parent_or_dot(file).to_path_buf();
-            convert::create_dir_durably(&dir)
+            durable::create_dir_durably(&dir)
                 .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-            run::remove_stale_temporaries_in(vec![dir.clone()], reporter);
+            // Found now rather than as the failure of every input, once all are converted.
+            Temp::create(&dir, config.force || config.update).with_context(|| {
+                format!("{}: cannot write into {}", file.display(), dir.display())
+            })?;
+            common::remove_stale_temporaries_in(vec![dir.clone()], reporter);
             Some(dir)
         }
         Merge::Stdout => None,
@@ -278,10 +165,7 @@ pub(crate) fn run(
         .build()
         .context("cannot start the worker threads")?;
     let read = read_options(config, stop);
-    let layout = match layout_for(config, &pool, &mut jobs, &read) {
-        Ok(layout) => layout,
-        Err(status) => return Ok(status),
-    };
+    let layout = layout_for(config, reporter, &pool, &mut jobs, &read);
     let part_dialect = Dialect {
         header: false,
         bom: false,
@@ -330,7 +214,7 @@ pub(crate) fn run(
     if stop.signal().is_some() {
         return Ok(finish(config, stop, reporter, started, true, false));
     }
-    if failed > 0 {
+    if failed > 0 && !config.keep_going {
         reporter.flush();
         report::message(format_args!(
             "{}: not written: {failed} of {} {} failed (a merged CSV has all inputs or none)",
@@ -357,22 +241,33 @@ pub(crate) fn run(
             return Ok(finish(config, stop, reporter, started, true, true));
         }
     }
+    if failed > 0 {
+        // The failures themselves were reported; the status says the batch is incomplete.
+        reporter.flush();
+        report::message(format_args!(
+            "{}: written without the {failed} failed {} of {} (--keep-going)",
+            shown.display(),
+            if failed == 1 { "input" } else { "inputs" },
+            jobs.len()
+        ));
+    }
     let summary = matches!(merge, Merge::File(_)) || config.verbosity >= Verbosity::Verbose;
     Ok(finish(config, stop, reporter, started, summary, false))
 }
 
 /// Decide the columns of the merged CSV (or the standard output): the union of the inputs'
-/// ExtendedData fields when they matter. Standard input and pipes are kept in temporary files then, since
-/// they are read twice. `Err` is the status to end with.
+/// ExtendedData fields when they matter. Standard input and pipes are kept in temporary files
+/// then, since they are read twice.
 fn layout_for(
     config: &Config,
+    reporter: &Reporter,
     pool: &rayon::ThreadPool,
     jobs: &mut [Job],
     read: &ReadOptions,
-) -> Result<Layout, ExitStatus> {
+) -> Layout {
     let shape = &config.shape;
     if !(shape.needs_fields() || shape.selects_fields()) {
-        return Ok(shape.layout(&[]));
+        return shape.layout(&[]);
     }
     // Standard input and pipes are read twice: copy them first.
     for job in jobs.iter_mut() {
@@ -387,11 +282,10 @@ fn layout_for(
         .filter_map(|j| j.input.as_ref().ok()?.spooled().ok())
         .collect();
     let fields = union_of_fields(pool, &inputs, read);
-    if let Err(problem) = shape.check_fields(&fields) {
-        report::message(format_args!("{problem}"));
-        return Err(ExitStatus::Usage);
+    if !inputs.is_empty() {
+        warn_fields_not_found(config, reporter, &fields, inputs.len());
     }
-    Ok(shape.layout(&fields))
+    shape.layout(&fields)
 }
 
 fn decide_target(file: &Path, config: &Config, jobs: &[Job]) -> Target {
@@ -495,7 +389,7 @@ fn convert_part(
             return (status, Warnings::default(), None);
         }
     };
-    let label = job.label.to_string_lossy();
+    let label = escaped(&job.label);
     let written = panic::catch_unwind(AssertUnwindSafe(|| {
         convert::write_csv(&part, input, &label, settings)
     }))
@@ -504,7 +398,7 @@ fn convert_part(
             position: None,
             message: format!(
                 "internal error: {} (this is a bug in kml2csv; please report it)",
-                run::panic_message(payload.as_ref())
+                status::panic_message(payload.as_ref())
             ),
             warnings: Warnings::default(),
         })
@@ -555,7 +449,7 @@ fn write_parts<W: Write>(
     dialect: &Dialect,
     parts: Vec<File>,
 ) -> io::Result<()> {
-    csv_out::write_header(out, layout, dialect)?;
+    csv::write_header(out, layout, dialect)?;
     for mut part in parts {
         part.seek(SeekFrom::Start(0))?;
         io::copy(&mut part, out)?;
@@ -578,10 +472,13 @@ fn join_into_file(
         ))
     })?;
     let cannot = |e: io::Error| JoinError::Failed(format!("cannot write: {e}"));
-    let mut out = BufWriter::with_capacity(256 * 1024, crate::disk::WriteBack::new(temp.as_file()));
+    let mut out = BufWriter::with_capacity(
+        256 * 1024,
+        crate::output::disk::WriteBack::new(temp.as_file()),
+    );
     write_parts(&mut out, layout, dialect, parts).map_err(cannot)?;
     drop(out);
-    convert::sync_file(temp.as_file()).map_err(cannot)?;
+    durable::sync_file(temp.as_file()).map_err(cannot)?;
     match temp.publish(file) {
         Ok(Published::Placed) => {}
         Ok(Published::AlreadyThere) => {
@@ -591,7 +488,7 @@ fn join_into_file(
         }
         Err(message) => return Err(JoinError::Failed(message)),
     }
-    convert::sync_dir(dir).map_err(|e| {
+    durable::sync_dir(dir).map_err(|e| {
         JoinError::Failed(format!(
             "is complete but the rename may not survive a crash: cannot sync {}: {e}",
             dir.display()
@@ -629,10 +526,13 @@ fn to_stdout(
         .num_threads(1)
         .build()
         .context("cannot start the worker threads")?;
-    let layout = match layout_for(config, &pool, std::slice::from_mut(&mut job), &read) {
-        Ok(layout) => layout,
-        Err(status) => return Ok(status),
-    };
+    let layout = layout_for(
+        config,
+        reporter,
+        &pool,
+        std::slice::from_mut(&mut job),
+        &read,
+    );
     let settings = Settings {
         force: false,
         read: &read,

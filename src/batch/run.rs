@@ -4,100 +4,40 @@
 //! the end, from every input's outcome. SIGINT and SIGTERM stop the batch cleanly: no new file
 //! is started, running conversions stop at their next write, their temporaries are removed.
 
-use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
-use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::commit::{self, Pending};
-use crate::config::Config;
-use crate::convert::{self, Outcome, Settings};
-use crate::input::{Input, STDIN};
+use crate::batch::common;
+use crate::batch::convert::{self, Settings};
+use crate::batch::input::{Input, STDIN};
+use crate::batch::merge;
+use crate::batch::plan::{self, Action, Plan, Target};
+use crate::batch::status::{panic_message, ExitStatus, QuietPanics, Stop};
 use crate::kml::Warnings;
-use crate::plan::{self, Action, Plan, Target};
-use crate::report::{self, FileReport, Reporter, Status};
-use crate::{dry_run, progress, stream, temp};
-
-/// How the run ended; [`ExitStatus::code`] is the process exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Every input was converted or skipped.
-    Success,
-    /// At least one input failed; the others were converted.
-    Failure,
-    /// The command line was wrong; nothing was converted.
-    Usage,
-    /// Stopped by this signal number.
-    Signal(i32),
-}
-
-impl ExitStatus {
-    pub fn code(self) -> u8 {
-        match self {
-            ExitStatus::Success => 0,
-            ExitStatus::Failure => 1,
-            ExitStatus::Usage => 2,
-            // The shell convention, 128 + signal: 130 for SIGINT, 143 for SIGTERM.
-            ExitStatus::Signal(signal) => u8::try_from(128 + signal).unwrap_or(1),
-        }
-    }
-}
-
-/// The stop request shared with the signal handlers.
-pub(crate) struct Stop {
-    pub(crate) requested: Arc<AtomicBool>,
-    /// The signal that asked, 0 for none.
-    signal: Arc<AtomicUsize>,
-}
-
-impl Stop {
-    /// First SIGINT/SIGTERM: set the flag and let the batch wind down. Second one: exit at once
-    /// (the next run removes the temporaries that leaves).
-    pub(crate) fn install() -> anyhow::Result<Stop> {
-        let requested = Arc::new(AtomicBool::new(false));
-        let signal = Arc::new(AtomicUsize::new(0));
-        for sig in [SIGINT, SIGTERM] {
-            // Order matters: the conditional exit must see the flag before this signal sets it.
-            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, requested.clone())
-                .and_then(|_| signal_hook::flag::register(sig, requested.clone()))
-                .and_then(|_| signal_hook::flag::register_usize(sig, signal.clone(), sig as usize))
-                .context("cannot install the signal handlers")?;
-        }
-        Ok(Stop { requested, signal })
-    }
-
-    pub(crate) fn signal(&self) -> Option<i32> {
-        match self.signal.load(Ordering::SeqCst) {
-            // The flag handler runs before the number is stored; a signal caught in between
-            // still ends the run as interrupted.
-            0 if self.requested.load(Ordering::SeqCst) => Some(SIGINT),
-            0 => None,
-            n => i32::try_from(n).ok(),
-        }
-    }
-}
-
-pub(crate) fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        SIGINT => "SIGINT",
-        SIGTERM => "SIGTERM",
-        _ => "a signal",
-    }
-}
+use crate::output::commit::{self, Outcome, Pending, Written};
+use crate::output::durable;
+use crate::ui::config::Config;
+use crate::ui::report::{self, FileReport, Reporter, Status};
+use crate::ui::{dry_run, json_report, progress};
 
 /// Convert everything `config` names. An `Err` is a failure of the run itself (no threads, no
 /// output folder), not of an input.
 pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
     report::set_color(config.color);
-    if let Err(problem) = stream::check_usage(config) {
+    if let Err(problem) = common::check_usage(config) {
         report::message(format_args!("{problem}"));
         return Ok(ExitStatus::Usage);
+    }
+    if let (Some(path), false) = (&config.report, config.dry_run) {
+        // Before any work: a report that cannot be written would otherwise only be found at
+        // the end of a long batch.
+        json_report::check_writable(path)
+            .with_context(|| format!("{}: cannot write the report", path.display()))?;
     }
     let stop = Stop::install()?;
     let mut reporter = Reporter::new(config.verbosity);
@@ -108,7 +48,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         reporter = reporter.updating();
     }
     if config.merge.is_some() || config.stdout || config.inputs.iter().any(|i| i == STDIN) {
-        return stream::run(config, &stop, &reporter, started);
+        return merge::run(config, &stop, &reporter, started);
     }
 
     let target = Target {
@@ -118,16 +58,26 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         update: config.update,
         keep_extension: config.keep_extension,
     };
-    let plan = match plan::build(&config.inputs, target) {
+    let plan = match plan::build(
+        &config.inputs,
+        target,
+        &common::extra_outputs(config),
+        &stop.requested,
+    ) {
         Ok(plan) => plan,
-        Err(problems) => return Ok(refuse(&problems)),
+        Err(problems) => return Ok(common::refuse(&problems)),
     };
+    if stop.signal().is_some() {
+        return Ok(common::finish(
+            config, &stop, &reporter, started, true, false,
+        ));
+    }
     if config.dry_run {
         return Ok(dry_run::print(&plan, config));
     }
 
     if let Some(dir) = &config.out_dir {
-        convert::create_dir_durably(dir)
+        durable::create_dir_durably(dir)
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
     }
     remove_stale_temporaries(&plan, &reporter);
@@ -137,19 +87,20 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         .thread_name(|i| format!("kml2csv-worker-{i}"))
         .build()
         .context("cannot start the worker threads")?;
-    let read = stream::read_options(config, &stop);
+    let read = common::read_options(config, &stop);
     if config.shape.selects_fields() {
-        // `--columns` names ExtendedData fields: check them against every input first.
-        // Pipes are left out: a first pass would consume them.
+        // `--columns` names ExtendedData fields: look for them in the inputs to convert, and
+        // say so when none has one. Never an error: skipped inputs are not read, so the fields
+        // a run sees depend on what is left to do (see: issue 13). Pipes are left out: a first
+        // pass would consume them.
         let inputs: Vec<Input> = largest_first(&plan)
             .iter()
             .map(|(_, _, input, _)| Input::Path(input.to_path_buf()))
             .filter(Input::rereadable)
             .collect();
-        let fields = stream::union_of_fields(&pool, &inputs, &read);
-        if let Err(problem) = config.shape.check_fields(&fields) {
-            report::message(format_args!("{problem}"));
-            return Ok(ExitStatus::Usage);
+        if !inputs.is_empty() {
+            let fields = common::union_of_fields(&pool, &inputs, &read);
+            common::warn_fields_not_found(config, &reporter, &fields, inputs.len());
         }
     }
     let settings = Settings {
@@ -232,8 +183,20 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                         ..settings
                     };
                     let _running = Running(running_bytes, size);
+                    // Checked when planned, and again now: a folder below --out may have been
+                    // replaced by a link since.
+                    let link = config
+                        .out_dir
+                        .as_deref()
+                        .and_then(|dir| plan::link_below(dir, output));
                     let outcome = if settings.stop.load(Ordering::Relaxed) {
                         Outcome::Interrupted
+                    } else if let Some(message) = link {
+                        Outcome::Failed {
+                            position: None,
+                            message,
+                            warnings: Warnings::default(),
+                        }
                     } else {
                         match write_one(input, output, settings) {
                             Ok(written) => {
@@ -261,19 +224,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     drop(quiet_panics);
     progress::finish();
 
-    Ok(stream::finish(
+    Ok(common::finish(
         config, &stop, &reporter, started, true, false,
     ))
-}
-
-/// Report the problems that stop a run before any work (a bad pattern, colliding outputs);
-/// the exit status for them.
-pub(crate) fn refuse(problems: &[plan::UsageError]) -> ExitStatus {
-    for problem in problems {
-        report::message(format_args!("{problem}"));
-    }
-    report::message(format_args!("nothing was converted"));
-    ExitStatus::Usage
 }
 
 /// Takes a file's size back out of the bytes being converted when its job ends, however it
@@ -311,11 +264,7 @@ fn largest_first(plan: &Plan) -> Vec<(usize, u64, &Path, &Path)> {
 
 /// Write one input's temporary; a panic (a bug) fails this input by name instead of the whole
 /// batch.
-fn write_one(
-    input: &Path,
-    output: &Path,
-    settings: Settings<'_>,
-) -> Result<convert::Written, Outcome> {
+fn write_one(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Written, Outcome> {
     panic::catch_unwind(AssertUnwindSafe(|| convert::write(input, output, settings)))
         .unwrap_or_else(|payload| Err(failed_internally(panic_message(payload.as_ref()))))
 }
@@ -357,54 +306,10 @@ fn file_report(input: &Path, output: &Path, outcome: Outcome) -> FileReport {
     }
 }
 
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        text
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text
-    } else {
-        "unknown panic"
-    }
-}
-
-/// While workers run, a panic is reported as that input's failure, so the default hook's
-/// `thread '…' panicked at` (and backtrace) must not reach the user. Restored afterwards.
-pub(crate) struct QuietPanics;
-
-impl QuietPanics {
-    pub(crate) fn install() -> QuietPanics {
-        panic::set_hook(Box::new(|_| {}));
-        QuietPanics
-    }
-}
-
-impl Drop for QuietPanics {
-    fn drop(&mut self) {
-        let _ = panic::take_hook();
-    }
-}
-
 /// Remove what killed runs left in the folders this run writes to. Never fails the run: a
 /// leftover is harmless (hidden, never named `.csv`).
 fn remove_stale_temporaries(plan: &Plan, reporter: &Reporter) {
-    remove_stale_temporaries_in(plan.output_dirs(), reporter);
-}
-
-pub(crate) fn remove_stale_temporaries_in(dirs: Vec<std::path::PathBuf>, reporter: &Reporter) {
-    for dir in dirs {
-        match temp::remove_stale_temporaries(&dir) {
-            Ok(0) => {}
-            Ok(n) => reporter.note(format_args!(
-                "{}: removed {n} temporary {} left by an interrupted run",
-                dir.display(),
-                if n == 1 { "file" } else { "files" }
-            )),
-            Err(e) => reporter.warn(format_args!(
-                "{}: cannot remove temporary files left by an interrupted run: {e}",
-                dir.display()
-            )),
-        }
-    }
+    common::remove_stale_temporaries_in(plan.output_dirs(), reporter);
 }
 
 #[cfg(test)]
@@ -413,7 +318,7 @@ mod tests {
 
     #[test]
     fn largest_inputs_are_scheduled_first() {
-        use crate::plan::Item;
+        use crate::batch::plan::Item;
         let item = |name: &str, action| Item {
             input: name.into(),
             action,
@@ -432,14 +337,5 @@ mod tests {
         };
         let order: Vec<usize> = largest_first(&plan).iter().map(|j| j.0).collect();
         assert_eq!(order, [2, 0, 3]);
-    }
-
-    #[test]
-    fn exit_codes() {
-        assert_eq!(ExitStatus::Success.code(), 0);
-        assert_eq!(ExitStatus::Failure.code(), 1);
-        assert_eq!(ExitStatus::Usage.code(), 2);
-        assert_eq!(ExitStatus::Signal(SIGINT).code(), 130);
-        assert_eq!(ExitStatus::Signal(SIGTERM).code(), 143);
     }
 }

@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::kml::Position;
-use crate::plan::parent_or_dot;
-use crate::report::{FileReport, Status, Totals};
-use crate::{convert, temp};
+use crate::output::durable::{self, parent_or_dot};
+use crate::output::temp;
+use crate::ui::path_text::escaped;
+use crate::ui::report::{FileReport, Status, Totals};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -113,10 +114,10 @@ fn input_json<'a>(
         Status::Interrupted => ("interrupted", None, None, None, None),
     };
     InputJson {
-        input: report.input.to_string_lossy().into_owned(),
+        input: escaped(&report.input).into_owned(),
         status,
         reason,
-        output: output.map(|o| o.to_string_lossy().into_owned()),
+        output: output.map(|o| escaped(o).into_owned()),
         rows,
         bytes: size_of(&report.input),
         duration_seconds: elapsed.as_secs_f64(),
@@ -182,9 +183,23 @@ pub fn write(
     std::fs::create_dir_all(dir)?;
     let mut temp = temp::create_named(dir)?;
     temp.write_all(text.as_bytes())?;
-    convert::sync_file(temp.as_file())?;
+    durable::sync_file(temp.as_file())?;
     temp.persist(path).map_err(|e| e.error)?;
-    convert::sync_dir(dir)
+    durable::sync_dir(dir)
+}
+
+/// Check, before the run, that a report can be written to `path` (`-` always can): its folder
+/// is created and a temporary file made in it, as [`write`] will. `Err` says why not.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    if path.as_os_str() == "-" {
+        return Ok(());
+    }
+    if path.is_dir() {
+        return Err(io::Error::other("it is a directory"));
+    }
+    let dir = parent_or_dot(path);
+    durable::create_dir_durably(dir)?;
+    temp::create_named(dir).map(drop)
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ use std::io::{self, Write};
 
 use crate::kml::{Attributes, Feature, Ring, Sink, Vertex, Warning, Warnings};
 
+pub mod wkt;
+
 /// The header row of the default CSV (one row per vertex), in order.
 pub const COLUMNS: [&str; 10] = [
     "feature",
@@ -282,18 +284,19 @@ impl Shape {
         self.fixed_columns().contains(&column).then_some(column)
     }
 
-    /// Check `--columns` before any input is read: without `--attributes` every name must be a
-    /// fixed column.
+    /// Check `--columns` before any input is read. Without `--attributes` every name must be a
+    /// fixed column. With it, any other name may be an ExtendedData field, except the name of
+    /// a fixed column this output lacks (`wkt` with vertex rows): such a field is written
+    /// `data.NAME`, so that name can never be a column here.
     pub fn check(&self) -> Result<(), UnknownColumns> {
         let Some(select) = &self.select else {
             return Ok(());
         };
-        if self.attributes {
-            return Ok(());
-        }
         let unknown: Vec<String> = select
             .iter()
-            .filter(|n| self.fixed_column(n).is_none())
+            .filter(|n| {
+                self.fixed_column(n).is_none() && (!self.attributes || Column::fixed(n).is_some())
+            })
             .cloned()
             .collect();
         if unknown.is_empty() {
@@ -302,33 +305,28 @@ impl Shape {
         Err(UnknownColumns {
             unknown,
             available: self.fixed_columns().iter().map(Column::header).collect(),
-            hint_attributes: true,
+            hint_attributes: !self.attributes,
         })
     }
 
-    /// Check `--columns` against the ExtendedData fields of every input (`fields`, their
-    /// union).
-    pub fn check_fields(&self, fields: &[String]) -> Result<(), UnknownColumns> {
+    /// The `--columns` names that are neither a fixed column nor one of the ExtendedData
+    /// `fields` (the union of those of the inputs read). Not an error: fields are only known
+    /// from the inputs a run reads, and an input that is skipped, or that lacks the field, must
+    /// not change what the command line means. Such a column is written empty.
+    pub fn fields_not_found(&self, fields: &[String]) -> Vec<String> {
         let Some(select) = &self.select else {
-            return Ok(());
+            return Vec::new();
         };
-        let unknown: Vec<String> = select
-            .iter()
-            .filter(|n| {
-                self.fixed_column(n).is_none() && !fields.iter().any(|f| data_header(f) == **n)
-            })
-            .cloned()
-            .collect();
-        if unknown.is_empty() {
-            return Ok(());
+        let mut missing: Vec<String> = Vec::new();
+        for name in select {
+            if self.fixed_column(name).is_none()
+                && !fields.iter().any(|f| data_header(f) == *name)
+                && !missing.contains(name)
+            {
+                missing.push(name.clone());
+            }
         }
-        let mut available: Vec<String> = self.fixed_columns().iter().map(Column::header).collect();
-        available.extend(fields.iter().map(|f| data_header(f)));
-        Err(UnknownColumns {
-            unknown,
-            available,
-            hint_attributes: false,
-        })
+        missing
     }
 
     /// The columns of an output whose input(s) have the ExtendedData `fields` (names in
@@ -393,11 +391,11 @@ impl Layout {
     }
 }
 
-fn builder(dialect: &Dialect, capacity: usize) -> csv::WriterBuilder {
-    let mut builder = csv::WriterBuilder::new();
+fn builder(dialect: &Dialect, capacity: usize) -> ::csv::WriterBuilder {
+    let mut builder = ::csv::WriterBuilder::new();
     builder
         .delimiter(dialect.delimiter)
-        .terminator(csv::Terminator::Any(b'\n'))
+        .terminator(::csv::Terminator::Any(b'\n'))
         .buffer_capacity(capacity);
     builder
 }
@@ -469,7 +467,7 @@ pub struct RowWriter<W: Write> {
 /// Where rows go: through csv-core, or assembled by [`FastRows`] (every CSV of more than one
 /// column; csv-core alone writes the empty rows of a one-column CSV right).
 enum Output<W: Write> {
-    Csv(Box<csv::Writer<W>>),
+    Csv(Box<::csv::Writer<W>>),
     Fast { out: W, rows: FastRows },
 }
 
@@ -1013,7 +1011,7 @@ impl<W: Write> Sink for RowWriter<W> {
             return Ok(());
         }
         self.values.wkt.clear();
-        crate::wkt::write(feature.parts, &mut self.values.wkt);
+        wkt::write(feature.parts, &mut self.values.wkt);
         // Features are numbered once each, so this never reuses a stale lookup.
         self.data_feature = None;
         self.locate_data(Some(feature.ordinal), feature.attributes);
@@ -1026,9 +1024,9 @@ impl<W: Write> Sink for RowWriter<W> {
     }
 }
 
-pub fn into_io(e: csv::Error) -> io::Error {
+pub fn into_io(e: ::csv::Error) -> io::Error {
     match e.into_kind() {
-        csv::ErrorKind::Io(e) => e,
+        ::csv::ErrorKind::Io(e) => e,
         other => io::Error::other(format!("{other:?}")),
     }
 }
@@ -1139,10 +1137,10 @@ mod tests {
         };
         for delimiter in [b',', b'\t', b';', b'|'] {
             let mut fast = FastRows::new(delimiter);
-            let mut reference = csv::WriterBuilder::new()
+            let mut reference = ::csv::WriterBuilder::new()
                 .flexible(true)
                 .delimiter(delimiter)
-                .terminator(csv::Terminator::Any(b'\n'))
+                .terminator(::csv::Terminator::Any(b'\n'))
                 .from_writer(Vec::new());
             for _ in 0..2000 {
                 let fields: Vec<Vec<u8>> = (0..2 + next() % 4)
@@ -1215,9 +1213,9 @@ mod tests {
             let mut w =
                 RowWriter::with_layout(Vec::new(), layout.clone(), shape.rows, &dialect, "s,1")
                     .unwrap();
-            let mut reference = csv::WriterBuilder::new()
+            let mut reference = ::csv::WriterBuilder::new()
                 .delimiter(delimiter)
-                .terminator(csv::Terminator::Any(b'\n'))
+                .terminator(::csv::Terminator::Any(b'\n'))
                 .from_writer(Vec::new());
             let mut number = 0u64;
             for _ in 0..3000 {
@@ -1480,7 +1478,7 @@ mod tests {
         assert!(shape.check().is_ok());
         assert!(shape.selects_fields());
         let fields = vec!["speed".to_owned(), "name".to_owned()];
-        assert!(shape.check_fields(&fields).is_ok());
+        assert!(shape.fields_not_found(&fields).is_empty());
         let layout = shape.layout(&fields);
         assert_eq!(layout.headers(), ["wkt", "data.name", "source", "speed"]);
         let mut w = RowWriter::with_layout(
@@ -1533,15 +1531,31 @@ mod tests {
 
         let shape = Shape {
             attributes: true,
-            select: Some(vec!["speed".into(), "nope".into()]),
+            select: Some(vec!["speed".into(), "nope".into(), "nope".into()]),
             ..Shape::default()
         };
         assert!(shape.check().is_ok());
-        let e = shape.check_fields(&["speed".to_owned()]).unwrap_err();
-        assert_eq!(e.unknown, ["nope"]);
-        assert!(e
-            .available
-            .ends_with(&["style".to_owned(), "speed".to_owned()]));
+        assert_eq!(shape.fields_not_found(&["speed".to_owned()]), ["nope"]);
+    }
+
+    /// See: issue 13. With `--attributes` a name may be an ExtendedData field, but never one
+    /// of the fixed columns another kind of output has: those are refused before any input is
+    /// read, as without `--attributes`.
+    #[test]
+    fn fixed_column_names_are_checked_up_front_with_attributes() {
+        let shape = Shape {
+            attributes: true,
+            select: Some(vec!["name".into(), "wkt".into(), "speed".into()]),
+            ..Shape::default()
+        };
+        let e = shape.check().unwrap_err();
+        assert_eq!(e.unknown, ["wkt"]);
+        let message = e.to_string();
+        assert!(
+            message.contains("wkt exists with --rows features"),
+            "{message}"
+        );
+        assert!(!message.contains("with --attributes"), "{message}");
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use crate::cli::{Args, ColorArg, RowsArg};
-use crate::csv_out::{Dialect, RowKind, Shape};
-use crate::shard::Shard;
+use crate::batch::plan::shard::Shard;
+use crate::csv::{Dialect, RowKind, Shape};
+use crate::ui::cli::{Args, ColorArg, RowsArg};
 
 /// How much is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,6 +40,8 @@ pub struct Config {
     pub stdout: bool,
     /// `--merge`: one CSV for all inputs.
     pub merge: Option<Merge>,
+    /// `--keep-going`: write the merged CSV of the inputs that converted, even if some failed.
+    pub keep_going: bool,
     /// Replace existing CSVs instead of skipping them.
     pub force: bool,
     /// Name a CSV `x.kml.csv` instead of `x.csv`.
@@ -127,6 +129,7 @@ impl Config {
             out_dir,
             stdout,
             merge,
+            keep_going: args.keep_going,
             force: args.force,
             keep_extension: args.keep_extension,
             update: args.update,

@@ -1,0 +1,121 @@
+//! How a run ends and how it is stopped: the exit status, the stop request shared with the
+//! signal handlers, and panics caught in workers.
+//!
+//! Below both kinds of run (per-file outputs and merged or standard-output CSVs) and the
+//! dry-run listing, which all end with an [`ExitStatus`].
+
+use std::any::Any;
+use std::panic;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// How the run ended; [`ExitStatus::code`] is the process exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Every input was converted or skipped.
+    Success,
+    /// At least one input failed; the others were converted.
+    Failure,
+    /// The command line was wrong; nothing was converted.
+    Usage,
+    /// Stopped by this signal number.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Usage => 2,
+            // The shell convention, 128 + signal: 130 for SIGINT, 143 for SIGTERM.
+            ExitStatus::Signal(signal) => u8::try_from(128 + signal).unwrap_or(1),
+        }
+    }
+}
+
+/// The stop request shared with the signal handlers.
+pub(crate) struct Stop {
+    pub(crate) requested: Arc<AtomicBool>,
+    /// The signal that asked, 0 for none.
+    signal: Arc<AtomicUsize>,
+}
+
+impl Stop {
+    /// First SIGINT/SIGTERM: set the flag and let the batch wind down. Second one: exit at once
+    /// (the next run removes the temporaries that leaves).
+    pub(crate) fn install() -> anyhow::Result<Stop> {
+        let requested = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(AtomicUsize::new(0));
+        for sig in [SIGINT, SIGTERM] {
+            // Order matters: the conditional exit must see the flag before this signal sets it.
+            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, requested.clone())
+                .and_then(|_| signal_hook::flag::register(sig, requested.clone()))
+                .and_then(|_| signal_hook::flag::register_usize(sig, signal.clone(), sig as usize))
+                .context("cannot install the signal handlers")?;
+        }
+        Ok(Stop { requested, signal })
+    }
+
+    pub(crate) fn signal(&self) -> Option<i32> {
+        match self.signal.load(Ordering::SeqCst) {
+            // The flag handler runs before the number is stored; a signal caught in between
+            // still ends the run as interrupted.
+            0 if self.requested.load(Ordering::SeqCst) => Some(SIGINT),
+            0 => None,
+            n => i32::try_from(n).ok(),
+        }
+    }
+}
+
+pub(crate) fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "unknown panic"
+    }
+}
+
+/// While workers run, a panic is reported as that input's failure, so the default hook's
+/// `thread '…' panicked at` (and backtrace) must not reach the user. Restored afterwards.
+pub(crate) struct QuietPanics;
+
+impl QuietPanics {
+    pub(crate) fn install() -> QuietPanics {
+        panic::set_hook(Box::new(|_| {}));
+        QuietPanics
+    }
+}
+
+impl Drop for QuietPanics {
+    fn drop(&mut self) {
+        let _ = panic::take_hook();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(ExitStatus::Success.code(), 0);
+        assert_eq!(ExitStatus::Failure.code(), 1);
+        assert_eq!(ExitStatus::Usage.code(), 2);
+        assert_eq!(ExitStatus::Signal(SIGINT).code(), 130);
+        assert_eq!(ExitStatus::Signal(SIGTERM).code(), 143);
+    }
+}
