@@ -79,20 +79,24 @@
 //!
 //! # Layout
 //!
-//! The crate is built in layers, each a folder with one job; a layer uses the ones below it and
-//! never one above, so each can be driven by tests and benchmarks without those above it:
+//! The crate is built in layers, each a folder with one job. A layer uses the ones below it and
+//! never one above (`cli` → `batch` → `ui` → `output` → `kml`, and `batch` → `csv` → `kml`), so
+//! each can be driven by tests and benchmarks without those above it:
 //!
 //! - [`kml`]: the streaming reader (KML, KMZ, encodings) that reports every vertex and feature
 //!   to a sink; knows nothing of CSV, files on disk or the batch;
 //! - [`csv`]: the CSV schema (columns, dialects), the sinks that write rows, and WKT;
 //! - [`output`]: publishing a finished CSV durably: temporaries, writing to the disk, grouped
 //!   syncs, and the step that names them;
-//! - [`batch`]: the plan (inputs, patterns, shards), one file's conversion, the parallel run
-//!   with its signals and exit status, and merged or standard-output CSVs;
-//! - [`ui`]: the command line, its configuration, and everything shown to the user (the one
-//!   printer, the progress bar, the JSON report, the dry-run listing).
+//! - [`ui`]: what the user sees: the one printer, the progress bar, the JSON report, file
+//!   names as text;
+//! - [`batch`]: the plain [`batch::Config`], the plan (inputs, patterns, shards), one file's
+//!   conversion, the parallel run with its signals and exit status, merged or standard-output
+//!   CSVs, and the dry-run listing;
+//! - [`cli`]: the command line (clap) and the configuration made from it.
 
 pub mod batch;
+pub mod cli;
 pub mod csv;
 pub mod kml;
 pub mod output;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 
 use kml2csv::batch::run;
-use kml2csv::ui::cli::{Args, ColorArg, Command};
-use kml2csv::ui::config::Config;
+use kml2csv::batch::Config;
+use kml2csv::cli::args::{Args, ColorArg, Command};
 use kml2csv::ui::report;
 
 fn main() -> ExitCode {

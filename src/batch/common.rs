@@ -9,10 +9,10 @@ use rayon::prelude::*;
 use crate::batch::input::{Input, STDIN};
 use crate::batch::plan;
 use crate::batch::status::{signal_name, ExitStatus, Stop};
+use crate::batch::{Config, Merge};
 use crate::csv;
 use crate::kml::ReadOptions;
 use crate::output::temp;
-use crate::ui::config::{Config, Merge};
 use crate::ui::json_report::{self, Ending};
 use crate::ui::report::{self, Reporter};
 

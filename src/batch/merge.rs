@@ -19,17 +19,19 @@ use anyhow::Context;
 
 use crate::batch::common::{self, finish, read_options, union_of_fields, warn_fields_not_found};
 use crate::batch::convert::{self, Settings, WriteFailure};
+use crate::batch::dry_run;
 use crate::batch::input::{Input, STDIN};
 use crate::batch::plan::{self, Action};
 use crate::batch::status::{self, ExitStatus, QuietPanics, Stop};
+use crate::batch::{Config, Merge};
 use crate::csv::{self, Dialect, Layout};
 use crate::kml::{ReadOptions, Warnings};
 use crate::output::durable::{self, parent_or_dot};
 use crate::output::temp::{Published, Temp};
-use crate::ui::config::{Config, Merge, Verbosity};
 use crate::ui::path_text::escaped;
+use crate::ui::progress;
+use crate::ui::report::Verbosity;
 use crate::ui::report::{self, FileReport, Reporter, Status};
-use crate::ui::{dry_run, progress};
 
 /// One input of a merged or standard-output run.
 struct Job {

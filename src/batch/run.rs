@@ -13,16 +13,17 @@ use anyhow::Context;
 
 use crate::batch::common;
 use crate::batch::convert::{self, Settings};
+use crate::batch::dry_run;
 use crate::batch::input::{Input, STDIN};
 use crate::batch::merge;
 use crate::batch::plan::{self, Action, Plan, Target};
 use crate::batch::status::{panic_message, ExitStatus, QuietPanics, Stop};
+use crate::batch::Config;
 use crate::kml::Warnings;
 use crate::output::commit::{self, Outcome, Pending, Written};
 use crate::output::durable;
-use crate::ui::config::Config;
 use crate::ui::report::{self, FileReport, Reporter, Status};
-use crate::ui::{dry_run, json_report, progress};
+use crate::ui::{json_report, progress};
 
 /// Convert everything `config` names. An `Err` is a failure of the run itself (no threads, no
 /// output folder), not of an input.

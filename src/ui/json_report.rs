@@ -189,7 +189,7 @@ pub fn write(
 }
 
 /// Check, before the run, that a report can be written to `path` (`-` always can): its folder
-/// is created and a temporary file made in it, as [`write`] will. `Err` says why not.
+/// is created and a temporary file made in it, as [`write()`] will. `Err` says why not.
 pub fn check_writable(path: &Path) -> io::Result<()> {
     if path.as_os_str() == "-" {
         return Ok(());

@@ -1,8 +1,9 @@
-//! Everything the user deals with: the command line, its configuration, and every line printed.
+//! What the user sees: the one printer every message goes through, the progress bar, the JSON
+//! report, and file names as text.
+//!
+//! Below the batch, which reports to it as it runs; above the durable output (the JSON report is
+//! published like a CSV). Knows nothing of the command line or of how a batch is planned.
 
-pub mod cli;
-pub mod config;
-pub mod dry_run;
 pub mod json_report;
 pub mod path_text;
 pub mod progress;

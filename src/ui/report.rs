@@ -15,8 +15,18 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::kml::{Position, Warnings};
-use crate::ui::config::Verbosity;
 use crate::ui::path_text::escaped;
+
+/// How much is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Errors only.
+    Quiet,
+    /// Errors, warnings and the closing summary.
+    Normal,
+    /// Also a line for every file.
+    Verbose,
+}
 
 /// Warnings printed per file; the rest are only counted.
 pub const WARNINGS_SHOWN: usize = 20;

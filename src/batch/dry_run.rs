@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use crate::batch::plan::{Action, Plan};
 use crate::batch::status::ExitStatus;
-use crate::ui::config::{Config, Verbosity};
+use crate::batch::Config;
 use crate::ui::path_text::escaped;
 use crate::ui::report;
+use crate::ui::report::Verbosity;
 
 #[derive(Default)]
 struct Counts {

@@ -1,7 +1,7 @@
 //! The command line as the user typed it, and nothing more.
 //!
-//! Kept apart from [`crate::ui::config`] so that the help text can be read in one place and so that
-//! no other module depends on clap: the engine works from a plain [`crate::ui::config::Config`].
+//! Kept apart from [`crate::cli::config`] so that the help text can be read in one place and so that
+//! no other module depends on clap: the engine works from a plain [`crate::batch::Config`].
 //!
 //! `kml2csv completions SHELL` and `kml2csv man` are subcommands, but converting stays the
 //! command itself (`kml2csv FILE...`, no `convert` to type). Clap only takes the first word as a
