@@ -72,6 +72,7 @@ impl Config {
             force: args.force,
             keep_extension: args.keep_extension,
             update: args.update,
+            retry_failed: args.retry_failed,
             dry_run: args.dry_run,
             report: args.report,
             shape,

@@ -50,6 +50,10 @@ pub enum Outcome {
         position: Option<Position>,
         message: String,
         warnings: Warnings,
+        /// The input's content is at fault (malformed XML, a bad encoding or KMZ, a warning
+        /// under `--strict`), not reading it or writing the CSV: it fails again until it
+        /// changes (see `batch::failed`).
+        of_input: bool,
     },
     /// Stopped by a signal before completion; nothing was written.
     Interrupted,
@@ -318,6 +322,7 @@ fn publish_group<T>(
                 position: None,
                 message: format!("cannot make {} durable: {e}", temp.describe(&output)),
                 warnings,
+                of_input: false,
             },
             None => Outcome::Interrupted,
             Some(Ok(())) => match temp.publish_holding(&output) {
@@ -334,6 +339,7 @@ fn publish_group<T>(
                     position: None,
                     message,
                     warnings,
+                    of_input: false,
                 },
             },
         };
@@ -356,6 +362,7 @@ fn publish_group<T>(
                         dir.display()
                     ),
                     warnings: std::mem::take(warnings),
+                    of_input: false,
                 };
             }
         }
