@@ -93,13 +93,17 @@ impl Temp {
     /// symlink is refused either way, so the name can never be steered to overwrite something
     /// else. A temporary that is not placed is removed.
     pub fn publish(self, output: &Path) -> Result<Published, String> {
-        self.publish_holding(output)
+        self.publish_holding(output, false)
             .map(|(published, _replaced)| published)
     }
 
-    /// [`Temp::publish`], handing back the output it replaced (if any) still open, so that the
-    /// caller decides where its space is given back (see [`Replaced`]).
-    pub fn publish_holding(self, output: &Path) -> Result<(Published, Option<Replaced>), String> {
+    /// [`Temp::publish`]; with `hold`, handing back the output it replaced (if any) still open,
+    /// so that the caller decides where its space is given back (see [`Replaced`]).
+    pub fn publish_holding(
+        self,
+        output: &Path,
+        hold: bool,
+    ) -> Result<(Published, Option<Replaced>), String> {
         match fs::symlink_metadata(output) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(format!(
@@ -115,7 +119,7 @@ impl Temp {
             }
             _ => {}
         }
-        let replaced = if self.replace {
+        let replaced = if self.replace && hold {
             Replaced::open(output)
         } else {
             None
