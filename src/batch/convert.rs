@@ -91,10 +91,12 @@ pub fn write(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Writ
             position,
             message,
             warnings,
+            of_input,
         }) => Err(Outcome::Failed {
             position,
             message,
             warnings,
+            of_input,
         }),
     }
 }
@@ -104,6 +106,7 @@ fn failed(message: String) -> Outcome {
         position: None,
         message,
         warnings: Warnings::default(),
+        of_input: false,
     }
 }
 
@@ -118,6 +121,8 @@ pub enum WriteFailure {
         position: Option<Position>,
         message: String,
         warnings: Warnings,
+        /// As in [`Outcome::Failed`].
+        of_input: bool,
     },
 }
 
@@ -137,6 +142,7 @@ pub fn write_csv<W: Write>(
                 position: None,
                 message: format!("cannot read: {e}"),
                 warnings: Warnings::default(),
+                of_input: false,
             })?;
             &spooled
         }
@@ -192,6 +198,7 @@ fn read_failure(kind: &ErrorKind, position: Option<Position>, warnings: Warnings
             position,
             message: kind.to_string(),
             warnings,
+            of_input: !matches!(kind, ErrorKind::Io(_)),
         },
     }
 }
@@ -204,10 +211,21 @@ fn write_error(e: &io::Error, warnings: Warnings) -> WriteFailure {
     } else {
         WriteFailure::Failed {
             position: None,
-            message: format!("cannot write: {e}"),
+            message: format!("cannot write: {e}{}", hint(e)),
             warnings,
+            of_input: false,
         }
     }
+}
+
+/// What the user can do about a write error that needs explaining.
+fn hint(e: &io::Error) -> &'static str {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::EFBIG) {
+        return ": the CSV outgrew the file-size limit (ulimit -f)";
+    }
+    let _ = e;
+    ""
 }
 
 /// The error a write returns once the run must stop. Not `ErrorKind::Interrupted`: `write_all`

@@ -2,7 +2,9 @@
 //!
 //! One line per input on standard output (it is the answer asked for, so it can be piped):
 //! `convert INPUT -> OUTPUT (why)`, `skip INPUT -> OUTPUT (why)` or `refuse INPUT: why`. The
-//! counts go to stderr; the exit status is 1 when a real run would fail an input.
+//! counts go to stderr; the exit status is 1 when an input would be refused before it is read
+//! (missing, a pattern that matches nothing, an output in the way). Inputs are not read: one
+//! that a real run would fail on for its content is listed as `convert`.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -53,6 +55,16 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
             Action::Fail { message } => {
                 counts.refuse += 1;
                 writeln!(text, "refuse  {input}: {message}")
+            }
+            Action::FailedBefore { output, .. } => {
+                counts.skip += 1;
+                writeln!(
+                    text,
+                    "skip    {input} -> {} (failed before and unchanged since, see {}; \
+                     --retry-failed tries it)",
+                    escaped(output),
+                    escaped(&crate::batch::failed::path_for(output))
+                )
             }
         };
     }

@@ -80,7 +80,9 @@ pub(crate) fn run(
                 label: item.input,
                 size,
             },
-            Action::Skip { .. } => unreachable!("build_inputs decides no output"),
+            Action::Skip { .. } | Action::FailedBefore { .. } => {
+                unreachable!("build_inputs decides no output")
+            }
             Action::Fail { message } => Job {
                 label: item.input,
                 input: Err(message),
@@ -162,7 +164,7 @@ pub(crate) fn run(
     };
 
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.jobs)
+        .num_threads(common::workers(config.jobs, jobs.len(), reporter))
         .thread_name(|i| format!("kml2csv-worker-{i}"))
         .build()
         .context("cannot start the worker threads")?;
@@ -403,6 +405,7 @@ fn convert_part(
                 status::panic_message(payload.as_ref())
             ),
             warnings: Warnings::default(),
+            of_input: false,
         })
     });
     match written {
@@ -435,6 +438,7 @@ fn failure_status(failure: WriteFailure) -> (Status, Warnings) {
             position,
             message,
             warnings,
+            ..
         } => (Status::Failed { position, message }, warnings),
     }
 }
@@ -568,6 +572,7 @@ fn to_stdout(
                 position: None,
                 message: format!("cannot write: {e}"),
                 warnings: done.1,
+                of_input: false,
             }),
         }
     });

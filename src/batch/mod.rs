@@ -7,6 +7,7 @@
 pub mod common;
 pub mod convert;
 pub mod dry_run;
+pub mod failed;
 pub mod input;
 pub mod merge;
 pub mod pipeline;
@@ -45,6 +46,8 @@ pub struct Config {
     pub force: bool,
     /// Replace CSVs older than their input, skip the others.
     pub update: bool,
+    /// Convert inputs that failed before and are unchanged since, instead of reporting them.
+    pub retry_failed: bool,
     /// Only print what would be done.
     pub dry_run: bool,
     /// Where to write the JSON report.

@@ -14,6 +14,7 @@ use anyhow::Context;
 use crate::batch::common;
 use crate::batch::convert::{self, Settings};
 use crate::batch::dry_run;
+use crate::batch::failed;
 use crate::batch::input::{Input, STDIN};
 use crate::batch::merge;
 use crate::batch::plan::{self, Action, Plan, Target};
@@ -22,6 +23,7 @@ use crate::batch::Config;
 use crate::kml::Warnings;
 use crate::output::commit::{self, Outcome, Pending, Written};
 use crate::output::durable;
+use crate::ui::path_text::escaped;
 use crate::ui::report::{self, FileReport, Reporter, Status};
 use crate::ui::{json_report, progress};
 
@@ -38,7 +40,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         // Before any work: a report that cannot be written would otherwise only be found at
         // the end of a long batch.
         json_report::check_writable(path)
-            .with_context(|| format!("{}: cannot write the report", path.display()))?;
+            .with_context(|| format!("{}: cannot write the report", escaped(path)))?;
     }
     let stop = Stop::install()?;
     let mut reporter = Reporter::new(config.verbosity);
@@ -58,7 +60,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         shard: config.shard,
         update: config.update,
     };
-    let plan = match plan::build(
+    let mut plan = match plan::build(
         &config.inputs,
         target,
         &common::extra_outputs(config),
@@ -72,6 +74,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
             config, &stop, &reporter, started, true, false,
         ));
     }
+    // Inputs that failed in an earlier run and have not changed since are not tried again;
+    // `recorded` are those to convert that still have a record of a failure.
+    let recorded = failed::apply(&mut plan, config.strict, config.retry_failed);
     if config.dry_run {
         return Ok(dry_run::print(&plan, config));
     }
@@ -82,8 +87,14 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     }
     remove_stale_temporaries(&plan, &reporter);
 
+    let converting = plan
+        .items
+        .iter()
+        .filter(|item| matches!(item.action, Action::Convert { .. }))
+        .count();
+    let workers = common::workers(config.jobs, converting, &reporter);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.jobs)
+        .num_threads(workers)
         .thread_name(|i| format!("kml2csv-worker-{i}"))
         .build()
         .context("cannot start the worker threads")?;
@@ -136,6 +147,11 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                 position: None,
                 message: message.clone(),
             },
+            Action::FailedBefore { output, record } => Status::FailedBefore {
+                record: failed::path_for(output),
+                position: record.position(),
+                message: record.error.clone(),
+            },
         };
         reporter.file(
             index,
@@ -156,6 +172,19 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
             threads,
             settings.stop,
             |(index, input): (usize, &Path), output, outcome| {
+                if matches!(outcome, Outcome::Converted { .. })
+                    && recorded.binary_search(&index).is_ok()
+                {
+                    // Only now that the CSV is durable: a crash before leaves the record,
+                    // which the next run finds stale.
+                    if let Err(e) = failed::remove(&output) {
+                        reporter.warn(format_args!(
+                            "{}: cannot remove {}: {e}",
+                            escaped(input),
+                            escaped(&failed::path_for(&output))
+                        ));
+                    }
+                }
                 reporter.file(index, file_report(input, &output, outcome));
             },
         )
@@ -177,12 +206,15 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                     let waiting = not_started.fetch_sub(1, Ordering::Relaxed) - 1;
                     let others = running_bytes.fetch_add(size, Ordering::Relaxed);
                     let settings = Settings {
-                        two_threads: waiting + 1 < config.jobs
+                        two_threads: waiting + 1 < workers
                             && size >= TWO_THREADS_FROM
                             && others < size / 2,
                         ..settings
                     };
                     let _running = Running(running_bytes, size);
+                    // Taken before reading, so that a failure is never recorded against a
+                    // version of the input that was not read.
+                    let identity = failed::Identity::of(input);
                     // Checked when planned, and again now: a folder below --out may have been
                     // replaced by a link since.
                     let link = config
@@ -196,6 +228,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                             position: None,
                             message,
                             warnings: Warnings::default(),
+                            of_input: false,
                         }
                     } else {
                         match write_one(input, output, settings) {
@@ -212,7 +245,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                                     Err(_) => failed_internally("the committer thread ended"),
                                 }
                             }
-                            Err(outcome) => outcome,
+                            Err(outcome) => {
+                                record_failure(input, output, &outcome, identity, config, reporter);
+                                outcome
+                            }
                         }
                     };
                     reporter.file(index, file_report(input, output, outcome));
@@ -269,11 +305,44 @@ fn write_one(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Writ
         .unwrap_or_else(|payload| Err(failed_internally(panic_message(payload.as_ref()))))
 }
 
+/// Keep a record of a failure that the input's content caused, so that the next run does not
+/// fail on it again while it is unchanged (see [`failed`]).
+fn record_failure(
+    input: &Path,
+    output: &Path,
+    outcome: &Outcome,
+    identity: Option<failed::Identity>,
+    config: &Config,
+    reporter: &Reporter,
+) {
+    let (
+        Outcome::Failed {
+            position,
+            message,
+            of_input: true,
+            ..
+        },
+        Some(identity),
+    ) = (outcome, identity)
+    else {
+        return;
+    };
+    let record = identity.record(input, config.strict, *position, message);
+    if let Err(e) = failed::write(output, &record) {
+        reporter.warn(format_args!(
+            "{}: cannot record its failure in {}: {e}",
+            escaped(input),
+            escaped(&failed::path_for(output))
+        ));
+    }
+}
+
 fn failed_internally(what: &str) -> Outcome {
     Outcome::Failed {
         position: None,
         message: format!("internal error: {what} (this is a bug in kml2csv; please report it)"),
         warnings: Warnings::default(),
+        of_input: false,
     }
 }
 
@@ -296,6 +365,7 @@ fn file_report(input: &Path, output: &Path, outcome: Outcome) -> FileReport {
             position,
             message,
             warnings,
+            ..
         } => (Status::Failed { position, message }, warnings),
         Outcome::Interrupted => (Status::Interrupted, Warnings::default()),
     };

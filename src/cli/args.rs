@@ -16,7 +16,9 @@ use crate::batch::plan::shard::Shard;
 
 const EXIT_CODES: &str = "\
 Exit status:
-  0    every input was converted or skipped (with --dry-run: none would be refused)
+  0    every input was converted or skipped, or failed in an earlier run and is unchanged
+       since (a warning; its record is NAME.csv.failed beside its CSV; --retry-failed tries
+       it again); with --dry-run: none would be refused
   1    at least one input failed (all other inputs were still converted; a --merge CSV is
        written only with --keep-going), or an output folder or the --report file cannot be
        written (checked before any input is converted)
@@ -79,6 +81,12 @@ pub struct Args {
     /// and `cp -u` do).
     #[arg(short, long, help_heading = OUTPUT)]
     pub update: bool,
+
+    /// Convert again the inputs that failed in an earlier run and have not changed since
+    /// (recorded in NAME.csv.failed beside their CSV); otherwise they are reported as failed
+    /// before, with a warning, and do not fail the run.
+    #[arg(long, help_heading = OUTPUT)]
+    pub retry_failed: bool,
 
     /// Print what would be converted, skipped or refused, and why, without writing anything.
     #[arg(short = 'n', long, help_heading = OUTPUT)]

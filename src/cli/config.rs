@@ -71,6 +71,7 @@ impl Config {
             keep_going: args.keep_going,
             force: args.force,
             update: args.update,
+            retry_failed: args.retry_failed,
             dry_run: args.dry_run,
             report: args.report,
             shape,

@@ -33,6 +33,7 @@ struct TotalsJson {
     converted: u64,
     skipped: u64,
     failed: u64,
+    failed_before: u64,
     interrupted: u64,
     rows: u64,
     warnings: u64,
@@ -47,6 +48,9 @@ struct InputJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     output: Option<String>,
+    /// The `.failed` file of an input that failed before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<String>,
     rows: Option<u64>,
     bytes: Option<u64>,
     duration_seconds: f64,
@@ -111,6 +115,17 @@ fn input_json<'a>(
             None,
             Some(located(*position, message)),
         ),
+        Status::FailedBefore {
+            record: _,
+            position,
+            message,
+        } => (
+            "failed_before",
+            Some("unchanged since it failed; --retry-failed tries it"),
+            None,
+            None,
+            Some(located(*position, message)),
+        ),
         Status::Interrupted => ("interrupted", None, None, None, None),
     };
     InputJson {
@@ -118,6 +133,10 @@ fn input_json<'a>(
         status,
         reason,
         output: output.map(|o| escaped(o).into_owned()),
+        record: match &report.status {
+            Status::FailedBefore { record, .. } => Some(escaped(record).into_owned()),
+            _ => None,
+        },
         rows,
         bytes: size_of(&report.input),
         duration_seconds: elapsed.as_secs_f64(),
@@ -151,6 +170,7 @@ pub fn render(
             converted: t.converted,
             skipped: t.skipped,
             failed: t.failed,
+            failed_before: t.failed_before,
             interrupted: t.interrupted,
             rows: t.rows,
             warnings: t.warnings,

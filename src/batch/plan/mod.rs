@@ -38,6 +38,12 @@ pub enum Action {
     Skip { output: PathBuf },
     /// The input cannot be converted; the message says why and is printed after the path.
     Fail { message: String },
+    /// The input failed in an earlier run and has not changed since: not tried again (see
+    /// [`crate::batch::failed`]).
+    FailedBefore {
+        output: PathBuf,
+        record: crate::batch::failed::Record,
+    },
 }
 
 /// All inputs of a run, in command-line order.
@@ -54,7 +60,7 @@ impl Plan {
         for item in &self.items {
             let output = match &item.action {
                 Action::Convert { output, .. } | Action::Skip { output } => output,
-                Action::Fail { .. } => continue,
+                Action::Fail { .. } | Action::FailedBefore { .. } => continue,
             };
             let dir = parent_or_dot(output).to_path_buf();
             if seen.insert(dir.clone()) {
@@ -266,7 +272,7 @@ fn build_with(
     for item in items.iter().filter(|_| target.is_some()) {
         let output = match &item.action {
             Action::Convert { output, .. } | Action::Skip { output } => output,
-            Action::Fail { .. } => continue,
+            Action::Fail { .. } | Action::FailedBefore { .. } => continue,
         };
         let key = collision_key(output, &mut resolve);
         match owners.get(&key) {
