@@ -86,6 +86,7 @@ mod coords;
 mod decode;
 mod kmz;
 mod reader;
+mod scan;
 mod sniff;
 mod spill;
 mod tracked;
