@@ -6,6 +6,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
+#[cfg(unix)]
 use std::process::Command;
 
 use common::{points_kml, Run, TestEnv, HEADER, POINT_KML};
@@ -437,6 +438,7 @@ fn shards_running_at_once_keep_every_record() {
 // The README's recipes, run as written, with one broken KML in the batch
 
 /// The README's first block of `kind` (```make, ```cron, ```yaml).
+#[cfg(unix)]
 fn readme_block(kind: &str) -> String {
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
@@ -449,6 +451,7 @@ fn readme_block(kind: &str) -> String {
 }
 
 /// `PATH` with the built binary first.
+#[cfg(unix)]
 fn path_with_binary() -> String {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_kml2csv")).parent().unwrap();
     format!(
