@@ -207,6 +207,26 @@ fn a_merge_into_a_read_only_folder_names_the_folder_not_the_inputs() {
     assert!(!run.stderr.contains("a.kml"), "{run}");
 }
 
+/// What the README says of `--dry-run`: status 1 only for inputs refused before reading; a
+/// truncated KML is not read, so it is listed as `convert` with status 0.
+#[test]
+fn a_dry_run_does_not_read_inputs_and_refuses_only_what_it_can_see() {
+    let env = TestEnv::new();
+    env.write("raw/a.kml", POINT_KML);
+    env.write("raw/bad.kml", TRUNCATED_KML);
+    let run = env.run(&["raw/a.kml", "raw/bad.kml", "--out", "proc", "--dry-run"]);
+    assert_code(&run, 0);
+    assert_eq!(
+        run.stdout,
+        "convert raw/a.kml -> proc/a.csv (no CSV yet)\n\
+         convert raw/bad.kml -> proc/bad.csv (no CSV yet)\n"
+    );
+    let run = env.run(&["raw/a.kml", "raw/missing.kml", "--out", "proc", "-n"]);
+    assert_code(&run, 1);
+    assert!(run.stdout.contains("refuse  raw/missing.kml: "), "{run}");
+    assert!(!env.exists("proc"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Re-runs that converge: the record of failed inputs
 
