@@ -791,3 +791,14 @@ fn a_name_that_is_not_utf8_is_converted_and_shown_with_escapes() {
         env.read("m.csv")
     );
 }
+
+// See: issue 15, item 3: `-j 100000` spawned threads for the whole run.
+#[test]
+fn a_huge_jobs_count_on_one_file_starts_one_worker_quietly() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    let run = env.run(&["-j", "100000", "a.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(run.lines().len(), 1, "only the summary\n{run}");
+    assert_eq!(env.read("a.csv"), format!("{HEADER}{POINT_ROW}"));
+}

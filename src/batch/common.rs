@@ -12,7 +12,7 @@ use crate::batch::status::{signal_name, ExitStatus, Stop};
 use crate::batch::{Config, Merge};
 use crate::csv;
 use crate::kml::ReadOptions;
-use crate::output::temp;
+use crate::output::{limits, temp};
 use crate::ui::json_report::{self, Ending};
 use crate::ui::report::{self, Reporter};
 
@@ -213,5 +213,49 @@ pub(crate) fn remove_stale_temporaries_in(dirs: Vec<PathBuf>, reporter: &Reporte
                 dir.display()
             )),
         }
+    }
+}
+
+/// How many files to convert at once: `-j`, but no more than there are files, than
+/// [`max_workers`] and than the open-file limit allows (see [`limits`]); a warning says so when
+/// that cuts `-j` short. So `-j 100000` on one file starts one worker, not 100 000 threads.
+pub(crate) fn workers(jobs: usize, files: usize, reporter: &Reporter) -> usize {
+    let limits = limits::get();
+    let most = max_workers().min(limits.workers);
+    let workers = jobs.min(files).clamp(1, most.max(1));
+    if workers < jobs.min(files) {
+        match limits.open_files {
+            Some(open) if limits.workers < max_workers() => reporter.warn(format_args!(
+                "-j {jobs}: converting {workers} files at a time, as this process may only \
+                 have {open} files open (ulimit -n)"
+            )),
+            _ => reporter.warn(format_args!(
+                "-j {jobs}: converting {workers} files at a time, the most that helps on this \
+                 machine"
+            )),
+        }
+    }
+    workers
+}
+
+/// The most workers worth starting: beyond a few per core they only wait for each other.
+fn max_workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (8 * cores).max(64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: issue 15, item 3: `-j 100000` started threads for the whole run.
+    #[test]
+    fn workers_follow_the_files_not_the_flag() {
+        let quiet = Reporter::new(crate::ui::report::Verbosity::Quiet);
+        assert_eq!(workers(100_000, 1, &quiet), 1);
+        assert_eq!(workers(4, 0, &quiet), 1);
+        assert_eq!(workers(2, 5000, &quiet), 2);
+        let capped = workers(100_000, 5000, &quiet);
+        assert!(capped <= max_workers() && capped >= 1, "{capped}");
     }
 }

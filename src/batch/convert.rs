@@ -211,11 +211,21 @@ fn write_error(e: &io::Error, warnings: Warnings) -> WriteFailure {
     } else {
         WriteFailure::Failed {
             position: None,
-            message: format!("cannot write: {e}"),
+            message: format!("cannot write: {e}{}", hint(e)),
             warnings,
             of_input: false,
         }
     }
+}
+
+/// What the user can do about a write error that needs explaining.
+fn hint(e: &io::Error) -> &'static str {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::EFBIG) {
+        return ": the CSV outgrew the file-size limit (ulimit -f)";
+    }
+    let _ = e;
+    ""
 }
 
 /// The error a write returns once the run must stop. Not `ErrorKind::Interrupted`: `write_all`

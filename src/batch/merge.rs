@@ -164,7 +164,7 @@ pub(crate) fn run(
     };
 
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.jobs)
+        .num_threads(common::workers(config.jobs, jobs.len(), reporter))
         .thread_name(|i| format!("kml2csv-worker-{i}"))
         .build()
         .context("cannot start the worker threads")?;

@@ -87,8 +87,14 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     }
     remove_stale_temporaries(&plan, &reporter);
 
+    let converting = plan
+        .items
+        .iter()
+        .filter(|item| matches!(item.action, Action::Convert { .. }))
+        .count();
+    let workers = common::workers(config.jobs, converting, &reporter);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.jobs)
+        .num_threads(workers)
         .thread_name(|i| format!("kml2csv-worker-{i}"))
         .build()
         .context("cannot start the worker threads")?;
@@ -200,7 +206,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                     let waiting = not_started.fetch_sub(1, Ordering::Relaxed) - 1;
                     let others = running_bytes.fetch_add(size, Ordering::Relaxed);
                     let settings = Settings {
-                        two_threads: waiting + 1 < config.jobs
+                        two_threads: waiting + 1 < workers
                             && size >= TWO_THREADS_FROM
                             && others < size / 2,
                         ..settings

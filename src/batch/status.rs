@@ -48,6 +48,14 @@ impl Stop {
     /// First SIGINT/SIGTERM: set the flag and let the batch wind down. Second one: exit at once
     /// (the next run removes the temporaries that leaves).
     pub(crate) fn install() -> anyhow::Result<Stop> {
+        // Past the file-size limit (`ulimit -f`) the kernel sends SIGXFSZ, whose default action
+        // kills the whole batch without a word. Ignored, the write fails with EFBIG instead,
+        // and only the file that outgrew the limit fails.
+        #[cfg(unix)]
+        // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
         let requested = Arc::new(AtomicBool::new(false));
         let signal = Arc::new(AtomicUsize::new(0));
         for sig in [SIGINT, SIGTERM] {

@@ -6,7 +6,7 @@
 //! for a batch of small files takes far longer than converting them. Instead, workers only write
 //! their temporaries and queue them here, where two stages follow:
 //!
-//! 1. syncing: up to `SYNC_THREADS` threads each take the next temporary and `fsync` it. Many
+//! 1. syncing: up to 16 threads each take the next temporary and `fsync` it. Many
 //!    syncs in flight at once are committed together by the file system's journal instead of
 //!    one flush each, and a big file's sync never holds up the small ones behind it. A small
 //!    CSV (up to `SMALL`) goes straight to the committer instead, on Linux 5.8 and later and
@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::kml::{Position, Warnings};
 use crate::output::durable::{self, parent_or_dot};
+use crate::output::limits;
 use crate::output::temp::{Published, Temp};
 
 /// What became of one job.
@@ -67,15 +68,12 @@ pub struct Written {
     pub warnings: Warnings,
 }
 
-/// Temporaries that may wait for the committer; workers block beyond this.
-const QUEUE: usize = 128;
-/// The largest group made durable at once.
-const MAX_GROUP: usize = 256;
+// How many temporaries may wait for the committer (workers block beyond), the largest group
+// made durable at once and the threads that call `fsync` at the same time come from
+// [`crate::output::limits`]: 128, 256 and 16 unless few files may be open.
 /// How long a group waits for more temporaries after its first; it waits no longer once every
 /// worker is done.
 const GATHER: Duration = Duration::from_millis(20);
-/// Threads that call `fsync` at the same time within a group.
-const SYNC_THREADS: usize = 16;
 
 /// A finished temporary waiting to be made durable and renamed; `tag` says which job it is.
 pub struct Pending<T> {
@@ -151,10 +149,11 @@ where
     T: Send + 'scope,
     F: FnMut(T, PathBuf, Outcome) + Send + 'scope,
 {
-    let (queue, received) = mpsc::sync_channel::<Pending<T>>(QUEUE);
-    let (synced, to_publish) = mpsc::sync_channel::<Synced<T>>(QUEUE);
+    let limits = limits::get();
+    let (queue, received) = mpsc::sync_channel::<Pending<T>>(limits.queue);
+    let (synced, to_publish) = mpsc::sync_channel::<Synced<T>>(limits.queue);
     let received = std::sync::Arc::new(Mutex::new(received));
-    for i in 0..SYNC_THREADS {
+    for i in 0..limits.sync_threads {
         let received = received.clone();
         let synced = synced.clone();
         thread::Builder::new()
@@ -173,7 +172,7 @@ where
                 // small files, a `syncfs`), which two files or two hundred cost alike.
                 let until = Instant::now() + GATHER;
                 let mut group = vec![first];
-                while group.len() < MAX_GROUP {
+                while group.len() < limits.group {
                     let left = until.saturating_duration_since(Instant::now());
                     match to_publish.recv_timeout(left) {
                         Ok(next) => group.push(next),
@@ -340,7 +339,7 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
     results
 }
 
-/// `fsync` every file, up to [`SYNC_THREADS`] at a time; one result per file, in order.
+/// `fsync` every file, up to [`limits::Limits::sync_threads`] at a time; one result per file, in order.
 fn sync_files(files: &[&File]) -> Vec<io::Result<()>> {
     parallel(files, |file| durable::sync_file(file))
 }
@@ -349,7 +348,7 @@ fn sync_dirs(dirs: &[&Path]) -> Vec<io::Result<()>> {
     parallel(dirs, |dir| durable::sync_dir(dir))
 }
 
-/// Apply `sync` to every item, spreading them over up to [`SYNC_THREADS`] scoped threads: syncs
+/// Apply `sync` to every item, spreading them over up to [`limits::Limits::sync_threads`] scoped threads: syncs
 /// issued together are flushed together by the journal.
 fn parallel<I: Sync>(
     items: &[I],
@@ -358,7 +357,9 @@ fn parallel<I: Sync>(
     if items.len() <= 1 {
         return items.iter().map(&sync).collect();
     }
-    let per_thread = items.len().div_ceil(SYNC_THREADS.min(items.len()));
+    let per_thread = items
+        .len()
+        .div_ceil(limits::get().sync_threads.min(items.len()));
     thread::scope(|scope| {
         let handles: Vec<_> = items
             .chunks(per_thread)

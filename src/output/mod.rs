@@ -5,4 +5,5 @@
 pub mod commit;
 pub(crate) mod disk;
 pub mod durable;
+pub mod limits;
 pub mod temp;
