@@ -108,6 +108,11 @@ fn a_failed_merge_to_stdout_writes_nothing_at_all() {
         run.stdout,
         format!("source,{HEADER}a.kml,0,A,Point,0,,0,1,2,3,\n")
     );
+    // Nothing converted: not even a header, --keep-going or not.
+    let run = env.run(&["b.kml", "--merge", "-", "--keep-going"]);
+    assert_code(&run, 1);
+    assert_eq!(run.stdout, "", "{run}");
+    assert_stderr_has(&run, "-: not written: every input failed");
 }
 
 /// The README's psql lines, run as written with `wc -l` in place of psql: with the
