@@ -7,7 +7,6 @@
 pub mod common;
 pub mod convert;
 pub mod dry_run;
-pub mod failed;
 pub mod input;
 pub mod merge;
 pub mod pipeline;

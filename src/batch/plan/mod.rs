@@ -5,6 +5,7 @@
 //! stops the run before it has changed anything, and so that the workers only ever see one
 //! ready-made job each.
 
+pub mod failed;
 pub(crate) mod pattern;
 pub mod shard;
 
@@ -39,10 +40,10 @@ pub enum Action {
     /// The input cannot be converted; the message says why and is printed after the path.
     Fail { message: String },
     /// The input failed in an earlier run and has not changed since: not tried again (see
-    /// [`crate::batch::failed`]).
+    /// [`crate::batch::plan::failed`]).
     FailedBefore {
         output: PathBuf,
-        record: crate::batch::failed::Record,
+        record: crate::batch::plan::failed::Record,
     },
 }
 
