@@ -689,9 +689,16 @@ fn a_merged_csv_made_meanwhile_by_another_run_is_kept_and_not_a_failure() {
     env.write("m/all.csv", "theirs\n");
     signal(&child, libc::SIGCONT);
     let run = common::run_of(child.wait_with_output().unwrap());
-    assert!(!finished_already, "the run ended before the other one could step in\n{run}");
+    assert!(
+        !finished_already,
+        "the run ended before the other one could step in\n{run}"
+    );
     assert_code(&run, 0);
-    assert!(run.stderr.contains("another run created it meanwhile; kept theirs"), "{run}");
+    assert!(
+        run.stderr
+            .contains("another run created it meanwhile; kept theirs"),
+        "{run}"
+    );
     assert_eq!(env.read("m/all.csv"), "theirs\n");
     assert!(env.temporaries().is_empty(), "{run}");
 }
