@@ -59,6 +59,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         force: config.force,
         shard: config.shard,
         update: config.update,
+        keep_extension: config.keep_extension,
     };
     let mut plan = match plan::build(
         &config.inputs,
