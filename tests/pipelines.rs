@@ -6,6 +6,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
+#[cfg(unix)]
 use std::process::Command;
 
 use common::{points_kml, Run, TestEnv, HEADER, POINT_KML};
@@ -204,6 +205,26 @@ fn a_merge_into_a_read_only_folder_names_the_folder_not_the_inputs() {
     assert_stderr_has(&run, "ro/all.csv: cannot write into ro: Permission denied");
     assert!(!run.stderr.contains("inputs failed"), "{run}");
     assert!(!run.stderr.contains("a.kml"), "{run}");
+}
+
+/// What the README says of `--dry-run`: status 1 only for inputs refused before reading; a
+/// truncated KML is not read, so it is listed as `convert` with status 0.
+#[test]
+fn a_dry_run_does_not_read_inputs_and_refuses_only_what_it_can_see() {
+    let env = TestEnv::new();
+    env.write("raw/a.kml", POINT_KML);
+    env.write("raw/bad.kml", TRUNCATED_KML);
+    let run = env.run(&["raw/a.kml", "raw/bad.kml", "--out", "proc", "--dry-run"]);
+    assert_code(&run, 0);
+    assert_eq!(
+        run.stdout,
+        "convert raw/a.kml -> proc/a.csv (no CSV yet)\n\
+         convert raw/bad.kml -> proc/bad.csv (no CSV yet)\n"
+    );
+    let run = env.run(&["raw/a.kml", "raw/missing.kml", "--out", "proc", "-n"]);
+    assert_code(&run, 1);
+    assert!(run.stdout.contains("refuse  raw/missing.kml: "), "{run}");
+    assert!(!env.exists("proc"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,6 +458,7 @@ fn shards_running_at_once_keep_every_record() {
 // The README's recipes, run as written, with one broken KML in the batch
 
 /// The README's first block of `kind` (```make, ```cron, ```yaml).
+#[cfg(unix)]
 fn readme_block(kind: &str) -> String {
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
@@ -449,6 +471,7 @@ fn readme_block(kind: &str) -> String {
 }
 
 /// `PATH` with the built binary first.
+#[cfg(unix)]
 fn path_with_binary() -> String {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_kml2csv")).parent().unwrap();
     format!(
