@@ -621,3 +621,84 @@ fn a_low_open_file_limit_still_converts_the_whole_batch() {
     assert!(env.temporaries().is_empty());
     handled("open-file limit of 64 (ulimit -n)");
 }
+
+fn signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: kill only sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+/// See: issue 17, item 11: SIGINT while the parts were joined still published the merged CSV.
+/// The run is frozen (SIGSTOP) once the merged CSV's temporary appears, interrupted, and let go.
+#[test]
+fn sigint_during_the_join_of_a_merge_publishes_nothing() {
+    for attempt in 0..5 {
+        let env = TestEnv::new();
+        env.write("in/a.kml", slow_kml(20 << attempt));
+        env.write("in/b.kml", POINT_KML);
+        // --force: the merged CSV's temporary is a hidden named file then, which shows.
+        let mut child = env
+            .command()
+            .args(["in", "--merge", "m/all.csv", "--force"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while env.temporaries().is_empty() && child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "no join began");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        signal(&child, libc::SIGSTOP);
+        let caught = !env.temporaries().is_empty() && !env.exists("m/all.csv");
+        signal(&child, libc::SIGINT);
+        signal(&child, libc::SIGCONT);
+        let run = common::run_of(child.wait_with_output().unwrap());
+        if !caught {
+            eprintln!("attempt {attempt}: the join ended before it could be interrupted");
+            continue;
+        }
+        assert_code(&run, 130);
+        assert!(!env.exists("m/all.csv"), "published after SIGINT\n{run}");
+        assert!(env.temporaries().is_empty(), "{:?}\n{run}", env.files());
+        handled("SIGINT during the join of --merge");
+        return;
+    }
+    panic!("the join was never caught in progress");
+}
+
+/// See: issue 17, item 11: a merged CSV that another run made meanwhile failed the run (exit
+/// 1), where a per-file CSV made meanwhile counts as skipped.
+#[test]
+fn a_merged_csv_made_meanwhile_by_another_run_is_kept_and_not_a_failure() {
+    let env = TestEnv::new();
+    env.write("in/a.kml", slow_kml(40));
+    env.write("in/b.kml", POINT_KML);
+    env.mkdir("m");
+    let child = env
+        .command()
+        .args(["in", "--merge", "m/all.csv"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !env.writing_into(child.id(), "m") {
+        assert!(Instant::now() < deadline, "no part was opened");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    signal(&child, libc::SIGSTOP);
+    let finished_already = env.exists("m/all.csv");
+    env.write("m/all.csv", "theirs\n");
+    signal(&child, libc::SIGCONT);
+    let run = common::run_of(child.wait_with_output().unwrap());
+    assert!(
+        !finished_already,
+        "the run ended before the other one could step in\n{run}"
+    );
+    assert_code(&run, 0);
+    assert!(
+        run.stderr
+            .contains("another run created it meanwhile; kept theirs"),
+        "{run}"
+    );
+    assert_eq!(env.read("m/all.csv"), "theirs\n");
+    assert!(env.temporaries().is_empty(), "{run}");
+}

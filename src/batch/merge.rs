@@ -8,10 +8,10 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -228,17 +228,48 @@ pub(crate) fn run(
         ));
         return Ok(finish(config, stop, reporter, started, true, false));
     }
+    if failed > 0 && failed == jobs.len() as u64 {
+        // --keep-going, but nothing to keep: a CSV of a header alone would pass for data.
+        reporter.flush();
+        report::message(format_args!(
+            "{}: not written: every input failed",
+            shown.display()
+        ));
+        return Ok(finish(config, stop, reporter, started, true, false));
+    }
     let parts: Vec<File> = parts
         .into_iter()
         .filter_map(|p| p.into_inner().unwrap_or_else(|p| p.into_inner()))
         .collect();
     let written = match merge {
-        Merge::File(file) => join_into_file(file, &layout, &config.dialect, parts, config),
-        Merge::Stdout => join_to_stdout(&layout, &config.dialect, parts),
+        Merge::File(file) => join_into_file(
+            file,
+            &layout,
+            &config.dialect,
+            parts,
+            config,
+            &stop.requested,
+        ),
+        Merge::Stdout => join_to_stdout(&layout, &config.dialect, parts, &stop.requested),
     };
     match written {
         Ok(()) => {}
         Err(JoinError::Closed) => return Ok(ExitStatus::Success),
+        // Nothing was published; the summary says the run was interrupted.
+        Err(JoinError::Interrupted) => {
+            return Ok(finish(config, stop, reporter, started, true, false))
+        }
+        // Like a per-file CSV that another run made meanwhile: theirs is kept, and the run has
+        // not failed (see: issue 17, item 11).
+        Err(JoinError::MadeMeanwhile) => {
+            reporter.flush();
+            reporter.warn(format_args!(
+                "{}: not replaced: another run created it meanwhile; kept theirs (--force \
+                 overwrites it)",
+                escaped(&shown)
+            ));
+            return Ok(finish(config, stop, reporter, started, true, false));
+        }
         Err(JoinError::Failed(message)) => {
             reporter.flush();
             report::message(format_args!("{}: {message}", shown.display()));
@@ -455,21 +486,41 @@ fn failure_status(failure: WriteFailure) -> (Status, Warnings) {
 enum JoinError {
     /// Standard output was closed: a quiet, successful end.
     Closed,
+    /// A stop was requested (SIGINT, SIGTERM): nothing was published.
+    Interrupted,
+    /// Another run created the merged CSV meanwhile; it was kept.
+    MadeMeanwhile,
     Failed(String),
 }
 
+/// The header and the parts, in order, into `out`. `Err(None)` when a stop was requested.
 fn write_parts<W: Write>(
     out: &mut W,
     layout: &Layout,
     dialect: &Dialect,
     parts: Vec<File>,
-) -> io::Result<()> {
+    stop: &AtomicBool,
+) -> Result<(), Option<io::Error>> {
     csv::write_header(out, layout, dialect)?;
+    // Copied a block at a time, so that a stop is answered within one block, not one part.
+    let mut block = vec![0; 256 * 1024];
     for mut part in parts {
         part.seek(SeekFrom::Start(0))?;
-        io::copy(&mut part, out)?;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(None);
+            }
+            let n = match part.read(&mut block) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Some(e)),
+            };
+            out.write_all(&block[..n])?;
+        }
     }
-    out.flush()
+    out.flush()?;
+    Ok(())
 }
 
 fn join_into_file(
@@ -478,6 +529,7 @@ fn join_into_file(
     dialect: &Dialect,
     parts: Vec<File>,
     config: &Config,
+    stop: &AtomicBool,
 ) -> Result<(), JoinError> {
     let dir = parent_or_dot(file);
     let temp = Temp::create(dir, config.force || config.update).map_err(|e| {
@@ -486,21 +538,25 @@ fn join_into_file(
             dir.display()
         ))
     })?;
-    let cannot = |e: io::Error| JoinError::Failed(format!("cannot write: {e}"));
+    let cannot = |e: Option<io::Error>| match e {
+        Some(e) => JoinError::Failed(format!("cannot write: {e}")),
+        None => JoinError::Interrupted,
+    };
     let mut out = BufWriter::with_capacity(
         256 * 1024,
         crate::output::disk::WriteBack::new(temp.as_file()),
     );
-    write_parts(&mut out, layout, dialect, parts).map_err(cannot)?;
+    write_parts(&mut out, layout, dialect, parts, stop).map_err(cannot)?;
     drop(out);
-    durable::sync_file(temp.as_file()).map_err(cannot)?;
+    durable::sync_file(temp.as_file()).map_err(|e| cannot(Some(e)))?;
+    // The last moment to stop: once named, the merged CSV is published. Dropping the
+    // temporary removes it.
+    if stop.load(Ordering::Relaxed) {
+        return Err(JoinError::Interrupted);
+    }
     match temp.publish(file) {
         Ok(Published::Placed) => {}
-        Ok(Published::AlreadyThere) => {
-            return Err(JoinError::Failed(
-                "another run created it meanwhile; kept theirs (--force overwrites it)".into(),
-            ))
-        }
+        Ok(Published::AlreadyThere) => return Err(JoinError::MadeMeanwhile),
         Err(message) => return Err(JoinError::Failed(message)),
     }
     durable::sync_dir(dir).map_err(|e| {
@@ -511,12 +567,18 @@ fn join_into_file(
     })
 }
 
-fn join_to_stdout(layout: &Layout, dialect: &Dialect, parts: Vec<File>) -> Result<(), JoinError> {
+fn join_to_stdout(
+    layout: &Layout,
+    dialect: &Dialect,
+    parts: Vec<File>,
+    stop: &AtomicBool,
+) -> Result<(), JoinError> {
     let mut out = io::stdout().lock();
-    match write_parts(&mut out, layout, dialect, parts) {
+    match write_parts(&mut out, layout, dialect, parts, stop) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(JoinError::Closed),
-        Err(e) => Err(JoinError::Failed(format!("cannot write: {e}"))),
+        Err(None) => Err(JoinError::Interrupted),
+        Err(Some(e)) if e.kind() == io::ErrorKind::BrokenPipe => Err(JoinError::Closed),
+        Err(Some(e)) => Err(JoinError::Failed(format!("cannot write: {e}"))),
     }
 }
 
