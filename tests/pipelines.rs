@@ -129,6 +129,11 @@ fn a_failed_merge_to_stdout_writes_nothing_at_all() {
         run.stdout,
         format!("source,{HEADER}a.kml,0,A,Point,0,,0,1,2,3,\n")
     );
+    // Nothing converted: not even a header, --keep-going or not.
+    let run = env.run(&["b.kml", "--merge", "-", "--keep-going"]);
+    assert_code(&run, 1);
+    assert_eq!(run.stdout, "", "{run}");
+    assert_stderr_has(&run, "-: not written: every input failed");
 }
 
 /// The README's psql lines, run as written with `wc -l` in place of psql: with the
@@ -714,4 +719,23 @@ fn the_readme_indexed_job_converges_with_a_broken_kml() {
         assert_code(&pod(index), 0);
     }
     assert!(env.exists("data/csv/1/bad.csv.failed"));
+}
+
+/// A file name that is not UTF-8 is recorded lossily, and still found again.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_input_whose_name_is_not_utf8_converges_too() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new();
+    let name = OsStr::from_bytes(b"caf\xe9.kml");
+    fs::write(env.root().join(name), TRUNCATED_KML).unwrap();
+    let mut first = env.command();
+    first.arg(name);
+    assert_code(&common::run_of(first.output().unwrap()), 1);
+    let mut again = env.command();
+    again.arg(name);
+    let run = common::run_of(again.output().unwrap());
+    assert_code(&run, 0);
+    assert_stderr_has(&run, "warning: failed before and unchanged since");
 }

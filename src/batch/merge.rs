@@ -238,6 +238,15 @@ pub(crate) fn run(
         ));
         return Ok(finish(config, stop, reporter, started, true, false));
     }
+    if failed > 0 && failed == jobs.len() as u64 {
+        // --keep-going, but nothing to keep: a CSV of a header alone would pass for data.
+        reporter.flush();
+        report::message(format_args!(
+            "{}: not written: every input failed",
+            shown.display()
+        ));
+        return Ok(finish(config, stop, reporter, started, true, false));
+    }
     let parts = Parts {
         shelves: shelves
             .into_iter()
