@@ -902,3 +902,65 @@ fn files_that_are_not_kml_are_named_for_what_they_are() {
         assert!(!run.stderr.contains("control character"), "{run}");
     }
 }
+
+/// See: issue 17 (3, c): with `--attributes` a pipe or device is copied to a temporary file to
+/// be read twice, and that copy had no end: `/dev/zero` filled `$TMPDIR`. The copy is now
+/// read as it is made and stops at the first error, which fails the input as usual.
+#[test]
+fn an_endless_invalid_pipe_is_not_copied_without_end() {
+    let env = TestEnv::new();
+    for (args, stdin) in [
+        (&["-a", "/dev/zero", "--out", "-"][..], false),
+        (&["-a", "-"][..], true),
+        (&["-a", "--merge", "-", "-"][..], true),
+    ] {
+        let mut command = env.command();
+        command
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if stdin {
+            command.stdin(fs::File::open("/dev/zero").unwrap());
+        }
+        let (run, peak, _) = watch(command.spawn().unwrap(), Duration::from_secs(60), true);
+        assert_code(&run, 1);
+        assert!(
+            run.stderr.contains("control character U+0000"),
+            "{args:?}\n{run}"
+        );
+        assert!(peak < 64 * 1024, "{args:?}: peak memory {peak} KiB");
+    }
+    record("attack_files", 1);
+}
+
+/// See: issue 17 (3, c): the copy of a valid pipe is read once for its field names, and the
+/// CSV is the same as from a file.
+#[test]
+fn a_pipe_with_attributes_converts_like_its_file() {
+    let env = TestEnv::new();
+    let kml = format!(
+        "{KML_OPEN}<Placemark><name>A</name><ExtendedData><Data name=\"speed\"><value>3</value>\
+         </Data></ExtendedData><Point><coordinates>1,2</coordinates></Point></Placemark></kml>"
+    );
+    env.write("a.kml", &kml);
+    let from_file = env.run(&["-a", "a.kml", "--out", "-"]);
+    assert_code(&from_file, 0);
+    assert!(from_file.stdout.contains(",speed\n"), "{from_file}");
+    let mut child = env
+        .command()
+        .args(["-a", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(kml.as_bytes())
+        .unwrap();
+    let run = common::run_of(child.wait_with_output().unwrap());
+    assert_code(&run, 0);
+    assert_eq!(run.stdout, from_file.stdout);
+}

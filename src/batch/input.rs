@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::kml::{self, Error, ErrorKind, Feature, ReadOptions, Sink, Summary, Vertex, Warning};
@@ -25,47 +25,76 @@ pub enum Input {
     Path(PathBuf),
     /// Standard input, streamed (readable once).
     Stdin,
-    /// Standard input, copied to an anonymous temporary file (readable again and again).
-    Spooled(File),
+    /// Standard input or a pipe, copied to an anonymous temporary file (readable again and
+    /// again), with the names of its ExtendedData fields when the copy found them.
+    Spooled(File, Option<Vec<String>>),
 }
 
 impl Input {
-    /// Copy standard input to an anonymous temporary file, so that it can be read twice.
-    pub fn spool_stdin() -> io::Result<Input> {
-        let mut file = tempfile::tempfile()?;
-        io::copy(&mut io::stdin().lock(), &mut file)?;
-        Ok(Input::Spooled(file))
-    }
-
     /// Whether the input can be read a second time: not standard input, nor a FIFO or other
     /// non-regular file (`kml2csv -a <(zcat x.kml.gz)`).
     pub fn rereadable(&self) -> bool {
         match self {
             Input::Path(path) => std::fs::metadata(path).is_ok_and(|m| m.is_file()),
             Input::Stdin => false,
-            Input::Spooled(_) => true,
+            Input::Spooled(..) => true,
         }
     }
 
     /// A copy of this input that can be read again and again (itself, if it already can).
-    pub fn spooled(&self) -> io::Result<Input> {
-        match self {
-            Input::Stdin => Input::spool_stdin(),
+    ///
+    /// A pipe is copied while its ExtendedData field names are read from it, and the copy
+    /// stops where that reading fails: input that is not KML from its first byte
+    /// (`/dev/zero`, a stalled download's error page) costs a buffer of temporary disk, not
+    /// all of `$TMPDIR`. The conversion then fails on the copy, at the same place and with
+    /// the same message. A KMZ needs the whole archive before it can be read, and is copied
+    /// whole.
+    pub fn spooled(&self, options: &ReadOptions) -> Result<Input, Error> {
+        let source: Box<dyn Read> = match self {
+            Input::Stdin => Box::new(io::stdin().lock()),
             Input::Path(path) if !self.rereadable() => {
-                let mut file = tempfile::tempfile()?;
-                io::copy(&mut open_input(path)?, &mut file)?;
-                Ok(Input::Spooled(file))
+                Box::new(open_input(path).map_err(io_error)?)
             }
-            Input::Path(path) => Ok(Input::Path(path.clone())),
-            Input::Spooled(file) => Ok(Input::Spooled(file.try_clone()?)),
+            Input::Path(path) => return Ok(Input::Path(path.clone())),
+            Input::Spooled(file, fields) => {
+                let file = file.try_clone().map_err(io_error)?;
+                return Ok(Input::Spooled(file, fields.clone()));
+            }
+        };
+        let mut file = tempfile::tempfile().map_err(io_error)?;
+        let mut source = source;
+        let mut head = Vec::with_capacity(ZIP_MAGIC.len());
+        (&mut source)
+            .take(ZIP_MAGIC.len() as u64)
+            .read_to_end(&mut head)
+            .map_err(io_error)?;
+        file.write_all(&head).map_err(io_error)?;
+        if head == ZIP_MAGIC {
+            io::copy(&mut source, &mut file).map_err(io_error)?;
+            return Ok(Input::Spooled(file, None));
         }
+        let mut copy = Copied {
+            inner: source,
+            copy: &mut file,
+        };
+        let fields = match field_names(io::Cursor::new(head).chain(&mut copy), options) {
+            Ok(fields) => {
+                // The reader reads to the end already; anything it left is copied too.
+                io::copy(&mut copy, &mut io::sink()).map_err(io_error)?;
+                Some(fields)
+            }
+            Err(e) if matches!(e.kind, ErrorKind::Cancelled | ErrorKind::Io(_)) => return Err(e),
+            // The conversion reads the copy and fails there, with the position.
+            Err(_) => None,
+        };
+        Ok(Input::Spooled(file, fields))
     }
 
     /// The input as the user named it (`-` for standard input).
     pub fn label(&self) -> String {
         match self {
             Input::Path(path) => path.to_string_lossy().into_owned(),
-            Input::Stdin | Input::Spooled(_) => STDIN.to_owned(),
+            Input::Stdin | Input::Spooled(..) => STDIN.to_owned(),
         }
     }
 
@@ -84,7 +113,7 @@ impl Input {
                 progress::add_bytes(counted.budget);
                 result
             }
-            Input::Spooled(file) => {
+            Input::Spooled(file, _) => {
                 let mut file = file;
                 file.seek(SeekFrom::Start(0)).map_err(io_error)?;
                 kml::read(file, sink, options)
@@ -96,20 +125,47 @@ impl Input {
     /// The names of the ExtendedData fields of every feature, in first-seen order: a first
     /// pass that keeps nothing but the names.
     pub fn fields(&self, options: &ReadOptions) -> Result<Vec<String>, Error> {
-        let options = ReadOptions {
-            strict: false,
-            cancel: options.cancel.clone(),
-            attributes: true,
-            features: true,
-            without_geometry: true,
-        };
+        let options = field_options(options);
         let mut names = FieldNames::default();
         match self {
+            Input::Spooled(_, Some(fields)) => return Ok(fields.clone()),
             // The second pass counts on the progress bar, this one does not.
             Input::Path(path) => kml::read_path(path, &mut names, &options)?,
             other => other.read(&mut names, &options)?,
         };
         Ok(names.order)
+    }
+}
+
+/// How the first pass, for the field names only, reads.
+fn field_options(options: &ReadOptions) -> ReadOptions {
+    ReadOptions {
+        strict: false,
+        cancel: options.cancel.clone(),
+        attributes: true,
+        features: true,
+        without_geometry: true,
+    }
+}
+
+/// The ExtendedData field names of the KML document `input`.
+fn field_names(input: impl Read, options: &ReadOptions) -> Result<Vec<String>, Error> {
+    let mut names = FieldNames::default();
+    kml::read_document(input, &mut names, &field_options(options))?;
+    Ok(names.order)
+}
+
+/// A reader that writes what it reads into `copy`.
+struct Copied<'a, R> {
+    inner: R,
+    copy: &'a mut File,
+}
+
+impl<R: Read> Read for Copied<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
     }
 }
 
