@@ -51,9 +51,10 @@ impl Input {
     /// whole.
     pub fn spooled(&self, options: &ReadOptions) -> Result<Input, Error> {
         let source: Box<dyn Read> = match self {
-            Input::Stdin => Box::new(io::stdin().lock()),
+            Input::Stdin => Box::new(Watched::new(io::stdin().lock(), true, options)),
             Input::Path(path) if !self.rereadable() => {
-                Box::new(open_input(path).map_err(io_error)?)
+                let file = open_input(path).map_err(io_error)?;
+                Box::new(Watched::new(file, true, options))
             }
             Input::Path(path) => return Ok(Input::Path(path.clone())),
             Input::Spooled(file, fields) => {
@@ -61,6 +62,11 @@ impl Input {
                 return Ok(Input::Spooled(file, fields.clone()));
             }
         };
+        stopped_or(Self::spool(source, options), options)
+    }
+
+    /// [`Input::spooled`] for a source that is read once.
+    fn spool(source: Box<dyn Read>, options: &ReadOptions) -> Result<Input, Error> {
         let mut file = tempfile::tempfile().map_err(io_error)?;
         let mut source = source;
         let mut head = Vec::with_capacity(ZIP_MAGIC.len());
@@ -103,22 +109,27 @@ impl Input {
         match self {
             Input::Path(path) => {
                 let file = open_input(path).map_err(io_error)?;
-                let budget = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let metadata = file.metadata().map_err(io_error)?;
+                let budget = if metadata.is_file() {
+                    metadata.len()
+                } else {
+                    0
+                };
                 let mut counted = Counted {
-                    inner: file,
+                    inner: Watched::new(file, !metadata.is_file(), options),
                     budget,
                 };
                 let result = kml::read(&mut counted, sink, options);
                 // Bytes a KMZ never read (or the rest of a failed file) still count as done.
                 progress::add_bytes(counted.budget);
-                result
+                stopped_or(result, options)
             }
             Input::Spooled(file, _) => {
                 let mut file = file;
                 file.seek(SeekFrom::Start(0)).map_err(io_error)?;
                 kml::read(file, sink, options)
             }
-            Input::Stdin => read_stdin(sink, options),
+            Input::Stdin => stopped_or(read_stdin(sink, options), options),
         }
     }
 
@@ -175,7 +186,7 @@ fn io_error(e: io::Error) -> Error {
 
 /// Stream standard input into the reader; a KMZ is copied to a temporary file first.
 fn read_stdin(sink: &mut dyn Sink, options: &ReadOptions) -> Result<Summary, Error> {
-    let mut stdin = io::stdin().lock();
+    let mut stdin = Watched::new(io::stdin().lock(), true, options);
     let mut head = Vec::with_capacity(ZIP_MAGIC.len());
     (&mut stdin)
         .take(ZIP_MAGIC.len() as u64)
@@ -190,6 +201,89 @@ fn read_stdin(sink: &mut dyn Sink, options: &ReadOptions) -> Result<Summary, Err
         kml::read(file, sink, options)
     } else {
         kml::read_document(rest, sink, options)
+    }
+}
+
+/// `result`, or [`ErrorKind::Cancelled`] if it failed because the run is stopping (a
+/// [`Watched`] read gave up).
+fn stopped_or<T>(result: Result<T, Error>, options: &ReadOptions) -> Result<T, Error> {
+    match result {
+        Err(e) if matches!(e.kind, ErrorKind::Io(_)) && is_stopping(options) => {
+            Err(Error::new(ErrorKind::Cancelled, None))
+        }
+        other => other,
+    }
+}
+
+fn is_stopping(options: &ReadOptions) -> bool {
+    options
+        .cancel
+        .as_ref()
+        .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// A pipe (standard input, a FIFO) read so that a stop is seen while no data comes.
+///
+/// The signal handlers restart a blocked `read`, so a pipe whose writer is idle (a stalled
+/// download piped in) would keep the run deaf to SIGINT and SIGTERM until the writer closes
+/// it. Before each read the pipe is polled in short rounds, and between them the stop flag is
+/// looked at; once it is set, the read fails, and the caller turns that into a cancellation.
+struct Watched<R> {
+    inner: R,
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl<R> Watched<R> {
+    /// Watch `inner` if `pipe` (a regular file never blocks for long).
+    fn new(inner: R, pipe: bool, options: &ReadOptions) -> Self {
+        Watched {
+            inner,
+            cancel: options.cancel.clone().filter(|_| pipe),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl<R: Read + std::os::fd::AsRawFd> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(flag) = &self.cancel {
+            let mut poll = libc::pollfd {
+                fd: self.inner.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            loop {
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(io::Error::other("the run is stopping"));
+                }
+                // SAFETY: one valid pollfd for the duration of the call. Any event (data, the
+                // writer closing, an error) means the read below will not block.
+                let ready = unsafe { libc::poll(&mut poll, 1, 100) };
+                if ready > 0 {
+                    break;
+                }
+                if ready < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        self.inner.read(buf)
+    }
+}
+
+#[cfg(not(unix))]
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for Watched<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
     }
 }
 

@@ -343,7 +343,7 @@ fn layout_for(
         .filter(|c| matches!(c, csv::Column::Data(_)))
         .count();
     if let Some(warning) = csv::many_fields_warning(data_columns) {
-        reporter.warn(format_args!("the merged CSV: {warning}"));
+        reporter.warn(format_args!("{warning}"));
     }
     layout
 }
