@@ -718,3 +718,16 @@ fn a_failed_input_whose_name_is_not_utf8_converges_too() {
     assert_code(&run, 0);
     assert_stderr_has(&run, "warning: failed before and unchanged since");
 }
+
+/// A record's temporary left by a killed run, in a folder where nothing else is written, is
+/// removed by the next run like any other.
+#[test]
+fn a_temporary_left_beside_a_record_is_removed_by_the_next_run() {
+    let env = TestEnv::new();
+    env.write("raw/bad.kml", TRUNCATED_KML);
+    assert_code(&env.run(&["raw/bad.kml", "--out", "proc"]), 1);
+    env.write("proc/.kml2csv-AbC123.tmp", "{\"format\": 1, \"inp");
+    let run = env.run(&["raw/bad.kml", "--out", "proc"]);
+    assert_code(&run, 0);
+    assert_eq!(env.files(), ["proc/bad.csv.failed", "raw/bad.kml"], "{run}");
+}
