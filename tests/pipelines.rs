@@ -88,6 +88,27 @@ fn a_merge_with_a_failed_input_is_not_written_unless_keep_going() {
     }
 }
 
+/// The inputs of a merge share one temporary file per worker: rows that an input wrote before
+/// it failed must not reach the merged CSV. (See: issue 17, item 3b: one file per input was
+/// held open until the join.)
+#[test]
+fn rows_of_an_input_that_failed_half_way_stay_out_of_the_merge() {
+    let env = TestEnv::new();
+    env.write("in/a.kml", POINT_KML);
+    let broken = points_kml("b", 50);
+    env.write("in/b.kml", &broken[..broken.len() - 20]);
+    env.write("in/c.kml", points_kml("c", 1));
+    let run = env.run(&["-j", "1", "in", "--merge", "all.csv", "--keep-going"]);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "in/b.kml:");
+    assert_eq!(
+        env.read("all.csv"),
+        format!(
+            "source,{HEADER}in/a.kml,0,A,Point,0,,0,1,2,3,\nin/c.kml,0,c-0,Point,0,,0,0.5,-0.25,1,\n"
+        )
+    );
+}
+
 /// `--merge -` into a pipe: a failed merge writes not a byte to standard output (a reader
 /// such as `psql -c "COPY … FROM STDIN"` would take an empty CSV for success); with
 /// `--keep-going` the converted inputs are written and the status is still 1.
