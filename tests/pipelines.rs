@@ -752,3 +752,34 @@ fn a_temporary_left_beside_a_record_is_removed_by_the_next_run() {
     assert_code(&run, 0);
     assert_eq!(env.files(), ["proc/bad.csv.failed", "raw/bad.kml"], "{run}");
 }
+
+/// A KML that converted once and then broke (replaced by a truncated copy): with `--update`
+/// its old CSV is kept, the first run fails, and the next ones converge on the record
+/// although a CSV older than the input is there.
+#[test]
+fn an_input_that_broke_after_its_csv_was_made_converges_with_update() {
+    let env = TestEnv::new();
+    env.write("raw/a.kml", POINT_KML);
+    let args = ["raw/a.kml", "--out", "proc", "--update"];
+    assert_code(&env.run(&args), 0);
+    let csv = env.read("proc/a.csv");
+    env.write("raw/a.kml", TRUNCATED_KML);
+    touch_later(&env.path("raw/a.kml"));
+    let run = env.run(&args);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "raw/a.kml:1:93: malformed XML");
+    for _ in 0..2 {
+        let run = env.run(&args);
+        assert_code(&run, 0);
+        assert_stderr_has(
+            &run,
+            "raw/a.kml:1:93: warning: failed before and unchanged since",
+        );
+    }
+    assert_eq!(env.read("proc/a.csv"), csv, "the old CSV is kept");
+    env.write("raw/a.kml", points_kml("mended", 1));
+    touch_later(&env.path("raw/a.kml"));
+    assert_code(&env.run(&args), 0);
+    assert!(env.read("proc/a.csv").contains("mended-0"));
+    assert!(!env.exists("proc/a.csv.failed"));
+}
