@@ -17,7 +17,7 @@
 //! Numbers are copied verbatim from the KML, except that a leading `+` is dropped: GDAL (and so
 //! `ogr2ogr` and QGIS) rejects `POINT (+8.5 47)`.
 
-use std::fmt::Write;
+use super::number::{self, Numbers};
 
 use crate::kml::{Part, Ring};
 
@@ -44,8 +44,15 @@ impl Geometry<'_> {
     }
 }
 
-/// Append the WKT of a feature made of `parts` to `out` (nothing for no coordinates).
+/// Append the WKT of a feature made of `parts` to `out` (nothing for no coordinates), its
+/// numbers in canonical text (see [`Numbers`]).
 pub fn write(parts: &[Part], out: &mut String) {
+    write_numbers(parts, out, Numbers::Canonical)
+}
+
+/// [`write`], the numbers as `numbers` asks, except that a leading `+` is always dropped: GDAL
+/// rejects it.
+pub fn write_numbers(parts: &[Part], out: &mut String, numbers: Numbers) {
     let geometries = geometries(parts);
     let Some(first) = geometries.first() else {
         return;
@@ -54,7 +61,12 @@ pub fn write(parts: &[Part], out: &mut String) {
         .iter()
         .flat_map(|p| &p.tuples)
         .any(|t| !t[2].is_empty());
-    let mut w = Writer { out, z };
+    let mut w = Writer {
+        out,
+        z,
+        numbers,
+        scratch: Vec::new(),
+    };
     if geometries.len() == 1 {
         w.tagged(first);
     } else if geometries.iter().all(|g| g.same_kind(first)) {
@@ -107,6 +119,8 @@ fn geometries(parts: &[Part]) -> Vec<Geometry<'_>> {
 struct Writer<'a> {
     out: &'a mut String,
     z: bool,
+    numbers: Numbers,
+    scratch: Vec<u8>,
 }
 
 impl Writer<'_> {
@@ -162,15 +176,24 @@ impl Writer<'_> {
     }
 
     fn tuple(&mut self, t: &Tuple) {
-        let _ = write!(self.out, "{} {}", unsigned(&t[0]), unsigned(&t[1]));
+        self.number(&t[0]);
+        self.out.push(' ');
+        self.number(&t[1]);
         if self.z {
-            let altitude = if t[2].is_empty() {
-                "0"
+            self.out.push(' ');
+            if t[2].is_empty() {
+                self.out.push('0');
             } else {
-                unsigned(&t[2])
-            };
-            let _ = write!(self.out, " {altitude}");
+                self.number(&t[2]);
+            }
         }
+    }
+
+    fn number(&mut self, n: &str) {
+        let n = unsigned(n);
+        let text = number::text(n.as_bytes(), self.numbers, &mut self.scratch);
+        // Canonical text is made of the ASCII bytes of a number.
+        self.out.push_str(std::str::from_utf8(text).unwrap_or(n));
     }
 }
 
@@ -228,8 +251,13 @@ mod tests {
         assert_eq!(wkt(&[part("Point", Ring::None, &["1,2"])]), "POINT (1 2)");
         assert_eq!(
             wkt(&[part("Point", Ring::None, &["+008.50,1e-3,3"])]),
-            "POINT Z (008.50 1e-3 3)"
+            "POINT Z (8.50 1e-3 3)"
         );
+        // Verbatim numbers still lose the `+` GDAL rejects.
+        let mut verbatim = String::new();
+        let parts = [part("Point", Ring::None, &["+008.50,.5"])];
+        write_numbers(&parts, &mut verbatim, Numbers::Verbatim);
+        assert_eq!(verbatim, "POINT (008.50 .5)");
         assert_eq!(
             wkt(&[part("Track", Ring::None, &["1,2,5", "3,4"])]),
             "LINESTRING Z (1 2 5, 3 4 0)"
