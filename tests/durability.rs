@@ -331,12 +331,14 @@ fn every_output_is_synced_before_its_rename_and_its_folder_after() {
             Some(1),
             "{name}: broken.kml fails, the others convert\n{run}"
         );
+        // The record of broken.kml's failure is published like a CSV (issue 13).
         let outputs: Vec<PathBuf> = env
             .files_ending(".csv")
             .iter()
+            .chain(&env.files_ending(".csv.failed"))
             .map(|f| cwd.join(f))
             .collect();
-        assert_eq!(outputs.len(), 13, "{name}\n{run}");
+        assert_eq!(outputs.len(), 14, "{name}\n{run}");
         let problems = check_order(&parse_trace(&trace), &cwd, &outputs);
         assert!(
             problems.is_empty(),
@@ -344,7 +346,60 @@ fn every_output_is_synced_before_its_rename_and_its_folder_after() {
             problems.join("\n")
         );
     }
-    record("durability_outputs_checked", 26);
+    record("durability_outputs_checked", 28);
+}
+
+/// See: issue 17, item 9: every folder the run creates — below `--out`, for `--merge` and for
+/// `--report` — is synced into its parent, and the merged CSV and the report are synced before
+/// they are named and their folders after.
+#[test]
+fn folders_made_for_the_merged_csv_and_the_report_are_synced_into_their_parents() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        return;
+    }
+    let env = TestEnv::new();
+    env.write("in/a.kml", points_kml("a", 3));
+    env.write("in/b.kml", points_kml("b", 2));
+    let cwd = fs::canonicalize(env.root()).unwrap();
+    let log = env.path("trace.log");
+    let run = common::run_of(
+        Command::new("strace")
+            .current_dir(env.root())
+            .args(["-f", "-qq", "-s", "4096", "-e"])
+            .arg(format!("trace={TRACED}"))
+            .arg("-o")
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_kml2csv"))
+            .args([
+                "in/*.kml",
+                "--merge",
+                "m/deep/all.csv",
+                "--report",
+                "r/deep/run.json",
+            ])
+            .output()
+            .unwrap(),
+    );
+    let trace = fs::read_to_string(&log).unwrap_or_default();
+    if trace.is_empty() && run.code != Some(0) {
+        eprintln!("SKIPPED: strace cannot trace here\n{run}");
+        return;
+    }
+    assert_eq!(run.code, Some(0), "{run}");
+    let calls = parse_trace(&trace);
+    let made = calls
+        .iter()
+        .filter(|c| c.name.starts_with("mkdir") && c.result == "0")
+        .count();
+    assert_eq!(made, 4, "m, m/deep, r, r/deep\n{trace}");
+    let outputs = [cwd.join("m/deep/all.csv"), cwd.join("r/deep/run.json")];
+    let problems = check_order(&calls, &cwd, &outputs);
+    assert!(
+        problems.is_empty(),
+        "{}\n--- trace\n{trace}",
+        problems.join("\n")
+    );
 }
 
 /// A big CSV reaches the disk while it is written, so that its `fsync` does not wait for all of
