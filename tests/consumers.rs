@@ -170,11 +170,7 @@ fn postgresql_copies_the_merged_csv_with_when_and_end_quoted() {
             .env("KML2CSV", env!("CARGO_BIN_EXE_kml2csv")),
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        lines.last().copied(),
-        Some("-122|0.5|8.5155383|9"),
-        "{out}"
-    );
+    assert_eq!(lines.last().copied(), Some("-122|0.5|8.5155383|9"), "{out}");
 }
 
 /// The README's ogr2ogr recipe: a layer in EPSG:4326, numbers typed as numbers.
@@ -184,7 +180,14 @@ fn gdal_loads_features_with_a_crs_and_numeric_columns() {
         return;
     }
     let env = converted();
-    let run = env.run(&["odd.kml", "--rows", "features", "--attributes", "--out", "wkt"]);
+    let run = env.run(&[
+        "odd.kml",
+        "--rows",
+        "features",
+        "--attributes",
+        "--out",
+        "wkt",
+    ]);
     assert_eq!(run.code, Some(0), "{run}");
     output(
         &env,
@@ -203,10 +206,19 @@ fn gdal_loads_features_with_a_crs_and_numeric_columns() {
             "KEEP_GEOM_COLUMNS=NO",
         ]),
     );
-    let info = output(&env, Command::new("ogrinfo").args(["-so", "odd.gpkg", "odd"]));
-    assert!(info.contains("EPSG\",4326") || info.contains("EPSG:4326"), "{info}");
+    let info = output(
+        &env,
+        Command::new("ogrinfo").args(["-so", "odd.gpkg", "odd"]),
+    );
+    assert!(
+        info.contains("EPSG\",4326") || info.contains("EPSG:4326"),
+        "{info}"
+    );
     assert!(info.contains("Feature Count: 1"), "{info}");
-    assert!(info.contains("Extent: (-122.000000, -0.500000) - (9.000000, 47.250000)"), "{info}");
+    assert!(
+        info.contains("Extent: (-122.000000, -0.500000) - (9.000000, 47.250000)"),
+        "{info}"
+    );
     assert!(info.contains("speed: Real"), "{info}");
     // And the vertex rows: longitude and latitude are numbers.
     let info = output(
