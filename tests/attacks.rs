@@ -520,6 +520,13 @@ fn names_that_look_like_formulas_and_numbers_stay_verbatim() {
     assert_eq!(rows.len(), names.len());
     for (row, name) in rows.iter().zip(names) {
         assert_eq!(&row[1], name);
+        // Numbers in canonical text: the `+` goes, the `-` (also of `-0`) stays.
+        assert_eq!((&row[6], &row[7], &row[8]), ("-1.50", "2.25", "-0"));
+    }
+    let run = env.run(&["f.kml", "--numbers", "verbatim", "--out", "verbatim"]);
+    assert_code(&run, 0);
+    let mut reader = csv::Reader::from_path(env.path("verbatim/f.csv")).unwrap();
+    for row in reader.records().map(|r| r.unwrap()) {
         assert_eq!((&row[6], &row[7], &row[8]), ("-1.50", "+2.25", "-0"));
     }
     record("attack_files", 1);
