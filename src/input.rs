@@ -6,7 +6,7 @@
 //! when it must.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -187,6 +187,7 @@ impl Sink for FieldNames {
 }
 
 /// How long a FIFO input may wait for a program to start writing to it.
+#[cfg(unix)]
 const FIFO_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Open an input without ever blocking in `open`: a FIFO with no writer would otherwise hang
@@ -199,7 +200,7 @@ const FIFO_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 fn open_input(input: &Path) -> io::Result<File> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     use std::os::unix::io::AsRawFd;
-    let file = fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(input)?;

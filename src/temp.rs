@@ -80,6 +80,7 @@ impl Temp {
     }
 
     /// The temporary as a message about `output`, its future name, calls it.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
     pub fn describe(&self, output: &Path) -> String {
         match &self.kind {
             #[cfg(target_os = "linux")]
