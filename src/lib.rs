@@ -86,6 +86,7 @@
 //! - [`csv_out`]: the CSV schema (columns, dialects) and a sink that writes rows;
 //! - [`wkt`]: the WKT geometry of a whole feature;
 //! - [`input`]: a file or standard input;
+//! - [`names`]: path rules that mean the same on every platform;
 //! - [`plan`]: inputs (paths and glob patterns) to jobs `{input, output}`;
 //! - [`convert`]: one job: read, write a temporary file;
 //! - [`temp`]: the temporary an output is written to, and the step that names it;
@@ -107,6 +108,7 @@ pub mod dry_run;
 pub mod input;
 pub mod json_report;
 pub mod kml;
+pub mod names;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;

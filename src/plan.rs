@@ -14,6 +14,7 @@ use std::path::{Component, Path, PathBuf};
 
 use glob::{MatchOptions, Pattern};
 
+use crate::names;
 use crate::shard::Shard;
 
 /// The characters that make an argument a glob pattern rather than a path.
@@ -301,9 +302,10 @@ impl Canonical {
 }
 
 fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
-    let path = Path::new(raw);
+    let raw = names::portable_arg(raw);
+    let path = Path::new(&raw);
     // An existing path wins over a pattern reading, so `maps[1].kml` can be named as it is.
-    if fs::symlink_metadata(path).is_ok() {
+    if names::exists_as_written(path) {
         expand_path(path, found);
         return;
     }
@@ -323,6 +325,9 @@ fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
 }
 
 fn expand_path(path: &Path, found: &mut Vec<Found>) {
+    if let Some(unfit) = unfit_input(path, &file_name(path)) {
+        return found.push(unfit);
+    }
     match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => expand_dir(path, found),
         Ok(meta) => found.push(Found::file(path.to_path_buf(), file_name(path), meta.len())),
@@ -346,6 +351,7 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
         Ok(entries) => entries,
         Err(e) => return found.push(failed(fail_io(&e))),
     };
+    let before = found.len();
     let mut files = Vec::new();
     for entry in entries {
         let entry = match entry {
@@ -356,7 +362,11 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
         if name.as_encoded_bytes().starts_with(b".") || !has_kml_extension(Path::new(&name)) {
             continue;
         }
-        let path = dir.join(&name);
+        let path = names::portable(dir.join(&name));
+        if let Some(unfit) = unfit_input(&path, Path::new(&name)) {
+            found.push(unfit);
+            continue;
+        }
         // Follows symlinks: a link to a KML file is a KML file.
         if let Ok(meta) = fs::metadata(&path) {
             if meta.is_file() {
@@ -364,7 +374,7 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
             }
         }
     }
-    if files.is_empty() {
+    if files.is_empty() && found.len() == before {
         return found.push(failed(fail("no .kml or .kmz file in this folder")));
     }
     files.sort();
@@ -373,6 +383,21 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
             .into_iter()
             .map(|(name, path, size)| Found::file(path, PathBuf::from(name), size)),
     );
+}
+
+/// An input that Windows cannot open under the name it was found by (a file made by another
+/// system, or through a `\\?\` path): `rel`, the part of `path` found by listing folders,
+/// holds a device name or a name ending in a dot or space. Without this the message would be
+/// the system's "Invalid handle".
+fn unfit_input(path: &Path, rel: &Path) -> Option<Found> {
+    let (name, why) = names::unfit_component(rel)?;
+    Some(Found::Failed(Item {
+        input: path.to_path_buf(),
+        action: fail(format!(
+            "cannot be read on Windows: \"{}\" {why}; rename it",
+            name.to_string_lossy()
+        )),
+    }))
 }
 
 fn has_kml_extension(path: &Path) -> bool {
@@ -401,28 +426,30 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
     let base = fixed_base(pattern);
     let before = found.len();
     for entry in matches {
-        match entry {
+        match entry.map(names::portable) {
             Ok(path) if hidden_and_not_asked(&path, &base, pattern) => {}
-            Ok(path) => match fs::metadata(&path) {
-                Ok(meta) if meta.is_dir() => found.push(Found::Failed(Item {
-                    input: path,
-                    action: fail(
-                        "is a directory (name it as an argument of its own to convert the \
-                         .kml/.kmz files in it)",
-                    ),
-                })),
-                Ok(meta) => {
-                    let rel = relative_to(&path, &base);
-                    found.push(Found::file(path, rel, meta.len()))
-                }
-                Err(e) => found.push(Found::Failed(Item {
-                    action: fail_io(&e),
-                    input: path,
-                })),
-            },
+            Ok(path) => {
+                let rel = relative_to(&path, &base);
+                let found_one = match fs::metadata(&path) {
+                    _ if names::unfit_component(&rel).is_some() => unfit_input(&path, &rel),
+                    Ok(meta) if meta.is_dir() => Some(Found::Failed(Item {
+                        input: path,
+                        action: fail(
+                            "is a directory (name it as an argument of its own to convert the \
+                             .kml/.kmz files in it)",
+                        ),
+                    })),
+                    Ok(meta) => Some(Found::file(path, rel, meta.len())),
+                    Err(e) => Some(Found::Failed(Item {
+                        action: fail_io(&e),
+                        input: path,
+                    })),
+                };
+                found.extend(found_one);
+            }
             // A folder below the pattern could not be read.
             Err(e) => found.push(Found::Failed(Item {
-                input: e.path().to_path_buf(),
+                input: names::portable(e.path().to_path_buf()),
                 action: fail_io(e.error()),
             })),
         }
@@ -493,7 +520,7 @@ fn decide(
     let output = match target.out_dir {
         None => input.with_extension("csv"),
         Some(dir) => match confine(rel) {
-            Some(rel) => dir.join(rel).with_extension("csv"),
+            Some(rel) => names::portable(dir.join(rel).with_extension("csv")),
             None => {
                 return fail(format!(
                     "its output {} would lie outside the --out folder; refusing to write it",
@@ -504,6 +531,20 @@ fn decide(
     };
     if output.file_name().is_none() {
         return fail("cannot name an output for it");
+    }
+    // Only the part of the output this run names: the folders above it exist already.
+    let named = match target.out_dir {
+        None => output.file_name().map(Path::new).unwrap_or(&output),
+        Some(dir) => output
+            .strip_prefix(names::portable(dir.to_path_buf()))
+            .unwrap_or(&output),
+    };
+    if let Some((name, why)) = names::unfit_component(named) {
+        return fail(format!(
+            "its output {} cannot be written: \"{}\" {why}; rename the input",
+            output.display(),
+            name.to_string_lossy()
+        ));
     }
     match fs::symlink_metadata(&output) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Action::Convert { output, size },
@@ -561,6 +602,10 @@ fn confine(rel: &Path) -> Option<PathBuf> {
 /// A path that is equal for two spellings of the same output (`out/x.csv`, `./out/x.csv`,
 /// through a symlinked folder), whether or not the output's folder exists yet.
 fn collision_key(output: &Path, resolve: &mut Canonical) -> PathBuf {
+    names::folded(collision_path(output, resolve))
+}
+
+fn collision_path(output: &Path, resolve: &mut Canonical) -> PathBuf {
     let name = output.file_name().unwrap_or_default();
     match resolve.dir(parent_or_dot(output)) {
         Ok(dir) => dir.join(name),

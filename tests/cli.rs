@@ -291,6 +291,84 @@ fn an_output_is_never_written_outside_out() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// One command means one thing on every platform (see README, "On Windows")
+
+#[test]
+fn paths_are_written_with_forward_slashes_whatever_the_separator_typed() {
+    let env = TestEnv::new();
+    env.write("in/sub/a.kml", POINT_KML);
+    env.write("in/sub/b.kml", "<kml><Placemark><Point><coordinates>1,");
+    // Windows takes `\` as a separator, other systems take it as part of a name.
+    let pattern = if cfg!(windows) {
+        r"in\sub\*.kml"
+    } else {
+        "in/sub/*.kml"
+    };
+    let run = env.run(&["-o", "out", "--dry-run", pattern]);
+    assert_code(&run, 0);
+    assert!(
+        run.stdout.contains("convert in/sub/a.kml -> out/a.csv"),
+        "{run}"
+    );
+    let run = env.run(&["-v", "-o", "out", pattern, "in/sub/missing.kml"]);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "kml2csv: in/sub/a.kml: converted to out/a.csv");
+    assert_stderr_has(&run, "kml2csv: in/sub/b.kml:1:");
+    assert_stderr_has(&run, "kml2csv: in/sub/missing.kml: cannot read");
+    assert!(!run.stderr.contains('\\'), "{run}");
+}
+
+#[test]
+fn names_differing_only_in_case_collide_where_the_file_system_ignores_case() {
+    let env = TestEnv::new();
+    env.write("x/A.kml", POINT_KML);
+    env.write("y/a.kml", POINT_KML);
+    let run = env.run(&["-o", "out", "x/A.kml", "y/a.kml"]);
+    if cfg!(any(windows, target_os = "macos")) {
+        // `out/A.csv` and `out/a.csv` are one file there: refused before any work.
+        assert_code(&run, 2);
+        assert_stderr_has(&run, "x/A.kml and y/a.kml would both be written to");
+        assert!(env.files_ending(".csv").is_empty(), "{run}");
+    } else {
+        assert_code(&run, 0);
+        assert_eq!(env.files_ending(".csv"), ["out/A.csv", "out/a.csv"]);
+    }
+}
+
+#[test]
+fn names_windows_cannot_hold_fail_that_input_with_a_clear_message() {
+    let env = TestEnv::new();
+    // Such names come from other systems; on Windows only a verbatim `\\?\` path makes them.
+    let root = fs::canonicalize(env.root()).unwrap();
+    for name in ["good.kml", "con.kml", "Nul.track.kml", "trip /x.kml"] {
+        let path = root.join("data").join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, POINT_KML).unwrap();
+    }
+    let run = env.run(&["-o", "out", "data/**/*.kml"]);
+    assert_clean_stderr(&run);
+    if cfg!(windows) {
+        assert_code(&run, 1);
+        assert_stderr_has(
+            &run,
+            r#"data/con.kml: cannot be read on Windows: "con.kml" is a device name"#,
+        );
+        assert_stderr_has(
+            &run,
+            r#"data/Nul.track.kml: cannot be read on Windows: "Nul.track.kml""#,
+        );
+        assert_stderr_has(
+            &run,
+            r#"data/trip /x.kml: cannot be read on Windows: "trip " ends in a dot or a space"#,
+        );
+        assert_eq!(env.files_ending(".csv"), ["out/good.csv"]);
+    } else {
+        assert_code(&run, 0);
+        assert_eq!(env.files_ending(".csv").len(), 4, "{run}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Failures stay per file
 
 #[test]
