@@ -17,7 +17,9 @@ use crate::shard::Shard;
 const EXIT_CODES: &str = "\
 Exit status:
   0    every input was converted or skipped (with --dry-run: none would be refused)
-  1    at least one input failed (all other inputs were still converted)
+  1    at least one input failed (all other inputs were still converted; a --merge CSV is
+       written only with --keep-going), or an output folder or the --report file cannot be
+       written (checked before any input is converted)
   2    usage error: bad option, invalid pattern, no input, two inputs with the same output
   130  interrupted by SIGINT (Ctrl-C); a second Ctrl-C ends at once
   143  terminated by SIGTERM
@@ -59,9 +61,15 @@ pub struct Args {
     pub out: Option<PathBuf>,
 
     /// Write one CSV for all inputs (`-`: standard output), with a leading `source` column,
-    /// inputs in sorted order. Written only if every input converts.
+    /// inputs in sorted order. Written only if every input converts, unless --keep-going.
     #[arg(long, value_name = "FILE", conflicts_with = "out", help_heading = OUTPUT)]
     pub merge: Option<PathBuf>,
+
+    /// With --merge: write the merged CSV of the inputs that converted even when others
+    /// failed; every failure is still reported and the status is 1. (A run with one CSV per
+    /// input always goes on past a failed input.)
+    #[arg(short = 'k', long, help_heading = OUTPUT)]
+    pub keep_going: bool,
 
     /// Overwrite CSVs that already exist (they are skipped otherwise).
     #[arg(short, long, help_heading = OUTPUT)]
@@ -91,7 +99,9 @@ pub struct Args {
     #[arg(short, long, help_heading = CSV)]
     pub attributes: bool,
 
-    /// Write only these columns, in this order (comma-separated names from the header).
+    /// Write only these columns, in this order (comma-separated names from the header). With
+    /// --attributes, other names are ExtendedData fields: empty where an input lacks them, and
+    /// a warning when no input read has one.
     #[arg(long, value_name = "A,B,..", value_delimiter = ',', num_args = 1, help_heading = CSV)]
     pub columns: Option<Vec<String>>,
 

@@ -40,6 +40,8 @@ pub struct Config {
     pub stdout: bool,
     /// `--merge`: one CSV for all inputs.
     pub merge: Option<Merge>,
+    /// `--keep-going`: write the merged CSV of the inputs that converted, even if some failed.
+    pub keep_going: bool,
     /// Replace existing CSVs instead of skipping them.
     pub force: bool,
     /// Replace CSVs older than their input, skip the others.
@@ -125,6 +127,7 @@ impl Config {
             out_dir,
             stdout,
             merge,
+            keep_going: args.keep_going,
             force: args.force,
             update: args.update,
             dry_run: args.dry_run,

@@ -282,18 +282,19 @@ impl Shape {
         self.fixed_columns().contains(&column).then_some(column)
     }
 
-    /// Check `--columns` before any input is read: without `--attributes` every name must be a
-    /// fixed column.
+    /// Check `--columns` before any input is read. Without `--attributes` every name must be a
+    /// fixed column. With it, any other name may be an ExtendedData field, except the name of
+    /// a fixed column this output lacks (`wkt` with vertex rows): such a field is written
+    /// `data.NAME`, so that name can never be a column here.
     pub fn check(&self) -> Result<(), UnknownColumns> {
         let Some(select) = &self.select else {
             return Ok(());
         };
-        if self.attributes {
-            return Ok(());
-        }
         let unknown: Vec<String> = select
             .iter()
-            .filter(|n| self.fixed_column(n).is_none())
+            .filter(|n| {
+                self.fixed_column(n).is_none() && (!self.attributes || Column::fixed(n).is_some())
+            })
             .cloned()
             .collect();
         if unknown.is_empty() {
@@ -302,33 +303,28 @@ impl Shape {
         Err(UnknownColumns {
             unknown,
             available: self.fixed_columns().iter().map(Column::header).collect(),
-            hint_attributes: true,
+            hint_attributes: !self.attributes,
         })
     }
 
-    /// Check `--columns` against the ExtendedData fields of every input (`fields`, their
-    /// union).
-    pub fn check_fields(&self, fields: &[String]) -> Result<(), UnknownColumns> {
+    /// The `--columns` names that are neither a fixed column nor one of the ExtendedData
+    /// `fields` (the union of those of the inputs read). Not an error: fields are only known
+    /// from the inputs a run reads, and an input that is skipped, or that lacks the field, must
+    /// not change what the command line means. Such a column is written empty.
+    pub fn fields_not_found(&self, fields: &[String]) -> Vec<String> {
         let Some(select) = &self.select else {
-            return Ok(());
+            return Vec::new();
         };
-        let unknown: Vec<String> = select
-            .iter()
-            .filter(|n| {
-                self.fixed_column(n).is_none() && !fields.iter().any(|f| data_header(f) == **n)
-            })
-            .cloned()
-            .collect();
-        if unknown.is_empty() {
-            return Ok(());
+        let mut missing: Vec<String> = Vec::new();
+        for name in select {
+            if self.fixed_column(name).is_none()
+                && !fields.iter().any(|f| data_header(f) == *name)
+                && !missing.contains(name)
+            {
+                missing.push(name.clone());
+            }
         }
-        let mut available: Vec<String> = self.fixed_columns().iter().map(Column::header).collect();
-        available.extend(fields.iter().map(|f| data_header(f)));
-        Err(UnknownColumns {
-            unknown,
-            available,
-            hint_attributes: false,
-        })
+        missing
     }
 
     /// The columns of an output whose input(s) have the ExtendedData `fields` (names in
@@ -1480,7 +1476,7 @@ mod tests {
         assert!(shape.check().is_ok());
         assert!(shape.selects_fields());
         let fields = vec!["speed".to_owned(), "name".to_owned()];
-        assert!(shape.check_fields(&fields).is_ok());
+        assert!(shape.fields_not_found(&fields).is_empty());
         let layout = shape.layout(&fields);
         assert_eq!(layout.headers(), ["wkt", "data.name", "source", "speed"]);
         let mut w = RowWriter::with_layout(
@@ -1533,15 +1529,31 @@ mod tests {
 
         let shape = Shape {
             attributes: true,
-            select: Some(vec!["speed".into(), "nope".into()]),
+            select: Some(vec!["speed".into(), "nope".into(), "nope".into()]),
             ..Shape::default()
         };
         assert!(shape.check().is_ok());
-        let e = shape.check_fields(&["speed".to_owned()]).unwrap_err();
-        assert_eq!(e.unknown, ["nope"]);
-        assert!(e
-            .available
-            .ends_with(&["style".to_owned(), "speed".to_owned()]));
+        assert_eq!(shape.fields_not_found(&["speed".to_owned()]), ["nope"]);
+    }
+
+    /// See: issue 13. With `--attributes` a name may be an ExtendedData field, but never one
+    /// of the fixed columns another kind of output has: those are refused before any input is
+    /// read, as without `--attributes`.
+    #[test]
+    fn fixed_column_names_are_checked_up_front_with_attributes() {
+        let shape = Shape {
+            attributes: true,
+            select: Some(vec!["name".into(), "wkt".into(), "speed".into()]),
+            ..Shape::default()
+        };
+        let e = shape.check().unwrap_err();
+        assert_eq!(e.unknown, ["wkt"]);
+        let message = e.to_string();
+        assert!(
+            message.contains("wkt exists with --rows features"),
+            "{message}"
+        );
+        assert!(!message.contains("with --attributes"), "{message}");
     }
 
     #[test]

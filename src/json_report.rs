@@ -187,6 +187,20 @@ pub fn write(
     convert::sync_dir(dir)
 }
 
+/// Check, before the run, that a report can be written to `path` (`-` always can): its folder
+/// is created and a temporary file made in it, as [`write`] will. `Err` says why not.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    if path.as_os_str() == "-" {
+        return Ok(());
+    }
+    if path.is_dir() {
+        return Err(io::Error::other("it is a directory"));
+    }
+    let dir = parent_or_dot(path);
+    convert::create_dir_durably(dir)?;
+    temp::create_named(dir).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

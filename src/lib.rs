@@ -87,7 +87,8 @@
 //! - [`wkt`]: the WKT geometry of a whole feature;
 //! - [`input`]: a file or standard input;
 //! - [`names`]: path rules that mean the same on every platform;
-//! - [`plan`]: inputs (paths and glob patterns) to jobs `{input, output}`;
+//! - [`plan`]: inputs (paths and glob patterns) to jobs `{input, output}`; `pattern`: the
+//!   walk that expands a glob pattern;
 //! - [`convert`]: one job: read, write a temporary file;
 //! - [`temp`]: the temporary an output is written to, and the step that names it;
 //! - `disk`: getting a temporary's bytes to the disk (write-back, writing past the page cache);
@@ -109,6 +110,7 @@ pub mod input;
 pub mod json_report;
 pub mod kml;
 pub mod names;
+mod pattern;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;

@@ -12,23 +12,11 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use glob::{MatchOptions, Pattern};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::names;
+use crate::pattern::{self, Entry};
 use crate::shard::Shard;
-
-/// The characters that make an argument a glob pattern rather than a path.
-const GLOB_META: &[char] = &['*', '?', '['];
-
-/// Hidden dot-entries are never matched by a wildcard: the shells do the same, and it keeps our
-/// own `.kml2csv-*.tmp` files and `.git` folders out of a `**` crawl. That is done by
-/// [`hidden_and_not_asked`], not by glob's `require_literal_leading_dot`, which panics on a
-/// folder holding a file name that is not UTF-8.
-const MATCH_OPTIONS: MatchOptions = MatchOptions {
-    case_sensitive: true,
-    require_literal_separator: true,
-    require_literal_leading_dot: false,
-};
 
 /// One input, in the order the user named it, and what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +73,16 @@ pub enum UsageError {
         first: PathBuf,
         second: PathBuf,
     },
+    /// A file the run writes (a CSV, the merged CSV, the report) is an input or another file of
+    /// the run, under this or another name.
+    Clash {
+        /// What is written there, and its path as given.
+        writer: String,
+        path: PathBuf,
+        /// What would be overwritten, and its path as given.
+        victim: String,
+        other: PathBuf,
+    },
 }
 
 impl fmt::Display for UsageError {
@@ -107,6 +105,17 @@ impl fmt::Display for UsageError {
                 second.display(),
                 output.display()
             ),
+            UsageError::Clash {
+                writer,
+                path,
+                victim,
+                other,
+            } => write!(
+                f,
+                "{writer} {} would overwrite {victim} {}; choose another path",
+                path.display(),
+                other.display()
+            ),
         }
     }
 }
@@ -124,28 +133,60 @@ pub struct Target<'a> {
     pub update: bool,
 }
 
+/// A file the run writes besides the per-input CSVs: the merged CSV, the JSON report.
+#[derive(Debug, Clone, Copy)]
+pub struct Extra<'a> {
+    pub path: &'a Path,
+    /// What it is, for messages: `the report (--report)`.
+    pub what: &'static str,
+}
+
 /// Expand `inputs` and decide every output. Usage errors are all collected, so the user can fix
-/// them in one go.
-pub fn build(inputs: &[OsString], target: Target<'_>) -> Result<Plan, Vec<UsageError>> {
-    build_with(inputs, Some(target))
+/// them in one go. `extra` are the other files the run writes; none of them may be an input or
+/// an output.
+///
+/// Planning stops early, with an empty plan, once `stop` is set (by SIGINT or SIGTERM): on a
+/// big tree it can take seconds, and nothing has been written yet.
+pub fn build(
+    inputs: &[OsString],
+    target: Target<'_>,
+    extra: &[Extra<'_>],
+    stop: &AtomicBool,
+) -> Result<Plan, Vec<UsageError>> {
+    build_with(inputs, Some(target), extra, stop)
 }
 
 /// Expand and de-duplicate `inputs` like [`build`], for outputs that are not one file per input
 /// (a merged CSV, standard output): every file found becomes an [`Action::Convert`] with an
 /// empty output path.
-pub fn build_inputs(inputs: &[OsString]) -> Result<Plan, Vec<UsageError>> {
-    build_with(inputs, None)
+pub fn build_inputs(
+    inputs: &[OsString],
+    extra: &[Extra<'_>],
+    stop: &AtomicBool,
+) -> Result<Plan, Vec<UsageError>> {
+    build_with(inputs, None, extra, stop)
 }
 
-fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, Vec<UsageError>> {
+fn build_with(
+    inputs: &[OsString],
+    target: Option<Target<'_>>,
+    extra: &[Extra<'_>],
+    stop: &AtomicBool,
+) -> Result<Plan, Vec<UsageError>> {
     let mut problems = Vec::new();
     let mut found = Vec::new();
     for raw in inputs {
-        expand(raw, &mut found, &mut problems);
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Plan::default());
+        }
+        expand(raw, &mut found, &mut problems, stop);
     }
     // Resolves every folder once, for the inputs here and the outputs below.
     let mut resolve = Canonical::default();
     for candidate in &mut found {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Plan::default());
+        }
         if let Found::File {
             path,
             canonical: resolved,
@@ -185,6 +226,9 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
     // failed to expand, which every shard reports (each shard's run is incomplete without it).
     let mut keys: Vec<Option<&Path>> = Vec::new();
     for (index, candidate) in found.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Plan::default());
+        }
         match candidate {
             Found::Failed(item) => {
                 items.push(item.clone());
@@ -195,6 +239,7 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
                 canonical,
                 rel,
                 size,
+                ..
             } => {
                 if best.get(canonical.as_path()).is_some_and(|b| b.1 == index) {
                     let action = match target {
@@ -233,7 +278,9 @@ fn build_with(inputs: &[OsString], target: Option<Target<'_>>) -> Result<Plan, V
         }
     }
 
-    // Sharding comes after the collision check, so that every shard refuses a collision even
+    check_clashes(&found, &items, extra, &mut resolve, &mut problems);
+
+    // Sharding comes after the collision checks, so that every shard refuses a collision even
     // when its two inputs fall into different shards.
     if let Some(shard) = target.and_then(|t| t.shard) {
         let mut keys = keys.into_iter();
@@ -256,18 +303,21 @@ enum Found {
         /// The output's path relative to `--out`, before the extension is replaced.
         rel: PathBuf,
         size: u64,
+        /// The file's identity, from the `stat` that found it.
+        id: Option<FileId>,
     },
     Failed(Item),
 }
 
 impl Found {
-    /// A file found; its canonical path is filled in once all are found.
-    fn file(path: PathBuf, rel: PathBuf, size: u64) -> Found {
+    /// A file found with metadata `meta`; its canonical path is filled in once all are found.
+    fn file(path: PathBuf, rel: PathBuf, meta: &fs::Metadata) -> Found {
         Found::File {
             path,
             canonical: PathBuf::new(),
             rel,
-            size,
+            size: meta.len(),
+            id: file_id(meta),
         }
     }
 }
@@ -301,20 +351,19 @@ impl Canonical {
     }
 }
 
-fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
+fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>, stop: &AtomicBool) {
     let raw = names::portable_arg(raw);
-    let path = Path::new(&raw);
+    let raw = raw.as_os_str();
+    let path = Path::new(raw);
     // An existing path wins over a pattern reading, so `maps[1].kml` can be named as it is.
     if names::exists_as_written(path) {
-        expand_path(path, found);
+        expand_path(path, found, stop);
         return;
     }
-    let text = raw.to_str();
-    let is_pattern = text.is_some_and(|t| t.contains(GLOB_META));
-    match text {
-        Some(pattern) if is_pattern => expand_pattern(pattern, found, problems),
+    match pattern::is_pattern(raw) {
+        true => expand_pattern(raw, found, problems, stop),
         // Not a pattern and not there: let the operating system word the message.
-        _ => found.push(Found::Failed(Item {
+        false => found.push(Found::Failed(Item {
             input: path.to_path_buf(),
             action: match fs::metadata(path) {
                 Err(e) => fail_io(&e),
@@ -324,13 +373,13 @@ fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
     }
 }
 
-fn expand_path(path: &Path, found: &mut Vec<Found>) {
+fn expand_path(path: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
     if let Some(unfit) = unfit_input(path, &file_name(path)) {
         return found.push(unfit);
     }
     match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => expand_dir(path, found),
-        Ok(meta) => found.push(Found::file(path.to_path_buf(), file_name(path), meta.len())),
+        Ok(meta) if meta.is_dir() => expand_dir(path, found, stop),
+        Ok(meta) => found.push(Found::file(path.to_path_buf(), file_name(path), &meta)),
         Err(e) => found.push(Found::Failed(Item {
             input: path.to_path_buf(),
             action: fail_io(&e),
@@ -340,7 +389,7 @@ fn expand_path(path: &Path, found: &mut Vec<Found>) {
 
 /// A directory argument stands for the `.kml` and `.kmz` files directly in it, as
 /// `DIR/*.kml DIR/*.kmz` would (any case of the extension, no hidden files).
-fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
+fn expand_dir(dir: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
     let failed = |action| {
         Found::Failed(Item {
             input: dir.to_path_buf(),
@@ -354,6 +403,9 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
     let before = found.len();
     let mut files = Vec::new();
     for entry in entries {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) => return found.push(failed(fail_io(&e))),
@@ -370,18 +422,18 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>) {
         // Follows symlinks: a link to a KML file is a KML file.
         if let Ok(meta) = fs::metadata(&path) {
             if meta.is_file() {
-                files.push((name, path, meta.len()));
+                files.push((name, path, meta));
             }
         }
     }
     if files.is_empty() && found.len() == before {
         return found.push(failed(fail("no .kml or .kmz file in this folder")));
     }
-    files.sort();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     found.extend(
         files
             .into_iter()
-            .map(|(name, path, size)| Found::file(path, PathBuf::from(name), size)),
+            .map(|(name, path, meta)| Found::file(path, PathBuf::from(name), &meta)),
     );
 }
 
@@ -405,20 +457,18 @@ fn has_kml_extension(path: &Path) -> bool {
         .is_some_and(|ext| ext.eq_ignore_ascii_case("kml") || ext.eq_ignore_ascii_case("kmz"))
 }
 
-fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<UsageError>) {
-    if let Err(e) = Pattern::new(pattern) {
-        problems.push(UsageError::BadPattern {
-            pattern: pattern.to_owned(),
-            message: e.msg.to_owned(),
-        });
-        return;
-    }
-    let matches = match glob::glob_with(pattern, MATCH_OPTIONS) {
+fn expand_pattern(
+    pattern: &OsStr,
+    found: &mut Vec<Found>,
+    problems: &mut Vec<UsageError>,
+    stop: &AtomicBool,
+) {
+    let matches = match pattern::expand(pattern, stop) {
         Ok(matches) => matches,
-        Err(e) => {
+        Err(message) => {
             problems.push(UsageError::BadPattern {
-                pattern: pattern.to_owned(),
-                message: e.msg.to_owned(),
+                pattern: pattern.to_string_lossy().into_owned(),
+                message,
             });
             return;
         }
@@ -426,9 +476,9 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
     let base = fixed_base(pattern);
     let before = found.len();
     for entry in matches {
-        match entry.map(names::portable) {
-            Ok(path) if hidden_and_not_asked(&path, &base, pattern) => {}
-            Ok(path) => {
+        match entry {
+            Entry::Match(path) => {
+                let path = names::portable(path);
                 let rel = relative_to(&path, &base);
                 let found_one = match fs::metadata(&path) {
                     _ if names::unfit_component(&rel).is_some() => unfit_input(&path, &rel),
@@ -439,7 +489,7 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
                              .kml/.kmz files in it)",
                         ),
                     })),
-                    Ok(meta) => Some(Found::file(path, rel, meta.len())),
+                    Ok(meta) => Some(Found::file(path, rel, &meta)),
                     Err(e) => Some(Found::Failed(Item {
                         action: fail_io(&e),
                         input: path,
@@ -448,13 +498,13 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
                 found.extend(found_one);
             }
             // A folder below the pattern could not be read.
-            Err(e) => found.push(Found::Failed(Item {
-                input: names::portable(e.path().to_path_buf()),
-                action: fail_io(e.error()),
+            Entry::Unreadable(path, e) => found.push(Found::Failed(Item {
+                input: names::portable(path),
+                action: fail_io(&e),
             })),
         }
     }
-    if found.len() == before {
+    if found.len() == before && !stop.load(Ordering::Relaxed) {
         found.push(Found::Failed(Item {
             input: PathBuf::from(pattern),
             action: fail("no file matches"),
@@ -462,30 +512,12 @@ fn expand_pattern(pattern: &str, found: &mut Vec<Found>, problems: &mut Vec<Usag
     }
 }
 
-/// Whether `path`, a match of `pattern`, has a hidden component below the pattern's fixed base
-/// that no literal-dot component of the pattern (`.x*`) asked for.
-fn hidden_and_not_asked(path: &Path, base: &Path, pattern: &str) -> bool {
-    let below = without_curdir(path);
-    let below = below.strip_prefix(base).unwrap_or(&below);
-    let dotted: Vec<Pattern> = pattern
-        .split('/')
-        .filter(|p| p.starts_with('.') && *p != "." && *p != "..")
-        .filter_map(|p| Pattern::new(p).ok())
-        .collect();
-    below.components().any(|c| match c {
-        Component::Normal(name) if name.as_encoded_bytes().starts_with(b".") => !name
-            .to_str()
-            .is_some_and(|name| dotted.iter().any(|p| p.matches_with(name, MATCH_OPTIONS))),
-        _ => false,
-    })
-}
-
 /// The leading components of a pattern that contain no wildcard: the folder the pattern
 /// searches below. `crawl/**/*.kml` -> `crawl`, `*.kml` -> ``.
-fn fixed_base(pattern: &str) -> PathBuf {
+fn fixed_base(pattern: &OsStr) -> PathBuf {
     without_curdir(Path::new(pattern))
         .components()
-        .take_while(|c| !c.as_os_str().to_string_lossy().contains(GLOB_META))
+        .take_while(|c| !pattern::is_pattern(c.as_os_str()))
         .collect()
 }
 
@@ -626,6 +658,138 @@ fn collision_path(output: &Path, resolve: &mut Canonical) -> PathBuf {
     }
 }
 
+/// Which file a path names, where the system can tell: device and inode on Unix. Elsewhere the
+/// canonical path stands for it (see [`check_clashes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FileId(u64, u64);
+
+#[cfg(unix)]
+fn file_id(meta: &fs::Metadata) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    Some(FileId(meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_meta: &fs::Metadata) -> Option<FileId> {
+    None
+}
+
+/// Refuse a run in which a file it writes (a CSV, `extra`: the merged CSV, the report) is an
+/// input, an existing CSV it skips, or another file it writes. Two paths are the same file when
+/// they lead to one inode (hard links, symlinks) or, for a file that does not exist yet, when
+/// their folders resolve to one folder and their names are equal. Two CSVs of different inputs
+/// are left to the collision check, and a CSV that would be its own input to [`decide`].
+fn check_clashes(
+    found: &[Found],
+    items: &[Item],
+    extra: &[Extra<'_>],
+    resolve: &mut Canonical,
+    problems: &mut Vec<UsageError>,
+) {
+    /// A claim on a path: what it is and whether the run writes it.
+    struct Claim<'a> {
+        path: &'a Path,
+        what: String,
+        written: bool,
+        /// A per-input CSV the run writes.
+        csv: bool,
+        keys: Vec<Key>,
+    }
+    let mut claims: Vec<Claim<'_>> = Vec::new();
+    for candidate in found {
+        if let Found::File {
+            path,
+            canonical,
+            id,
+            ..
+        } = candidate
+        {
+            let mut keys = vec![Key::Path(canonical.clone())];
+            keys.extend(id.map(Key::Id));
+            claims.push(Claim {
+                path,
+                what: "the input".into(),
+                written: false,
+                csv: false,
+                keys,
+            });
+        }
+    }
+    let skips = items.iter().filter_map(|item| match &item.action {
+        Action::Skip { output } => Some((item, output)),
+        _ => None,
+    });
+    for (item, output) in skips {
+        claims.push(Claim {
+            path: output,
+            what: format!("the existing CSV of {}", item.input.display()),
+            written: false,
+            csv: false,
+            keys: path_keys(output, resolve),
+        });
+    }
+    let converts = items.iter().filter_map(|item| match &item.action {
+        Action::Convert { output, .. } if !output.as_os_str().is_empty() => Some((item, output)),
+        _ => None,
+    });
+    for (item, output) in converts {
+        claims.push(Claim {
+            path: output,
+            what: format!("the CSV of {}", item.input.display()),
+            written: true,
+            csv: true,
+            keys: path_keys(output, resolve),
+        });
+    }
+    for e in extra {
+        claims.push(Claim {
+            path: e.path,
+            what: e.what.to_owned(),
+            written: true,
+            csv: false,
+            keys: path_keys(e.path, resolve),
+        });
+    }
+
+    let mut owner: HashMap<&Key, usize> = HashMap::new();
+    for (index, claim) in claims.iter().enumerate() {
+        let mut reported = false;
+        for key in &claim.keys {
+            let Some(&first) = owner.get(key) else {
+                owner.insert(key, index);
+                continue;
+            };
+            let other = &claims[first];
+            if claim.written && !(claim.csv && other.csv) && !reported {
+                problems.push(UsageError::Clash {
+                    writer: claim.what.clone(),
+                    path: claim.path.to_path_buf(),
+                    victim: other.what.clone(),
+                    other: other.path.to_path_buf(),
+                });
+                reported = true;
+            }
+        }
+    }
+}
+
+/// What two paths to one file have in common.
+#[derive(PartialEq, Eq, Hash)]
+enum Key {
+    Id(FileId),
+    Path(PathBuf),
+}
+
+/// The keys of a path the run writes: its normalised path (its folder resolved), and its
+/// identity if it exists.
+fn path_keys(path: &Path, resolve: &mut Canonical) -> Vec<Key> {
+    let mut keys = vec![Key::Path(collision_key(path, resolve))];
+    if let Some(id) = fs::metadata(path).ok().as_ref().and_then(file_id) {
+        keys.push(Key::Id(id));
+    }
+    keys
+}
+
 /// The folder of `path`, `.` for a bare file name.
 pub fn parent_or_dot(path: &Path) -> &Path {
     match path.parent() {
@@ -694,7 +858,13 @@ mod tests {
             shard: None,
             update: false,
         };
-        let plan = build(&[input.clone().into_os_string()], target).unwrap();
+        let plan = build(
+            &[input.clone().into_os_string()],
+            target,
+            &[],
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         match &plan.items[0].action {
             Action::Fail { message, .. } => {
                 assert!(message.contains("replace the input itself"), "{message}")
@@ -704,17 +874,33 @@ mod tests {
         assert_eq!(fs::read_to_string(&input).unwrap(), "<kml/>");
     }
 
+    // See: issue 17, item 2: SIGINT/SIGTERM must be answered while planning.
+    #[test]
+    fn planning_stops_when_asked() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("a.kml"), "<kml/>").unwrap();
+        let inputs = [
+            root.path().as_os_str().to_owned(),
+            root.path().join("*.kml").into_os_string(),
+        ];
+        let plan = build_inputs(&inputs, &[], &AtomicBool::new(true)).unwrap();
+        assert!(plan.items.is_empty());
+        let plan = build_inputs(&inputs, &[], &AtomicBool::new(false)).unwrap();
+        assert_eq!(plan.items.len(), 1);
+    }
+
     #[test]
     fn fixed_base_stops_at_first_wildcard() {
-        assert_eq!(fixed_base("crawl/**/*.kml"), PathBuf::from("crawl"));
-        assert_eq!(fixed_base("./data/*/x.kml"), PathBuf::from("data"));
-        assert_eq!(fixed_base("*.kml"), PathBuf::new());
-        assert_eq!(fixed_base("/a/b[12]/c"), PathBuf::from("/a"));
+        let base = |p: &str| fixed_base(OsStr::new(p));
+        assert_eq!(base("crawl/**/*.kml"), PathBuf::from("crawl"));
+        assert_eq!(base("./data/*/x.kml"), PathBuf::from("data"));
+        assert_eq!(base("*.kml"), PathBuf::new());
+        assert_eq!(base("/a/b[12]/c"), PathBuf::from("/a"));
     }
 
     #[test]
     fn relative_output_paths() {
-        let base = fixed_base("crawl/**/*.kml");
+        let base = fixed_base(OsStr::new("crawl/**/*.kml"));
         assert_eq!(
             relative_to(Path::new("crawl/2024/05/x.kml"), &base),
             PathBuf::from("2024/05/x.kml")

@@ -21,7 +21,7 @@ use crate::input::{Input, STDIN};
 use crate::kml::Warnings;
 use crate::plan::{self, Action, Plan, Target};
 use crate::report::{self, FileReport, Reporter, Status};
-use crate::{dry_run, progress, stream, temp};
+use crate::{dry_run, json_report, progress, stream, temp};
 
 /// How the run ended; [`ExitStatus::code`] is the process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,12 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         report::message(format_args!("{problem}"));
         return Ok(ExitStatus::Usage);
     }
+    if let (Some(path), false) = (&config.report, config.dry_run) {
+        // Before any work: a report that cannot be written would otherwise only be found at
+        // the end of a long batch.
+        json_report::check_writable(path)
+            .with_context(|| format!("{}: cannot write the report", path.display()))?;
+    }
     let stop = Stop::install()?;
     let mut reporter = Reporter::new(config.verbosity);
     if config.report.is_some() {
@@ -117,10 +123,20 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         shard: config.shard,
         update: config.update,
     };
-    let plan = match plan::build(&config.inputs, target) {
+    let plan = match plan::build(
+        &config.inputs,
+        target,
+        &extra_outputs(config),
+        &stop.requested,
+    ) {
         Ok(plan) => plan,
         Err(problems) => return Ok(refuse(&problems)),
     };
+    if stop.signal().is_some() {
+        return Ok(stream::finish(
+            config, &stop, &reporter, started, true, false,
+        ));
+    }
     if config.dry_run {
         return Ok(dry_run::print(&plan, config));
     }
@@ -138,17 +154,18 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         .context("cannot start the worker threads")?;
     let read = stream::read_options(config, &stop);
     if config.shape.selects_fields() {
-        // `--columns` names ExtendedData fields: check them against every input first.
-        // Pipes are left out: a first pass would consume them.
+        // `--columns` names ExtendedData fields: look for them in the inputs to convert, and
+        // say so when none has one. Never an error: skipped inputs are not read, so the fields
+        // a run sees depend on what is left to do (see: issue 13). Pipes are left out: a first
+        // pass would consume them.
         let inputs: Vec<Input> = largest_first(&plan)
             .iter()
             .map(|(_, _, input, _)| Input::Path(input.to_path_buf()))
             .filter(Input::rereadable)
             .collect();
-        let fields = stream::union_of_fields(&pool, &inputs, &read);
-        if let Err(problem) = config.shape.check_fields(&fields) {
-            report::message(format_args!("{problem}"));
-            return Ok(ExitStatus::Usage);
+        if !inputs.is_empty() {
+            let fields = stream::union_of_fields(&pool, &inputs, &read);
+            stream::warn_fields_not_found(config, &reporter, &fields, inputs.len());
         }
     }
     let settings = Settings {
@@ -263,6 +280,25 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     Ok(stream::finish(
         config, &stop, &reporter, started, true, false,
     ))
+}
+
+/// The files a run writes besides the per-input CSVs: the merged CSV and the report, when they
+/// are files.
+pub(crate) fn extra_outputs(config: &Config) -> Vec<plan::Extra<'_>> {
+    let mut extra = Vec::new();
+    if let Some(crate::config::Merge::File(file)) = &config.merge {
+        extra.push(plan::Extra {
+            path: file,
+            what: "the merged CSV (--merge)",
+        });
+    }
+    if let Some(report) = config.report.as_deref().filter(|r| *r != Path::new("-")) {
+        extra.push(plan::Extra {
+            path: report,
+            what: "the report (--report)",
+        });
+    }
+    extra
 }
 
 /// Report the problems that stop a run before any work (a bad pattern, colliding outputs);

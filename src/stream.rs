@@ -96,6 +96,45 @@ pub(crate) fn union_of_fields(
     union
 }
 
+/// Warn about the `--columns` names that none of the `read` inputs has as an ExtendedData field
+/// (`fields`, their union): a typo, or fields that only other inputs have. Their columns are
+/// written empty.
+pub(crate) fn warn_fields_not_found(
+    config: &Config,
+    reporter: &Reporter,
+    fields: &[String],
+    read: usize,
+) {
+    let missing = config.shape.fields_not_found(fields);
+    if missing.is_empty() {
+        return;
+    }
+    let mut available: Vec<String> = config
+        .shape
+        .fixed_columns()
+        .iter()
+        .map(csv_out::Column::header)
+        .collect();
+    available.extend(fields.iter().map(|f| csv_out::data_header(f)));
+    reporter.warn(format_args!(
+        "--columns {}: no ExtendedData field of {} in the {read} {} read, so {} empty; \
+         available: {}",
+        missing.join(", "),
+        if missing.len() == 1 {
+            "that name"
+        } else {
+            "these names"
+        },
+        if read == 1 { "input" } else { "inputs" },
+        if missing.len() == 1 {
+            "its column is"
+        } else {
+            "their columns are"
+        },
+        available.join(", ")
+    ));
+}
+
 /// End a run: print what is still held back and the summary (when `summary`), write the JSON
 /// report, and decide the exit status. `failed` says the run failed beyond its inputs (a merged
 /// CSV that could not be written).
@@ -178,14 +217,14 @@ pub(crate) fn run(
         .cloned()
         .collect();
     let has_stdin = paths.len() < config.inputs.len();
-    let plan = if paths.is_empty() {
-        plan::Plan::default()
-    } else {
-        match plan::build_inputs(&paths) {
-            Ok(plan) => plan,
-            Err(problems) => return Ok(run::refuse(&problems)),
-        }
+    // With no path among the inputs, this only checks the merged CSV against the report.
+    let plan = match plan::build_inputs(&paths, &run::extra_outputs(config), &stop.requested) {
+        Ok(plan) => plan,
+        Err(problems) => return Ok(run::refuse(&problems)),
     };
+    if stop.signal().is_some() {
+        return Ok(finish(config, stop, reporter, started, true, false));
+    }
     let mut jobs: Vec<Job> = plan
         .items
         .into_iter()
@@ -266,6 +305,10 @@ pub(crate) fn run(
             let dir = parent_or_dot(file).to_path_buf();
             convert::create_dir_durably(&dir)
                 .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+            // Found now rather than as the failure of every input, once all are converted.
+            Temp::create(&dir, config.force || config.update).with_context(|| {
+                format!("{}: cannot write into {}", file.display(), dir.display())
+            })?;
             run::remove_stale_temporaries_in(vec![dir.clone()], reporter);
             Some(dir)
         }
@@ -278,10 +321,7 @@ pub(crate) fn run(
         .build()
         .context("cannot start the worker threads")?;
     let read = read_options(config, stop);
-    let layout = match layout_for(config, &pool, &mut jobs, &read) {
-        Ok(layout) => layout,
-        Err(status) => return Ok(status),
-    };
+    let layout = layout_for(config, reporter, &pool, &mut jobs, &read);
     let part_dialect = Dialect {
         header: false,
         bom: false,
@@ -330,7 +370,7 @@ pub(crate) fn run(
     if stop.signal().is_some() {
         return Ok(finish(config, stop, reporter, started, true, false));
     }
-    if failed > 0 {
+    if failed > 0 && !config.keep_going {
         reporter.flush();
         report::message(format_args!(
             "{}: not written: {failed} of {} {} failed (a merged CSV has all inputs or none)",
@@ -357,22 +397,33 @@ pub(crate) fn run(
             return Ok(finish(config, stop, reporter, started, true, true));
         }
     }
+    if failed > 0 {
+        // The failures themselves were reported; the status says the batch is incomplete.
+        reporter.flush();
+        report::message(format_args!(
+            "{}: written without the {failed} failed {} of {} (--keep-going)",
+            shown.display(),
+            if failed == 1 { "input" } else { "inputs" },
+            jobs.len()
+        ));
+    }
     let summary = matches!(merge, Merge::File(_)) || config.verbosity >= Verbosity::Verbose;
     Ok(finish(config, stop, reporter, started, summary, false))
 }
 
 /// Decide the columns of the merged CSV (or the standard output): the union of the inputs'
-/// ExtendedData fields when they matter. Standard input and pipes are kept in temporary files then, since
-/// they are read twice. `Err` is the status to end with.
+/// ExtendedData fields when they matter. Standard input and pipes are kept in temporary files
+/// then, since they are read twice.
 fn layout_for(
     config: &Config,
+    reporter: &Reporter,
     pool: &rayon::ThreadPool,
     jobs: &mut [Job],
     read: &ReadOptions,
-) -> Result<Layout, ExitStatus> {
+) -> Layout {
     let shape = &config.shape;
     if !(shape.needs_fields() || shape.selects_fields()) {
-        return Ok(shape.layout(&[]));
+        return shape.layout(&[]);
     }
     // Standard input and pipes are read twice: copy them first.
     for job in jobs.iter_mut() {
@@ -387,11 +438,10 @@ fn layout_for(
         .filter_map(|j| j.input.as_ref().ok()?.spooled().ok())
         .collect();
     let fields = union_of_fields(pool, &inputs, read);
-    if let Err(problem) = shape.check_fields(&fields) {
-        report::message(format_args!("{problem}"));
-        return Err(ExitStatus::Usage);
+    if !inputs.is_empty() {
+        warn_fields_not_found(config, reporter, &fields, inputs.len());
     }
-    Ok(shape.layout(&fields))
+    shape.layout(&fields)
 }
 
 fn decide_target(file: &Path, config: &Config, jobs: &[Job]) -> Target {
@@ -629,10 +679,13 @@ fn to_stdout(
         .num_threads(1)
         .build()
         .context("cannot start the worker threads")?;
-    let layout = match layout_for(config, &pool, std::slice::from_mut(&mut job), &read) {
-        Ok(layout) => layout,
-        Err(status) => return Ok(status),
-    };
+    let layout = layout_for(
+        config,
+        reporter,
+        &pool,
+        std::slice::from_mut(&mut job),
+        &read,
+    );
     let settings = Settings {
         force: false,
         read: &read,

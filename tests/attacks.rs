@@ -413,15 +413,27 @@ fn a_pattern_over_a_folder_with_a_non_utf8_name_does_not_panic() {
     let run = env.run(&["-o", "out", "in/**/*.kml"]);
     assert_code(&run, 0);
     assert_clean_stderr(&run);
+    // See: issue 17, item 5: the name that is not UTF-8 was dropped without a word.
     assert_eq!(
         env.files_ending(".csv"),
-        ["out/a.csv"],
-        "hidden entries stay unmatched"
+        ["out/a.csv", "out/\u{FFFD}.csv"],
+        "hidden entries stay unmatched, the others are all converted"
     );
+    assert!(env
+        .path("out")
+        .join(OsStr::from_bytes(b"\xff.csv"))
+        .is_file());
     // A literal dot in the pattern still asks for hidden entries.
     let run = env.run(&["-o", "dots", "in/.*.kml", "in/.dot/*.kml"]);
     assert_code(&run, 0);
-    assert_eq!(env.files_ending(".csv").len(), 3, "{run}");
+    assert_eq!(
+        env.files_ending(".csv")
+            .iter()
+            .filter(|f| f.starts_with("dots/"))
+            .collect::<Vec<_>>(),
+        ["dots/.hidden.csv", "dots/b.csv"],
+        "{run}"
+    );
 }
 
 #[test]

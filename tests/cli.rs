@@ -174,6 +174,38 @@ fn a_symlinked_folder_loop_converts_each_file_once_under_its_shortest_name() {
     assert_eq!(env.files_ending(".csv"), ["out/a/x.csv", "out/top.csv"]);
 }
 
+// See: issue 17, item 2: three links in one folder made glob expand some 3^40 paths.
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_of_three_links_under_two_stars_ends() {
+    let env = TestEnv::new();
+    env.write("crawl/a/x.kml", POINT_KML);
+    env.write("crawl/a/b/y.kml", POINT_KML);
+    for (link, target) in [("up", ".."), ("up2", ".."), ("self", ".")] {
+        std::os::unix::fs::symlink(target, env.path(&format!("crawl/a/{link}"))).unwrap();
+    }
+    std::os::unix::fs::symlink("../..", env.path("crawl/a/b/top")).unwrap();
+    let mut child = env
+        .command()
+        .args(["-o", "out", "crawl/**/*.kml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A guard against a hang only, far beyond what the walk takes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("planning did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let run = common::run_of(child.wait_with_output().unwrap());
+    assert_code(&run, 0);
+    assert_eq!(env.files_ending(".csv"), ["out/a/b/y.csv", "out/a/x.csv"]);
+}
+
 #[test]
 fn a_pattern_that_matches_nothing_fails_alone() {
     let env = TestEnv::new();
@@ -707,4 +739,96 @@ fn a_closed_stderr_does_not_stop_the_conversion() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1));
     assert!(env.exists("a.csv"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files the run writes never clash with an input or with each other (see: issue 17, item 1)
+
+#[test]
+fn report_over_an_input_is_refused_before_any_work() {
+    let env = TestEnv::new();
+    env.write("victim.kml", POINT_KML);
+    let run = env.run(&["victim.kml", "--out", "o", "--report", "victim.kml"]);
+    assert_code(&run, 2);
+    assert_stderr_has(
+        &run,
+        "the report (--report) victim.kml would overwrite the input victim.kml",
+    );
+    assert_eq!(env.read("victim.kml"), POINT_KML);
+    assert!(!env.exists("o"), "nothing may be written\n{run}");
+}
+
+#[test]
+fn report_over_an_output_of_the_same_run_is_refused() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    let run = env.run(&["a.kml", "--out", "o", "--report", "./o/../o/a.csv"]);
+    assert_code(&run, 2);
+    assert_stderr_has(&run, "would overwrite the CSV of a.kml o/a.csv");
+    assert!(!env.exists("o/a.csv"), "{run}");
+
+    // An existing CSV the run skips is not to be replaced by the report either.
+    env.write("o/a.csv", "kept");
+    let run = env.run(&["a.kml", "--out", "o", "--report", "o/a.csv"]);
+    assert_code(&run, 2);
+    assert_stderr_has(&run, "would overwrite the existing CSV of a.kml o/a.csv");
+    assert_eq!(env.read("o/a.csv"), "kept");
+}
+
+#[test]
+fn report_and_merge_on_one_path_are_refused() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    let run = env.run(&["a.kml", "--merge", "m.csv", "--report", "m.csv"]);
+    assert_code(&run, 2);
+    assert_stderr_has(
+        &run,
+        "the report (--report) m.csv would overwrite the merged CSV (--merge) m.csv",
+    );
+    assert!(!env.exists("m.csv"), "{run}");
+    // Standard input alone: still checked.
+    let run = env.run(&["-", "--merge", "m.csv", "--report", "./m.csv"]);
+    assert_code(&run, 2);
+}
+
+#[test]
+fn merge_over_its_own_input_is_refused_even_with_force() {
+    let env = TestEnv::new();
+    env.write("v1.kml", POINT_KML);
+    env.write("v2.kml", POINT_KML);
+    let run = env.run(&["v1.kml", "v2.kml", "--merge", "v2.kml", "--force"]);
+    assert_code(&run, 2);
+    assert_stderr_has(
+        &run,
+        "the merged CSV (--merge) v2.kml would overwrite the input v2.kml",
+    );
+    assert_eq!(env.read("v2.kml"), POINT_KML);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_write_to_another_name_of_an_input_is_refused() {
+    let env = TestEnv::new();
+    env.write("in/a.kml", POINT_KML);
+    // A hard link and a symlink: other names of the same file.
+    fs::hard_link(env.path("in/a.kml"), env.path("hard.json")).unwrap();
+    std::os::unix::fs::symlink("in/a.kml", env.path("soft.json")).unwrap();
+    for report in ["hard.json", "soft.json"] {
+        let run = env.run(&["in/*.kml", "--out", "o", "--report", report]);
+        assert_code(&run, 2);
+        assert_stderr_has(
+            &run,
+            &format!("{report} would overwrite the input in/a.kml"),
+        );
+    }
+    // A CSV of one input that is another input (a KML named .csv), with --force.
+    env.write("x.kml", POINT_KML);
+    env.write("x.csv", POINT_KML);
+    let run = env.run(&["x.kml", "./x.csv", "--force"]);
+    assert_code(&run, 2);
+    assert_stderr_has(
+        &run,
+        "the CSV of x.kml x.csv would overwrite the input ./x.csv",
+    );
+    assert_eq!(env.read("x.csv"), POINT_KML);
 }

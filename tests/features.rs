@@ -167,12 +167,66 @@ fn an_unknown_column_is_a_usage_error_listing_the_available_ones() {
     assert_stderr_has(&run, "available: feature, name, geometry");
     assert!(env.files_ending(".csv").is_empty(), "{run}");
 
-    // With --attributes the fields of the inputs are checked too (a first pass), and listed.
+    // With --attributes, a fixed column this output lacks is still refused up front.
+    env.write("trips.kml", ATTRIBUTES_KML);
+    let run = env.run(&["-a", "--columns", "name,wkt", "trips.kml"]);
+    assert_code(&run, 2);
+    assert_stderr_has(&run, "unknown column wkt");
+    assert_stderr_has(&run, "wkt exists with --rows features");
+    assert!(env.files_ending(".csv").is_empty(), "{run}");
+}
+
+/// A name that is no field of any input read is a warning that lists the fields found, and
+/// its column is empty: fields are only known from what a run reads.
+#[test]
+fn a_column_no_input_has_is_a_warning_and_written_empty() {
+    let env = TestEnv::new();
     env.write("trips.kml", ATTRIBUTES_KML);
     let run = env.run(&["-a", "--columns", "name,nope", "trips.kml"]);
-    assert_code(&run, 2);
-    assert_stderr_has(&run, "unknown column nope");
-    assert!(env.files_ending(".csv").is_empty(), "{run}");
+    assert_code(&run, 0);
+    assert_stderr_has(
+        &run,
+        "warning: --columns nope: no ExtendedData field of that name in the 1 input read",
+    );
+    assert_stderr_has(&run, "available: feature, name, geometry");
+    assert_stderr_has(&run, "style, speed, data.name, driver");
+    assert_eq!(env.read("trips.csv"), "name,nope\nStart,\nLeg,\nLeg,\n");
+}
+
+/// See: issue 13. `-a --columns` naming an ExtendedData field, run again when the CSV exists
+/// (the input is skipped, or up to date, so its fields are not read): still status 0, no
+/// warning, the CSV untouched.
+#[test]
+fn columns_naming_a_field_work_when_the_input_is_skipped_or_up_to_date() {
+    let env = TestEnv::new();
+    env.write("trips.kml", ATTRIBUTES_KML);
+    let args = ["trips.kml", "-a", "--columns", "name,speed"];
+    let run = env.run(&args);
+    assert_code(&run, 0);
+    let csv = env.read("trips.csv");
+    assert!(csv.starts_with("name,speed\nStart,12.5\n"), "{csv}");
+    for extra in [None, Some("--update")] {
+        let mut again = args.to_vec();
+        again.extend(extra);
+        let run = env.run(&again);
+        assert_code(&run, 0);
+        assert!(!run.stderr.contains("warning:"), "{run}");
+        assert_stderr_has(&run, "0 converted, 1 skipped, 0 failed");
+        assert_eq!(env.read("trips.csv"), csv);
+    }
+    // Merged, with the merged CSV up to date.
+    let merged = [
+        "trips.kml",
+        "-a",
+        "--columns",
+        "name,speed",
+        "--merge",
+        "all.csv",
+    ];
+    assert_code(&env.run(&merged), 0);
+    let run = env.run(&[&merged[..], &["--update"]].concat());
+    assert_code(&run, 0);
+    assert!(!run.stderr.contains("warning:"), "{run}");
 }
 
 // ---------------------------------------------------------------------------------------------
