@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::fs;
-use std::path::Path;
-use std::process::Command;
+// Only the tests that need Unix permissions or bash use these.
+#[cfg(unix)]
+use std::{fs, path::Path, process::Command};
 
 use common::{points_kml, Run, TestEnv, HEADER, POINT_KML};
 
