@@ -10,6 +10,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Verbosity};
+use crate::path_text::escaped;
 use crate::plan::{Action, Plan};
 use crate::report;
 use crate::run::ExitStatus;
@@ -26,7 +27,7 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
     let mut text = String::new();
     let mut counts = Counts::default();
     for item in &plan.items {
-        let input = item.input.display();
+        let input = escaped(&item.input);
         let _ = match &item.action {
             Action::Convert { output, .. } => {
                 counts.convert += 1;
@@ -37,7 +38,7 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
                 } else {
                     "the input is newer than the CSV"
                 };
-                writeln!(text, "convert {input} -> {} ({why})", output.display())
+                writeln!(text, "convert {input} -> {} ({why})", escaped(output))
             }
             Action::Skip { output } => {
                 counts.skip += 1;
@@ -46,7 +47,7 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
                 } else {
                     "already exists; --force overwrites it, --update if it is older than the input"
                 };
-                writeln!(text, "skip    {input} -> {} ({why})", output.display())
+                writeln!(text, "skip    {input} -> {} ({why})", escaped(output))
             }
             Action::Fail { message } => {
                 counts.refuse += 1;
@@ -70,10 +71,10 @@ pub fn print_merge(
     let shown = if target == Path::new("-") {
         "standard output".to_owned()
     } else {
-        target.display().to_string()
+        escaped(target).into_owned()
     };
     for (input, state) in inputs {
-        let input = input.display();
+        let input = escaped(input);
         let _ = match (state, target_state) {
             (Err(message), _) => {
                 counts.refuse += 1;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::kml::Position;
+use crate::path_text::escaped;
 use crate::plan::parent_or_dot;
 use crate::report::{FileReport, Status, Totals};
 use crate::{convert, temp};
@@ -113,10 +114,10 @@ fn input_json<'a>(
         Status::Interrupted => ("interrupted", None, None, None, None),
     };
     InputJson {
-        input: report.input.to_string_lossy().into_owned(),
+        input: escaped(&report.input).into_owned(),
         status,
         reason,
-        output: output.map(|o| o.to_string_lossy().into_owned()),
+        output: output.map(|o| escaped(o).into_owned()),
         rows,
         bytes: size_of(&report.input),
         duration_seconds: elapsed.as_secs_f64(),

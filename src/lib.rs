@@ -110,6 +110,7 @@ pub mod input;
 pub mod json_report;
 pub mod kml;
 pub mod names;
+pub mod path_text;
 mod pattern;
 pub mod pipeline;
 pub mod plan;

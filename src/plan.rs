@@ -15,6 +15,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::names;
+use crate::path_text::escaped;
 use crate::pattern::{self, Entry};
 use crate::shard::Shard;
 
@@ -101,9 +102,9 @@ impl fmt::Display for UsageError {
                 f,
                 "{} and {} would both be written to {}; convert them in separate runs or \
                  with different --out folders",
-                first.display(),
-                second.display(),
-                output.display()
+                escaped(first),
+                escaped(second),
+                escaped(output)
             ),
             UsageError::Clash {
                 writer,
@@ -113,8 +114,8 @@ impl fmt::Display for UsageError {
             } => write!(
                 f,
                 "{writer} {} would overwrite {victim} {}; choose another path",
-                path.display(),
-                other.display()
+                escaped(path),
+                escaped(other)
             ),
         }
     }
@@ -447,7 +448,7 @@ fn unfit_input(path: &Path, rel: &Path) -> Option<Found> {
         input: path.to_path_buf(),
         action: fail(format!(
             "cannot be read on Windows: \"{}\" {why}; rename it",
-            name.to_string_lossy()
+            escaped(Path::new(name))
         )),
     }))
 }
@@ -556,7 +557,7 @@ fn decide(
             None => {
                 return fail(format!(
                     "its output {} would lie outside the --out folder; refusing to write it",
-                    rel.with_extension("csv").display()
+                    escaped(&rel.with_extension("csv"))
                 ))
             }
         },
@@ -574,29 +575,58 @@ fn decide(
     if let Some((name, why)) = names::unfit_component(named) {
         return fail(format!(
             "its output {} cannot be written: \"{}\" {why}; rename the input",
-            output.display(),
-            name.to_string_lossy()
+            escaped(&output),
+            escaped(Path::new(name))
         ));
+    }
+    if let Some(dir) = target.out_dir {
+        if let Some(why) = link_below(dir, &output) {
+            return fail(why);
+        }
     }
     match fs::symlink_metadata(&output) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Action::Convert { output, size },
-        Err(e) => fail(format!("cannot check output {}: {e}", output.display())),
+        Err(e) => fail(format!("cannot check output {}: {e}", escaped(&output))),
         Ok(meta) if meta.file_type().is_symlink() => fail(format!(
             "output {} is a symbolic link; refusing to write through it (remove it first)",
-            output.display()
+            escaped(&output)
         )),
         Ok(meta) if meta.is_dir() => fail(format!(
             "output {} is a directory; refusing to replace it",
-            output.display()
+            escaped(&output)
         )),
         Ok(_) if resolve.of(&output).is_ok_and(|o| o == canonical) => fail(format!(
             "its output {} would replace the input itself; use --out",
-            output.display()
+            escaped(&output)
         )),
         Ok(_) if target.force => Action::Convert { output, size },
         Ok(meta) if target.update && is_older(&meta, input) => Action::Convert { output, size },
         Ok(_) => Action::Skip { output },
     }
+}
+
+/// Why `output` cannot be written below `out_dir` when a folder between them is a symbolic link
+/// (or a dangling one): writing through it would put the CSV outside `--out`. `--out` itself
+/// may be a link; what lies below it is the run's to make.
+pub fn link_below(out_dir: &Path, output: &Path) -> Option<String> {
+    let below = output.strip_prefix(out_dir).ok()?.parent()?;
+    let mut folder = out_dir.to_path_buf();
+    for part in below.components() {
+        folder.push(part);
+        match fs::symlink_metadata(&folder) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Some(format!(
+                    "folder {} inside --out is a symbolic link; refusing to write through it \
+                     (remove it, or convert into its target with an --out of its own)",
+                    escaped(&folder)
+                ))
+            }
+            Ok(_) => {}
+            // Missing: the run makes it, and everything below it.
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// Whether an output with metadata `output` is older than `input` (as make decides; equal times
@@ -722,7 +752,7 @@ fn check_clashes(
     for (item, output) in skips {
         claims.push(Claim {
             path: output,
-            what: format!("the existing CSV of {}", item.input.display()),
+            what: format!("the existing CSV of {}", escaped(&item.input)),
             written: false,
             csv: false,
             keys: path_keys(output, resolve),
@@ -735,7 +765,7 @@ fn check_clashes(
     for (item, output) in converts {
         claims.push(Claim {
             path: output,
-            what: format!("the CSV of {}", item.input.display()),
+            what: format!("the CSV of {}", escaped(&item.input)),
             written: true,
             csv: true,
             keys: path_keys(output, resolve),

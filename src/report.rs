@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Verbosity;
 use crate::kml::{Position, Warnings};
+use crate::path_text::escaped;
 
 /// Warnings printed per file; the rest are only counted.
 pub const WARNINGS_SHOWN: usize = 20;
@@ -211,7 +212,7 @@ impl Reporter {
     }
 
     fn render(&self, report: &FileReport, text: &mut String) {
-        let input = report.input.display();
+        let input = escaped(&report.input);
         let verbose = self.verbosity >= Verbosity::Verbose;
         if self.verbosity > Verbosity::Quiet {
             for warning in report.warnings.kept().iter().take(WARNINGS_SHOWN) {
@@ -243,23 +244,23 @@ impl Reporter {
             Status::Converted { output, rows } if verbose => writeln!(
                 text,
                 "kml2csv: {input}: converted to {} ({rows} {})",
-                output.display(),
+                escaped(output),
                 plural(*rows, "row", "rows")
             ),
             Status::Skipped { output } if verbose && self.update => writeln!(
                 text,
                 "kml2csv: {input}: skipped, {} is up to date",
-                output.display()
+                escaped(output)
             ),
             Status::Skipped { output } if verbose => writeln!(
                 text,
                 "kml2csv: {input}: skipped, {} already exists (--force overwrites it)",
-                output.display()
+                escaped(output)
             ),
             Status::ConvertedElsewhere { output } if verbose => writeln!(
                 text,
                 "kml2csv: {input}: skipped, {} was converted by another run meanwhile",
-                output.display()
+                escaped(output)
             ),
             Status::Interrupted if verbose => writeln!(text, "kml2csv: {input}: interrupted"),
             _ => Ok(()),
@@ -308,7 +309,7 @@ pub fn message(text: fmt::Arguments<'_>) {
 
 /// `kml2csv: PATH: TEXT`.
 pub fn path_message(path: &Path, text: fmt::Arguments<'_>) {
-    message(format_args!("{}: {text}", path.display()));
+    message(format_args!("{}: {text}", escaped(path)));
 }
 
 fn emit(text: &str) {

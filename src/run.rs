@@ -248,8 +248,20 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                         ..settings
                     };
                     let _running = Running(running_bytes, size);
+                    // Checked when planned, and again now: a folder below --out may have been
+                    // replaced by a link since.
+                    let link = config
+                        .out_dir
+                        .as_deref()
+                        .and_then(|dir| plan::link_below(dir, output));
                     let outcome = if settings.stop.load(Ordering::Relaxed) {
                         Outcome::Interrupted
+                    } else if let Some(message) = link {
+                        Outcome::Failed {
+                            position: None,
+                            message,
+                            warnings: Warnings::default(),
+                        }
                     } else {
                         match write_one(input, output, settings) {
                             Ok(written) => {

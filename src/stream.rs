@@ -27,6 +27,7 @@ use crate::csv_out::{self, Dialect, Layout};
 use crate::input::{Input, STDIN};
 use crate::json_report::{self, Ending};
 use crate::kml::{ReadOptions, Warnings};
+use crate::path_text::escaped;
 use crate::plan::{self, parent_or_dot, Action};
 use crate::report::{self, FileReport, Reporter, Status};
 use crate::run::{self, ExitStatus, QuietPanics, Stop};
@@ -545,7 +546,7 @@ fn convert_part(
             return (status, Warnings::default(), None);
         }
     };
-    let label = job.label.to_string_lossy();
+    let label = escaped(&job.label);
     let written = panic::catch_unwind(AssertUnwindSafe(|| {
         convert::write_csv(&part, input, &label, settings)
     }))

@@ -832,3 +832,39 @@ fn a_write_to_another_name_of_an_input_is_refused() {
     );
     assert_eq!(env.read("x.csv"), POINT_KML);
 }
+
+// See: issue 17, item 5: a Latin-1 name was dropped by patterns without a word.
+#[cfg(unix)]
+#[test]
+fn a_name_that_is_not_utf8_is_converted_and_shown_with_escapes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new();
+    env.write("in/ok.kml", POINT_KML);
+    fs::write(
+        env.path("in").join(OsStr::from_bytes(b"caf\xe9.kml")),
+        POINT_KML,
+    )
+    .unwrap();
+    let run = env.run(&["in/*.kml", "-o", "o", "-v", "--report", "r.json"]);
+    assert_code(&run, 0);
+    assert!(env
+        .path("o")
+        .join(OsStr::from_bytes(b"caf\xe9.csv"))
+        .is_file());
+    assert_stderr_has(
+        &run,
+        "kml2csv: in/caf\\xE9.kml: converted to o/caf\\xE9.csv",
+    );
+    let report: serde_json::Value = serde_json::from_str(&env.read("r.json")).unwrap();
+    assert_eq!(report["inputs"][0]["input"], "in/caf\\xE9.kml");
+    assert_eq!(report["inputs"][1]["input"], "in/ok.kml");
+
+    let run = env.run(&["in/*.kml", "--merge", "m.csv"]);
+    assert_code(&run, 0);
+    assert!(
+        env.read("m.csv").contains("\nin/caf\\xE9.kml,0,A,"),
+        "{}",
+        env.read("m.csv")
+    );
+}
