@@ -56,6 +56,21 @@ pub fn exists_as_written(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
+/// `fs::canonicalize`, with one fallback on Windows: where the final path of a file cannot be
+/// had ("More data available": wine for every path longer than 260 characters, some network
+/// and RAM-disk drivers for any path), the absolute path, `..` resolved by its text, which is
+/// how Windows resolves it anyway. Links are then not followed, and names keep the case typed.
+pub fn canonical(path: &Path) -> std::io::Result<PathBuf> {
+    match std::fs::canonicalize(path) {
+        #[cfg(windows)]
+        Err(e) if e.raw_os_error() == Some(234) => {
+            std::fs::symlink_metadata(path)?;
+            std::path::absolute(path)
+        }
+        other => other,
+    }
+}
+
 /// Whether the file systems of this platform compare names without regard to case by default
 /// (NTFS, APFS): there `A.csv` and `a.csv` are one file, so two inputs that would write them
 /// collide. Linux file systems are case-sensitive unless a folder is made otherwise.

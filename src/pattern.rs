@@ -211,7 +211,7 @@ struct DirId(PathBuf);
 
 #[cfg(not(unix))]
 fn dir_id(dir: &Path) -> io::Result<DirId> {
-    fs::canonicalize(dir).map(DirId)
+    crate::names::canonical(dir).map(DirId)
 }
 
 #[cfg(test)]

@@ -335,17 +335,17 @@ struct Canonical {
 impl Canonical {
     fn of(&mut self, path: &Path) -> io::Result<PathBuf> {
         let Some(name) = path.file_name() else {
-            return fs::canonicalize(path);
+            return names::canonical(path);
         };
         if fs::symlink_metadata(path)?.file_type().is_symlink() {
-            return fs::canonicalize(path);
+            return names::canonical(path);
         }
         Ok(self.dir(parent_or_dot(path))?.join(name))
     }
 
     fn dir(&mut self, dir: &Path) -> io::Result<&Path> {
         if !self.dirs.contains_key(dir) {
-            let resolved = fs::canonicalize(dir)?;
+            let resolved = names::canonical(dir)?;
             self.dirs.insert(dir.to_path_buf(), resolved);
         }
         Ok(&self.dirs[dir])

@@ -400,6 +400,50 @@ fn names_windows_cannot_hold_fail_that_input_with_a_clear_message() {
     }
 }
 
+/// Windows paths as users type them: a drive-letter pattern with backslashes, folders longer
+/// than 260 characters, and the same through a UNC share (`\\localhost\C$\…`), as inputs and
+/// as --out.
+#[test]
+#[cfg_attr(
+    not(windows),
+    ignore = "drive letters and UNC shares are Windows syntax"
+)]
+fn drive_letter_patterns_long_paths_and_unc_shares_convert() {
+    let env = TestEnv::new();
+    let long = ["a".repeat(90), "b".repeat(90), "c".repeat(90)].join("/");
+    env.write(&format!("{long}/in/sub/x.kml"), POINT_KML);
+    let root = std::path::absolute(env.root()).unwrap();
+    let deep = root.join(&long).to_string_lossy().replace('/', "\\");
+    assert!(deep.len() > 260 && deep.as_bytes()[1] == b':', "{deep}");
+    let expected = format!("{HEADER}{POINT_ROW}");
+
+    let pattern = format!(r"{deep}\in\**\*.kml");
+    let run = env.run(&["-o", &format!(r"{deep}\out"), &pattern]);
+    assert_code(&run, 0);
+    assert_eq!(env.read(&format!("{long}/out/sub/x.csv")), expected);
+
+    // The administrative share of the drive; the CI's wine prefix has one.
+    let unc = format!(r"\\localhost\{}${}", &deep[..1], &deep[2..]);
+    if !std::path::Path::new(r"\\localhost\C$").is_dir() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "no share \\\\localhost\\C$"
+        );
+        eprintln!("skipped the UNC case: no share \\\\localhost\\C$ on this machine");
+        return;
+    }
+    let run = env.run(&[
+        "-v",
+        "-o",
+        &format!(r"{unc}\unc-out"),
+        &format!(r"{unc}\in\**\*.kml"),
+    ]);
+    assert_code(&run, 0);
+    assert_stderr_has(&run, "/in/sub/x.kml: converted to //localhost/");
+    assert_eq!(env.read(&format!("{long}/unc-out/sub/x.csv")), expected);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Failures stay per file
 
