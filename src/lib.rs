@@ -46,12 +46,12 @@
 //!
 //! # The CSV the command writes, in memory
 //!
-//! [`csv_out::RowWriter`] is a sink too. One row per feature, its geometry as WKT
-//! ([`wkt::write`]), with the descriptive columns:
+//! [`csv::RowWriter`] is a sink too. One row per feature, its geometry as WKT
+//! ([`csv::wkt::write`]), with the descriptive columns:
 //!
 //! ```
 //! use std::io::Cursor;
-//! use kml2csv::csv_out::{Dialect, RowKind, RowWriter, Shape};
+//! use kml2csv::csv::{Dialect, RowKind, RowWriter, Shape};
 //! use kml2csv::kml::{self, ReadOptions};
 //!
 //! let kml = r#"<kml><Folder><name>Lakes</name><Placemark><name>Pond</name>
@@ -79,48 +79,28 @@
 //!
 //! # Layout
 //!
-//! The library is split by job so that tests and benchmarks can drive each part without the
-//! command line:
+//! The crate is built in layers, each a folder with one job. A layer uses the ones below it and
+//! never one above (`cli` → `batch` → `ui` → `output` → `kml`, and `batch` → `csv` → `kml`), so
+//! each can be driven by tests and benchmarks without those above it:
 //!
-//! - [`kml`]: the streaming reader (KML, KMZ, encodings) that reports every vertex to a sink;
-//! - [`csv_out`]: the CSV schema (columns, dialects) and a sink that writes rows;
-//! - [`wkt`]: the WKT geometry of a whole feature;
-//! - [`input`]: a file or standard input;
-//! - [`names`]: path rules that mean the same on every platform;
-//! - [`plan`]: inputs (paths and glob patterns) to jobs `{input, output}`; `pattern`: the
-//!   walk that expands a glob pattern;
-//! - [`convert`]: one job: read, write a temporary file;
-//! - [`temp`]: the temporary an output is written to, and the step that names it;
-//! - `disk`: getting a temporary's bytes to the disk (write-back, writing past the page cache);
-//! - [`commit`]: make finished temporaries durable in groups, then name them;
-//! - [`pipeline`]: a lone big file read and written on two threads;
-//! - [`run`]: the parallel batch, cancellation and the exit status;
-//! - [`shard`]: `--shard K/N`, the stable partition of a batch across machines;
-//! - [`stream`]: a merged CSV, or a CSV on standard output;
-//! - [`dry_run`], [`json_report`], [`progress`], [`report`]: everything shown to the user.
+//! - [`kml`]: the streaming reader (KML, KMZ, encodings) that reports every vertex and feature
+//!   to a sink; knows nothing of CSV, files on disk or the batch;
+//! - [`csv`]: the CSV schema (columns, dialects), the sinks that write rows, and WKT;
+//! - [`output`]: publishing a finished CSV durably: temporaries, writing to the disk, grouped
+//!   syncs, and the step that names them;
+//! - [`ui`]: what the user sees: the one printer, the progress bar, the JSON report, file
+//!   names as text;
+//! - [`batch`]: the plain [`batch::Config`], the plan (inputs, patterns, shards), one file's
+//!   conversion, the parallel run with its signals and exit status, merged or standard-output
+//!   CSVs, and the dry-run listing;
+//! - [`cli`]: the command line (clap) and the configuration made from it.
 
+pub mod batch;
 pub mod cli;
-pub mod commit;
-pub mod config;
-pub mod convert;
-pub mod csv_out;
-mod disk;
-pub mod dry_run;
-pub mod input;
-pub mod json_report;
+pub mod csv;
 pub mod kml;
-pub mod names;
-pub mod path_text;
-mod pattern;
-pub mod pipeline;
-pub mod plan;
-pub mod progress;
-pub mod report;
-pub mod run;
-pub mod shard;
-pub mod stream;
-pub mod temp;
-pub mod wkt;
+pub mod output;
+pub mod ui;
 
 /// Helpers for the unit tests of several modules.
 #[cfg(test)]

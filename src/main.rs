@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use kml2csv::cli::{Args, ColorArg, Command};
-use kml2csv::config::Config;
-use kml2csv::{report, run};
+use kml2csv::batch::run;
+use kml2csv::batch::Config;
+use kml2csv::cli::args::{Args, ColorArg, Command};
+use kml2csv::ui::report;
 
 fn main() -> ExitCode {
     let raw: Vec<_> = std::env::args_os().collect();

@@ -351,7 +351,7 @@ fn every_shape() -> Vec<Vec<kml2csv::kml::Part>> {
 
 fn wkt_of(parts: &[kml2csv::kml::Part]) -> String {
     let mut text = String::new();
-    kml2csv::wkt::write(parts, &mut text);
+    kml2csv::csv::wkt::write(parts, &mut text);
     text
 }
 
@@ -960,131 +960,6 @@ fn dry_run_lists_conversions_skips_and_refusals() {
         "dry run: 1 to convert, 1 to skip, 1 refused; nothing was written",
     );
     assert!(!env.exists("a.csv"));
-}
-
-/// The README's Makefile block, run by a real `make`.
-#[cfg(unix)]
-#[test]
-fn the_readme_makefile_works_as_written() {
-    let found = std::process::Command::new("make")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("skipped: make is not installed");
-        return;
-    }
-    let readme =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let makefile = readme
-        .split("```make\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("a ```make block in the README");
-    let env = TestEnv::new();
-    env.write("Makefile", makefile);
-    env.write("raw/a.kml", POINT_KML);
-    env.write("raw/b.kml", points_kml("b", 2));
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_kml2csv")).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let make = || {
-        let out = std::process::Command::new("make")
-            .current_dir(env.root())
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        let run = common::run_of(out);
-        assert_code(&run, 0);
-        run
-    };
-    make();
-    assert_eq!(env.read("proc/a.csv"), format!("{HEADER}{POINT_ROW}"));
-    assert!(env.read("proc/b.csv").contains("b-1"));
-
-    // Nothing to do now; then a changed KML is converted again, and only that one.
-    let run = make();
-    assert!(
-        run.stdout.contains("Nothing to be done") || !run.stdout.contains("kml2csv"),
-        "{run}"
-    );
-    let now = SystemTime::now();
-    set_mtime(&env.path("raw/b.kml"), now - Duration::from_secs(120));
-    set_mtime(&env.path("proc/a.csv"), now - Duration::from_secs(60));
-    set_mtime(&env.path("proc/b.csv"), now - Duration::from_secs(60));
-    env.write("raw/a.kml", points_kml("changed", 1));
-    let run = make();
-    assert!(
-        run.stdout.contains("raw/a.kml") && !run.stdout.contains("raw/b.kml"),
-        "{run}"
-    );
-    assert!(env.read("proc/a.csv").contains("changed-0"));
-}
-
-/// The README's cron line, its command run in a shell with the paths moved into a test folder.
-#[cfg(unix)]
-#[test]
-fn the_readme_cron_line_works_as_written() {
-    let readme =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let line = readme
-        .split("```cron\n")
-        .nth(1)
-        .and_then(|rest| rest.lines().next())
-        .expect("a ```cron block in the README");
-    // Five schedule fields, then the command.
-    let command = line
-        .split_whitespace()
-        .skip(5)
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(
-        !command.contains('%'),
-        "cron turns % into a newline: {command}"
-    );
-    let env = TestEnv::new();
-    env.write("data/incoming/2024/a.kml", POINT_KML);
-    env.write("data/incoming/b.kml", POINT_KML);
-    let command = command.replace("/data/", &format!("{}/data/", env.root().display()));
-    let home = env.mkdir("home");
-    fs::create_dir_all(home.join(".cargo/bin")).unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_kml2csv"),
-        home.join(".cargo/bin/kml2csv"),
-    )
-    .unwrap();
-    // Cron's environment: a minimal PATH without the binary, HOME set, no terminal.
-    let cron = || {
-        let out = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&command)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &home)
-            .output()
-            .unwrap();
-        let run = common::run_of(out);
-        assert_code(&run, 0);
-        assert_eq!(run.stdout, "");
-        assert_eq!(run.stderr, "", "quiet for cron mail");
-    };
-    cron();
-    assert_eq!(
-        env.files_ending(".csv"),
-        ["data/csv/2024/a.csv", "data/csv/b.csv"]
-    );
-    cron();
-    // A KML that changed since its CSV is converted again by the next run.
-    env.write("data/incoming/b.kml", points_kml("changed", 1));
-    set_mtime(
-        &env.path("data/csv/b.csv"),
-        SystemTime::now() - Duration::from_secs(60),
-    );
-    cron();
-    assert!(env.read("data/csv/b.csv").contains("changed-0"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,9 +4,11 @@
 
 mod common;
 
-// Only the tests that need Unix permissions or bash use these.
+use std::fs;
+use std::path::Path;
+// Only the tests that need Unix permissions or bash use it.
 #[cfg(unix)]
-use std::{fs, path::Path, process::Command};
+use std::process::Command;
 
 use common::{points_kml, Run, TestEnv, HEADER, POINT_KML};
 
@@ -204,4 +206,472 @@ fn a_merge_into_a_read_only_folder_names_the_folder_not_the_inputs() {
     assert_stderr_has(&run, "ro/all.csv: cannot write into ro: Permission denied");
     assert!(!run.stderr.contains("inputs failed"), "{run}");
     assert!(!run.stderr.contains("a.kml"), "{run}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Re-runs that converge: the record of failed inputs
+
+/// A batch of two good inputs and a truncated one, in `raw/`.
+fn batch_with_a_bad_file(env: &TestEnv) {
+    env.write("raw/a.kml", POINT_KML);
+    env.write("raw/b.kml", points_kml("b", 2));
+    env.write("raw/bad.kml", TRUNCATED_KML);
+}
+
+/// Make `path`'s modification time differ from the one it has, as an edit a second later
+/// would (file systems with coarse times could otherwise hide a change).
+fn touch_later(path: &Path) {
+    let modified = fs::metadata(path).unwrap().modified().unwrap();
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(modified + std::time::Duration::from_secs(1))
+        .unwrap();
+}
+
+#[test]
+fn an_unchanged_input_that_failed_before_does_not_fail_the_run_again() {
+    let env = TestEnv::new();
+    batch_with_a_bad_file(&env);
+    let args = ["raw/*.kml", "--out", "proc", "--update"];
+    let run = env.run(&args);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "raw/bad.kml:1:");
+    assert!(!env.exists("proc/bad.csv"));
+    let record = env.read("proc/bad.csv.failed");
+    assert!(record.contains(r#""input": "raw/bad.kml""#), "{record}");
+    assert!(record.contains(r#""error": "malformed XML"#), "{record}");
+
+    // Again: the failure is reported as a warning with where it is recorded, status 0.
+    let run = env.run(&args);
+    assert_code(&run, 0);
+    assert_stderr_has(
+        &run,
+        "raw/bad.kml:1:93: warning: failed before and unchanged since, not tried again \
+         (recorded in proc/bad.csv.failed; --retry-failed tries it): malformed XML",
+    );
+    assert_stderr_has(
+        &run,
+        "0 converted, 2 skipped, 0 failed, 1 failed before (unchanged)",
+    );
+    // Also with --force (which a Makefile uses), and silently with --quiet (cron mail).
+    let run = env.run(&["raw/bad.kml", "--out", "proc", "--force"]);
+    assert_code(&run, 0);
+    assert_stderr_has(&run, "warning: failed before and unchanged since");
+    let run = env.run(&[&args[..], &["--quiet"]].concat());
+    assert_code(&run, 0);
+    assert_eq!(run.stderr, "");
+
+    // The report lists it, with its error, and the run as a success.
+    let run = env.run(&[&args[..], &["--report", "run.json"]].concat());
+    assert_code(&run, 0);
+    let report: serde_json::Value = serde_json::from_str(&env.read("run.json")).unwrap();
+    assert_eq!(report["exit_code"], 0);
+    assert_eq!(report["totals"]["failed"], 0);
+    assert_eq!(report["totals"]["failed_before"], 1);
+    let bad = &report["inputs"][2];
+    assert_eq!(bad["input"], "raw/bad.kml");
+    assert_eq!(bad["status"], "failed_before");
+    assert_eq!(bad["record"], "proc/bad.csv.failed");
+    assert_eq!(bad["error"]["line"], 1);
+    assert!(bad["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("malformed XML"));
+
+    // A dry run says so too.
+    let run = env.run(&[&args[..], &["--dry-run"]].concat());
+    assert_code(&run, 0);
+    assert!(
+        run.stdout.contains(
+            "skip    raw/bad.kml -> proc/bad.csv (failed before and unchanged since, see \
+             proc/bad.csv.failed; --retry-failed tries it)"
+        ),
+        "{run}"
+    );
+}
+
+#[test]
+fn retry_failed_tries_an_unchanged_failed_input_again() {
+    let env = TestEnv::new();
+    batch_with_a_bad_file(&env);
+    let args = ["raw/*.kml", "--out", "proc"];
+    assert_code(&env.run(&args), 1);
+    let run = env.run(&[&args[..], &["--retry-failed"]].concat());
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "raw/bad.kml:1:93: malformed XML");
+    assert_stderr_has(&run, "0 converted, 2 skipped, 1 failed;");
+    assert!(env.exists("proc/bad.csv.failed"));
+}
+
+#[test]
+fn a_changed_input_is_retried_and_its_record_goes_once_it_converts() {
+    let env = TestEnv::new();
+    batch_with_a_bad_file(&env);
+    let args = ["raw/*.kml", "--out", "proc", "--update"];
+    assert_code(&env.run(&args), 1);
+    let first = env.read("proc/bad.csv.failed");
+
+    // Still broken, but changed (same size, later time): tried, failed, recorded anew.
+    touch_later(&env.path("raw/bad.kml"));
+    let run = env.run(&args);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "raw/bad.kml:1:93: malformed XML");
+    assert_ne!(env.read("proc/bad.csv.failed"), first);
+    assert_code(&env.run(&args), 0);
+
+    // Mended: converted, and the record is gone.
+    env.write("raw/bad.kml", points_kml("mended", 1));
+    let run = env.run(&args);
+    assert_code(&run, 0);
+    assert_stderr_has(&run, "1 converted, 2 skipped, 0 failed;");
+    assert!(env.read("proc/bad.csv").contains("mended-0"));
+    assert_eq!(
+        env.files(),
+        [
+            "proc/a.csv",
+            "proc/b.csv",
+            "proc/bad.csv",
+            "raw/a.kml",
+            "raw/b.kml",
+            "raw/bad.kml"
+        ]
+    );
+}
+
+/// A file that fails only because `--strict` made a warning fatal converts without it.
+#[test]
+fn a_strict_failure_is_tried_again_without_strict() {
+    let env = TestEnv::new();
+    env.write(
+        "w.kml",
+        "<kml><Placemark><Point><coordinates>1,x</coordinates></Point></Placemark></kml>",
+    );
+    assert_code(&env.run(&["w.kml", "--strict"]), 1);
+    assert!(env.exists("w.csv.failed"));
+    assert_code(&env.run(&["w.kml", "--strict"]), 0);
+    let run = env.run(&["w.kml"]);
+    assert_code(&run, 0);
+    assert_stderr_has(&run, "1 converted");
+    assert!(!env.exists("w.csv.failed"));
+}
+
+/// A failure to read the input, or to write its CSV, may go away without the input changing:
+/// never recorded, so every run tries again.
+#[cfg(unix)]
+#[test]
+fn failures_of_reading_or_writing_are_not_recorded() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    env.write("in/secret.kml", POINT_KML);
+    fs::set_permissions(env.path("in/secret.kml"), fs::Permissions::from_mode(0o000)).unwrap();
+    env.write("in/ok.kml", POINT_KML);
+    read_only_folder(&env, "ro");
+    for _ in 0..2 {
+        let run = run_unprivileged(&env, &["in/secret.kml", "--out", "out"]);
+        assert_code(&run, 1);
+        assert_stderr_has(&run, "Permission denied");
+        let run = run_unprivileged(&env, &["in/ok.kml", "--out", "ro"]);
+        assert_code(&run, 1);
+        assert_stderr_has(&run, "Permission denied");
+    }
+    assert_eq!(env.files_ending(".failed"), Vec::<String>::new());
+}
+
+/// Shards of one batch, all at once, twice, into one folder, as an Indexed Job whose pods run
+/// side by side: each shard's records are its own files, so none is lost or half-written, and
+/// the second round converges.
+#[test]
+fn shards_running_at_once_keep_every_record() {
+    let env = TestEnv::new();
+    for i in 0..24 {
+        if i % 4 == 0 {
+            env.write(&format!("raw/bad{i}.kml"), TRUNCATED_KML);
+        } else {
+            env.write(&format!("raw/ok{i}.kml"), points_kml(&i.to_string(), 3));
+        }
+    }
+    let round = || -> Vec<Run> {
+        let children: Vec<_> = (0..4)
+            .flat_map(|shard| [shard, shard])
+            .map(|shard| {
+                env.command()
+                    .args(["raw/*.kml", "--out", "csv", "-q", "--shard"])
+                    .arg(format!("{shard}/4"))
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| common::run_of(c.wait_with_output().unwrap()))
+            .collect()
+    };
+    for run in round() {
+        assert!(matches!(run.code, Some(0 | 1)), "{run}");
+    }
+    let mut records = env.files_ending(".failed");
+    records.sort();
+    let expected: Vec<String> = (0..24)
+        .filter(|i| i % 4 == 0)
+        .map(|i| format!("csv/bad{i}.csv.failed"))
+        .collect();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(records, expected_sorted);
+    for record in &records {
+        let text = env.read(record);
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["format"], 1, "{text}");
+    }
+    assert_eq!(env.files_ending(".csv").len(), 18);
+    assert!(env.temporaries().is_empty());
+    for run in round() {
+        assert_code(&run, 0);
+        assert_eq!(run.stderr, "");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The README's recipes, run as written, with one broken KML in the batch
+
+/// The README's first block of `kind` (```make, ```cron, ```yaml).
+#[cfg(unix)]
+fn readme_block(kind: &str) -> String {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    readme
+        .split(&format!("```{kind}\n"))
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("a ```{kind} block in the README"))
+        .to_owned()
+}
+
+/// `PATH` with the built binary first.
+#[cfg(unix)]
+fn path_with_binary() -> String {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_kml2csv")).parent().unwrap();
+    format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[cfg(unix)]
+fn set_mtime(path: &Path, time: std::time::SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}
+
+/// The README's Makefile, run by a real `make`: the first run fails on the broken KML, the
+/// second succeeds and says why; only changed KMLs are converted again.
+#[cfg(unix)]
+#[test]
+fn the_readme_makefile_converges_with_a_broken_kml() {
+    use std::time::{Duration, SystemTime};
+    let found = Command::new("make").arg("--version").output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        assert!(std::env::var_os("CI").is_none(), "make is missing on CI");
+        eprintln!("SKIPPED: make is not installed");
+        return;
+    }
+    let env = TestEnv::new();
+    env.write("Makefile", readme_block("make"));
+    batch_with_a_bad_file(&env);
+    let make = || {
+        let out = Command::new("make")
+            .current_dir(env.root())
+            .env("PATH", path_with_binary())
+            .output()
+            .unwrap();
+        common::run_of(out)
+    };
+    let run = make();
+    assert_ne!(run.code, Some(0), "{run}");
+    assert_stderr_has(&run, "raw/bad.kml:1:93: malformed XML");
+    assert!(env.exists("proc/bad.csv.failed"));
+
+    for _ in 0..2 {
+        let run = make();
+        assert_code(&run, 0);
+        assert_stderr_has(
+            &run,
+            "raw/bad.kml:1:93: warning: failed before and unchanged since",
+        );
+        assert!(!run.stdout.contains("raw/a.kml"), "{run}");
+    }
+    assert_eq!(
+        env.read("proc/a.csv"),
+        format!("{HEADER}{}", common::POINT_ROW)
+    );
+    assert!(env.read("proc/b.csv").contains("b-1"));
+
+    // A changed KML is converted again, and only that one; a mended one too.
+    let now = SystemTime::now();
+    set_mtime(&env.path("raw/b.kml"), now - Duration::from_secs(120));
+    set_mtime(&env.path("proc/a.csv"), now - Duration::from_secs(60));
+    set_mtime(&env.path("proc/b.csv"), now - Duration::from_secs(60));
+    env.write("raw/a.kml", points_kml("changed", 1));
+    env.write("raw/bad.kml", points_kml("mended", 1));
+    let run = make();
+    assert_code(&run, 0);
+    assert!(
+        run.stdout.contains("raw/a.kml") && !run.stdout.contains("raw/b.kml"),
+        "{run}"
+    );
+    assert!(env.read("proc/a.csv").contains("changed-0"));
+    assert!(env.read("proc/bad.csv").contains("mended-0"));
+    assert!(!env.exists("proc/bad.csv.failed"));
+    let run = make();
+    assert_code(&run, 0);
+    assert!(run.stdout.contains("Nothing to be done"), "{run}");
+}
+
+/// The README's cron line, its command run by `sh` in cron's environment (a minimal PATH,
+/// another HOME, no terminal) with the paths moved into a test folder: the broken KML is
+/// reported by the first run only, later runs are silent and succeed, the report of the last
+/// run still names it.
+#[cfg(unix)]
+#[test]
+fn the_readme_cron_line_converges_with_a_broken_kml() {
+    use std::time::{Duration, SystemTime};
+    let block = readme_block("cron");
+    let line = block.lines().next().unwrap();
+    // Five schedule fields, then the command.
+    let words: Vec<&str> = line.split_whitespace().skip(5).collect();
+    let command = words.join(" ");
+    assert!(
+        !command.contains('%'),
+        "cron turns % into a newline: {command}"
+    );
+    let binary = words[0];
+    assert!(
+        binary.starts_with('/') && binary.ends_with("/kml2csv"),
+        "an absolute path that does not depend on HOME or PATH: {binary}"
+    );
+    let env = TestEnv::new();
+    env.write("data/incoming/2024/a.kml", POINT_KML);
+    env.write("data/incoming/b.kml", POINT_KML);
+    env.write("data/incoming/2024/bad.kml", TRUNCATED_KML);
+    let command = command
+        .replacen(binary, env!("CARGO_BIN_EXE_kml2csv"), 1)
+        .replace("/data/", &format!("{}/data/", env.root().display()));
+    let home = env.mkdir("home-of-another-user");
+    let cron = || {
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&command)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        common::run_of(out)
+    };
+    let run = cron();
+    assert_code(&run, 1);
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.lines().len(), 1, "one line of mail: {run}");
+    assert_stderr_has(&run, "data/incoming/2024/bad.kml:1:93: malformed XML");
+    assert_eq!(
+        env.files_ending(".csv"),
+        ["data/csv/2024/a.csv", "data/csv/b.csv"]
+    );
+    for _ in 0..2 {
+        let run = cron();
+        assert_code(&run, 0);
+        assert_eq!(run.stdout, "");
+        assert_eq!(run.stderr, "", "no mail once the failure is known");
+        let report: serde_json::Value =
+            serde_json::from_str(&env.read("data/kml2csv-last-run.json")).unwrap();
+        let known: Vec<&serde_json::Value> = report["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["status"] == "failed_before")
+            .collect();
+        assert_eq!(known.len(), 1, "{report}");
+        assert!(known[0]["input"]
+            .as_str()
+            .unwrap()
+            .ends_with("2024/bad.kml"));
+    }
+    assert!(env.exists("data/csv/2024/bad.csv.failed"));
+
+    // A KML that changed since its CSV is converted again by the next run.
+    env.write("data/incoming/b.kml", points_kml("changed", 1));
+    set_mtime(
+        &env.path("data/csv/b.csv"),
+        SystemTime::now() - Duration::from_secs(60),
+    );
+    assert_code(&cron(), 0);
+    assert!(env.read("data/csv/b.csv").contains("changed-0"));
+}
+
+/// The README's Kubernetes Indexed Job: the container's command, run by `sh` once per index
+/// with `JOB_COMPLETION_INDEX` set, as the pods do. The index owning the broken KML fails; its
+/// restart (the same command again) completes, with the failure in its log.
+#[cfg(unix)]
+#[test]
+fn the_readme_indexed_job_converges_with_a_broken_kml() {
+    let yaml = readme_block("yaml");
+    let line = yaml
+        .lines()
+        .find(|l| l.trim_start().starts_with("command:"))
+        .expect("a command in the Job");
+    let array: Vec<String> = serde_json::from_str(line.trim_start()["command:".len()..].trim())
+        .expect("the command as a JSON-style array");
+    assert_eq!(array[..2], ["sh", "-c"]);
+    let completions: u32 = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("completions:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("completions: N");
+    let env = TestEnv::new();
+    for i in 0..40 {
+        env.write(
+            &format!("data/crawl/{}/f{i:02}.kml", i % 3),
+            points_kml(&format!("f{i}"), 2),
+        );
+    }
+    env.write("data/crawl/1/bad.kml", TRUNCATED_KML);
+    let script = array[2].replace("/data/", &format!("{}/data/", env.root().display()));
+    let pod = |index: u32| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", path_with_binary())
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .output()
+            .unwrap();
+        common::run_of(out)
+    };
+    let failed: Vec<u32> = (0..completions)
+        .filter(|&index| {
+            let run = pod(index);
+            assert!(matches!(run.code, Some(0 | 1)), "{run}");
+            run.code == Some(1)
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "the index owning bad.kml fails");
+    assert_eq!(env.files_ending(".csv").len(), 40);
+    let restart = pod(failed[0]);
+    assert_code(&restart, 0);
+    assert_stderr_has(
+        &restart,
+        "data/crawl/1/bad.kml:1:93: warning: failed before and unchanged since",
+    );
+    for index in 0..completions {
+        assert_code(&pod(index), 0);
+    }
+    assert!(env.exists("data/csv/1/bad.csv.failed"));
 }

@@ -280,7 +280,7 @@ fn warnings_are_counted_but_only_the_first_kept() {
         doc.push_str("x,y ");
     }
     doc.push_str("</coordinates></LineString></Placemark>");
-    let mut writer = kml2csv::csv_out::VertexWriter::new(Vec::new()).unwrap();
+    let mut writer = kml2csv::csv::VertexWriter::new(Vec::new()).unwrap();
     let summary = kml::read(
         Cursor::new(doc.as_bytes()),
         &mut writer,

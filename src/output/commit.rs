@@ -6,7 +6,7 @@
 //! for a batch of small files takes far longer than converting them. Instead, workers only write
 //! their temporaries and queue them here, where two stages follow:
 //!
-//! 1. syncing: up to `SYNC_THREADS` threads each take the next temporary and `fsync` it. Many
+//! 1. syncing: up to 16 threads each take the next temporary and `fsync` it. Many
 //!    syncs in flight at once are committed together by the file system's journal instead of
 //!    one flush each, and a big file's sync never holds up the small ones behind it. A small
 //!    CSV (up to `SMALL`) goes straight to the committer instead, on Linux 5.8 and later and
@@ -15,7 +15,7 @@
 //!    of the first (or while the previous group was published) into a group. It makes the small
 //!    ones durable with one `syncfs` per file system if there are enough of them, or an
 //!    `fsync` each (`settle`). It gives each temporary whose sync succeeded its final name
-//!    ([`crate::temp::Temp::publish`]: never before, and never once a stop was requested: those
+//!    ([`crate::output::temp::Temp::publish`]: never before, and never once a stop was requested: those
 //!    temporaries are dropped instead), then syncs each folder that received a name once
 //!    (`fsync` of the directory), so that the names themselves survive a power cut, and only
 //!    then reports the files.
@@ -33,19 +33,47 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::convert::{self, Outcome, Written};
-use crate::plan::parent_or_dot;
-use crate::temp::Published;
+use crate::kml::{Position, Warnings};
+use crate::output::durable::{self, parent_or_dot};
+use crate::output::limits;
+use crate::output::temp::{Published, Temp};
 
-/// Temporaries that may wait for the committer; workers block beyond this.
-const QUEUE: usize = 128;
-/// The largest group made durable at once.
-const MAX_GROUP: usize = 256;
+/// What became of one job.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The output is in place.
+    Converted { rows: u64, warnings: Warnings },
+    /// Another process created the output while this one was converting; its file was kept.
+    ConvertedElsewhere { warnings: Warnings },
+    /// Nothing was written; the message is printed after the input's path (and the position
+    /// in it, when the reader knows one).
+    Failed {
+        position: Option<Position>,
+        message: String,
+        warnings: Warnings,
+        /// The input's content is at fault (malformed XML, a bad encoding or KMZ, a warning
+        /// under `--strict`), not reading it or writing the CSV: it fails again until it
+        /// changes (see `batch::failed`).
+        of_input: bool,
+    },
+    /// Stopped by a signal before completion; nothing was written.
+    Interrupted,
+}
+
+/// A conversion that is complete in its temporary file, not yet durable nor named.
+#[derive(Debug)]
+pub struct Written {
+    pub temp: Temp,
+    pub rows: u64,
+    pub warnings: Warnings,
+}
+
+// How many temporaries may wait for the committer (workers block beyond), the largest group
+// made durable at once and the threads that call `fsync` at the same time come from
+// [`crate::output::limits`]: 128, 256 and 16 unless few files may be open.
 /// How long a group waits for more temporaries after its first; it waits no longer once every
 /// worker is done.
 const GATHER: Duration = Duration::from_millis(20);
-/// Threads that call `fsync` at the same time within a group.
-const SYNC_THREADS: usize = 16;
 
 /// A finished temporary waiting to be made durable and renamed; `tag` says which job it is.
 pub struct Pending<T> {
@@ -122,10 +150,11 @@ where
     T: Send + 'scope,
     F: FnMut(T, PathBuf, Outcome) + Send + 'scope,
 {
-    let (queue, received) = mpsc::sync_channel::<Pending<T>>(QUEUE);
-    let (synced, to_publish) = mpsc::sync_channel::<Synced<T>>(QUEUE);
+    let limits = limits::get();
+    let (queue, received) = mpsc::sync_channel::<Pending<T>>(limits.queue);
+    let (synced, to_publish) = mpsc::sync_channel::<Synced<T>>(limits.queue);
     let received = std::sync::Arc::new(Mutex::new(received));
-    for i in 0..SYNC_THREADS {
+    for i in 0..limits.sync_threads {
         let received = received.clone();
         let synced = synced.clone();
         thread::Builder::new()
@@ -144,14 +173,14 @@ where
                 // small files, a `syncfs`), which two files or two hundred cost alike.
                 let until = Instant::now() + GATHER;
                 let mut group = vec![first];
-                while group.len() < MAX_GROUP {
+                while group.len() < limits.group {
                     let left = until.saturating_duration_since(Instant::now());
                     match to_publish.recv_timeout(left) {
                         Ok(next) => group.push(next),
                         Err(_) => break,
                     }
                 }
-                let group = settle(group, stop, group_sync::syncfs, convert::sync_file);
+                let group = settle(group, stop, group_sync::syncfs, durable::sync_file);
                 for (tag, output, outcome) in publish_group(group, stop) {
                     done(tag, output, outcome);
                 }
@@ -175,7 +204,7 @@ fn sync_queue<T>(
         let state = if stop.load(Ordering::Relaxed) {
             SyncState::Stopped
         } else {
-            SyncState::Done(convert::sync_file(pending.written.temp.as_file()))
+            SyncState::Done(durable::sync_file(pending.written.temp.as_file()))
         };
         if synced.send((pending, state)).is_err() {
             return;
@@ -264,6 +293,7 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
                 position: None,
                 message: format!("cannot make {} durable: {e}", temp.describe(&output)),
                 warnings,
+                of_input: false,
             },
             None => Outcome::Interrupted,
             Some(Ok(())) => match temp.publish(&output) {
@@ -279,6 +309,7 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
                     position: None,
                     message,
                     warnings,
+                    of_input: false,
                 },
             },
         };
@@ -301,6 +332,7 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
                         dir.display()
                     ),
                     warnings: std::mem::take(warnings),
+                    of_input: false,
                 };
             }
         }
@@ -308,16 +340,16 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
     results
 }
 
-/// `fsync` every file, up to [`SYNC_THREADS`] at a time; one result per file, in order.
+/// `fsync` every file, up to [`limits::Limits::sync_threads`] at a time; one result per file, in order.
 fn sync_files(files: &[&File]) -> Vec<io::Result<()>> {
-    parallel(files, |file| convert::sync_file(file))
+    parallel(files, |file| durable::sync_file(file))
 }
 
 fn sync_dirs(dirs: &[&Path]) -> Vec<io::Result<()>> {
-    parallel(dirs, |dir| convert::sync_dir(dir))
+    parallel(dirs, |dir| durable::sync_dir(dir))
 }
 
-/// Apply `sync` to every item, spreading them over up to [`SYNC_THREADS`] scoped threads: syncs
+/// Apply `sync` to every item, spreading them over up to [`limits::Limits::sync_threads`] scoped threads: syncs
 /// issued together are flushed together by the journal.
 fn parallel<I: Sync>(
     items: &[I],
@@ -326,7 +358,9 @@ fn parallel<I: Sync>(
     if items.len() <= 1 {
         return items.iter().map(&sync).collect();
     }
-    let per_thread = items.len().div_ceil(SYNC_THREADS.min(items.len()));
+    let per_thread = items
+        .len()
+        .div_ceil(limits::get().sync_threads.min(items.len()));
     thread::scope(|scope| {
         let handles: Vec<_> = items
             .chunks(per_thread)
@@ -368,7 +402,7 @@ mod group_sync {
     /// behind it, which an `fsync` does.
     #[cfg(target_os = "linux")]
     fn syncs_whole(file: &File) -> bool {
-        crate::disk::local(file).is_some()
+        crate::output::disk::local(file).is_some()
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -427,8 +461,6 @@ mod group_sync {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kml::Warnings;
-    use crate::temp::Temp;
     use crate::test_support::names;
     use std::fs;
     use std::io::Write;

@@ -1,72 +1,13 @@
-//! What the engine needs to know, decided once from the command line.
-//!
-//! The rest of the program takes a `&Config` and never sees clap, so tests and other front
-//! ends can build one directly.
+//! The command line made into the plain [`Config`] the batch runs from: defaults that depend
+//! on the machine and the terminal are resolved here, once.
 
-use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use crate::cli::{Args, ColorArg, RowsArg};
-use crate::csv_out::{Dialect, RowKind, Shape};
-use crate::shard::Shard;
-
-/// How much is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verbosity {
-    /// Errors only.
-    Quiet,
-    /// Errors, warnings and the closing summary.
-    Normal,
-    /// Also a line for every file.
-    Verbose,
-}
-
-/// Where the CSV of all inputs goes with `--merge`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Merge {
-    File(PathBuf),
-    Stdout,
-}
-
-/// Everything a batch run depends on.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Paths, directories and glob patterns, in the order given; `-` is standard input.
-    pub inputs: Vec<OsString>,
-    /// Folder for all CSVs; `None` puts each CSV beside its input.
-    pub out_dir: Option<PathBuf>,
-    /// `--out -`: the CSV of the single input goes to standard output.
-    pub stdout: bool,
-    /// `--merge`: one CSV for all inputs.
-    pub merge: Option<Merge>,
-    /// `--keep-going`: write the merged CSV of the inputs that converted, even if some failed.
-    pub keep_going: bool,
-    /// Replace existing CSVs instead of skipping them.
-    pub force: bool,
-    /// Replace CSVs older than their input, skip the others.
-    pub update: bool,
-    /// Only print what would be done.
-    pub dry_run: bool,
-    /// Where to write the JSON report.
-    pub report: Option<PathBuf>,
-    /// The columns asked for.
-    pub shape: Shape,
-    /// How the CSV is written.
-    pub dialect: Dialect,
-    /// Worker threads, at least 1.
-    pub jobs: usize,
-    /// Turn the first warning of a file into its failure.
-    pub strict: bool,
-    /// What to print.
-    pub verbosity: Verbosity,
-    /// `--shard K/N`: convert only this part of the inputs.
-    pub shard: Option<Shard>,
-    /// Colour `warning` and errors on stderr.
-    pub color: bool,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
-}
+use crate::batch::{Config, Merge};
+use crate::cli::args::{Args, ColorArg, RowsArg};
+use crate::csv::{Dialect, RowKind, Shape};
+use crate::ui::report::Verbosity;
 
 impl Config {
     /// Resolve defaults that depend on the machine and the terminal.
@@ -130,6 +71,7 @@ impl Config {
             keep_going: args.keep_going,
             force: args.force,
             update: args.update,
+            retry_failed: args.retry_failed,
             dry_run: args.dry_run,
             report: args.report,
             shape,

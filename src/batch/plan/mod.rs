@@ -5,19 +5,22 @@
 //! stops the run before it has changed anything, and so that the workers only ever see one
 //! ready-made job each.
 
+pub mod names;
+pub(crate) mod pattern;
+pub mod shard;
+
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::names;
-use crate::path_text::escaped;
-use crate::pattern::{self, Entry};
-use crate::shard::Shard;
+use crate::output::durable::parent_or_dot;
+use crate::ui::path_text::escaped;
+use pattern::Entry;
+use shard::Shard;
 
 /// One input, in the order the user named it, and what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +39,12 @@ pub enum Action {
     Skip { output: PathBuf },
     /// The input cannot be converted; the message says why and is printed after the path.
     Fail { message: String },
+    /// The input failed in an earlier run and has not changed since: not tried again (see
+    /// [`crate::batch::failed`]).
+    FailedBefore {
+        output: PathBuf,
+        record: crate::batch::failed::Record,
+    },
 }
 
 /// All inputs of a run, in command-line order.
@@ -52,7 +61,7 @@ impl Plan {
         for item in &self.items {
             let output = match &item.action {
                 Action::Convert { output, .. } | Action::Skip { output } => output,
-                Action::Fail { .. } => continue,
+                Action::Fail { .. } | Action::FailedBefore { .. } => continue,
             };
             let dir = parent_or_dot(output).to_path_buf();
             if seen.insert(dir.clone()) {
@@ -264,7 +273,7 @@ fn build_with(
     for item in items.iter().filter(|_| target.is_some()) {
         let output = match &item.action {
             Action::Convert { output, .. } | Action::Skip { output } => output,
-            Action::Fail { .. } => continue,
+            Action::Fail { .. } | Action::FailedBefore { .. } => continue,
         };
         let key = collision_key(output, &mut resolve);
         match owners.get(&key) {
@@ -734,7 +743,8 @@ fn check_clashes(
             ..
         } = candidate
         {
-            let mut keys = vec![Key::Path(canonical.clone())];
+            // Folded as the output keys are (see `collision_key`).
+            let mut keys = vec![Key::Path(names::folded(canonical.clone()))];
             keys.extend(id.map(Key::Id));
             claims.push(Claim {
                 path,
@@ -818,14 +828,6 @@ fn path_keys(path: &Path, resolve: &mut Canonical) -> Vec<Key> {
         keys.push(Key::Id(id));
     }
     keys
-}
-
-/// The folder of `path`, `.` for a bare file name.
-pub fn parent_or_dot(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
 }
 
 fn fail(message: impl Into<String>) -> Action {

@@ -5,9 +5,6 @@
 //! an anonymous temporary part, and once all of them succeeded the header and the parts are
 //! joined, in the sorted order of the inputs, into a temporary file that is synced and renamed
 //! into place. So a merged CSV that exists is complete, and has every input in it.
-//!
-//! Also home to what both kinds of run share with [`crate::run`]: usage checks, read options,
-//! the first pass over ExtendedData field names, and the end of a run.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -19,174 +16,22 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
-use rayon::prelude::*;
 
-use crate::config::{Config, Merge, Verbosity};
-use crate::convert::{self, Settings, WriteFailure};
-use crate::csv_out::{self, Dialect, Layout};
-use crate::input::{Input, STDIN};
-use crate::json_report::{self, Ending};
+use crate::batch::common::{self, finish, read_options, union_of_fields, warn_fields_not_found};
+use crate::batch::convert::{self, Settings, WriteFailure};
+use crate::batch::dry_run;
+use crate::batch::input::{Input, STDIN};
+use crate::batch::plan::{self, Action};
+use crate::batch::status::{self, ExitStatus, QuietPanics, Stop};
+use crate::batch::{Config, Merge};
+use crate::csv::{self, Dialect, Layout};
 use crate::kml::{ReadOptions, Warnings};
-use crate::path_text::escaped;
-use crate::plan::{self, parent_or_dot, Action};
-use crate::report::{self, FileReport, Reporter, Status};
-use crate::run::{self, ExitStatus, QuietPanics, Stop};
-use crate::temp::{Published, Temp};
-use crate::{dry_run, progress};
-
-/// Mistakes in the combination of options, found before any input is touched.
-pub(crate) fn check_usage(config: &Config) -> Result<(), String> {
-    config.shape.check().map_err(|e| e.to_string())?;
-    let stdin = config.inputs.iter().filter(|i| *i == STDIN).count();
-    if stdin > 1 {
-        return Err("`-` (standard input) can be named only once".into());
-    }
-    if stdin == 1 && config.merge.is_none() {
-        if config.inputs.len() > 1 {
-            return Err(
-                "`-` (standard input) is converted to standard output, so it must be \
-                        the only input; use --merge to combine it with files"
-                    .into(),
-            );
-        }
-        if let Some(dir) = &config.out_dir {
-            return Err(format!(
-                "`-` (standard input) is converted to standard output, not into {}; \
-                 redirect it (`> file.csv`) or use --merge FILE",
-                dir.display()
-            ));
-        }
-    }
-    let csv_on_stdout = config.stdout
-        || config.merge == Some(Merge::Stdout)
-        || (stdin == 1 && config.merge.is_none());
-    if csv_on_stdout && config.report.as_deref() == Some(Path::new("-")) {
-        return Err("--report - and the CSV cannot both go to standard output".into());
-    }
-    Ok(())
-}
-
-/// How inputs are read for `config`.
-pub(crate) fn read_options(config: &Config, stop: &Stop) -> ReadOptions {
-    ReadOptions {
-        strict: config.strict,
-        cancel: Some(stop.requested.clone()),
-        attributes: config.shape.reads_attributes(),
-        features: config.shape.rows == csv_out::RowKind::Features,
-    }
-}
-
-/// The ExtendedData field names of all `inputs` (first pass, in parallel), in first-seen order
-/// over the inputs in the order given. An input that cannot be read adds nothing here; its
-/// conversion reports why.
-pub(crate) fn union_of_fields(
-    pool: &rayon::ThreadPool,
-    inputs: &[Input],
-    read: &ReadOptions,
-) -> Vec<String> {
-    let per_input: Vec<Vec<String>> = pool.install(|| {
-        inputs
-            .par_iter()
-            .map(|input| input.fields(read).unwrap_or_default())
-            .collect()
-    });
-    let mut union = Vec::new();
-    for fields in &per_input {
-        csv_out::union_fields(&mut union, fields);
-    }
-    union
-}
-
-/// Warn about the `--columns` names that none of the `read` inputs has as an ExtendedData field
-/// (`fields`, their union): a typo, or fields that only other inputs have. Their columns are
-/// written empty.
-pub(crate) fn warn_fields_not_found(
-    config: &Config,
-    reporter: &Reporter,
-    fields: &[String],
-    read: usize,
-) {
-    let missing = config.shape.fields_not_found(fields);
-    if missing.is_empty() {
-        return;
-    }
-    let mut available: Vec<String> = config
-        .shape
-        .fixed_columns()
-        .iter()
-        .map(csv_out::Column::header)
-        .collect();
-    available.extend(fields.iter().map(|f| csv_out::data_header(f)));
-    reporter.warn(format_args!(
-        "--columns {}: no ExtendedData field of {} in the {read} {} read, so {} empty; \
-         available: {}",
-        missing.join(", "),
-        if missing.len() == 1 {
-            "that name"
-        } else {
-            "these names"
-        },
-        if read == 1 { "input" } else { "inputs" },
-        if missing.len() == 1 {
-            "its column is"
-        } else {
-            "their columns are"
-        },
-        available.join(", ")
-    ));
-}
-
-/// End a run: print what is still held back and the summary (when `summary`), write the JSON
-/// report, and decide the exit status. `failed` says the run failed beyond its inputs (a merged
-/// CSV that could not be written).
-pub(crate) fn finish(
-    config: &Config,
-    stop: &Stop,
-    reporter: &Reporter,
-    started: Instant,
-    summary: bool,
-    failed: bool,
-) -> ExitStatus {
-    let totals = reporter.flush();
-    let signal = stop.signal();
-    if summary || signal.is_some() {
-        reporter.summary(&totals, started.elapsed(), signal.map(run::signal_name));
-    }
-    let mut status = match signal {
-        Some(signal) => ExitStatus::Signal(signal),
-        None if totals.failed > 0 || failed => ExitStatus::Failure,
-        None => ExitStatus::Success,
-    };
-    if let Some(path) = &config.report {
-        let reports = reporter.take_reports();
-        let ending = Ending {
-            exit_code: status.code(),
-            outcome: match status {
-                ExitStatus::Success => "success",
-                ExitStatus::Failure => "failure",
-                ExitStatus::Usage => "usage",
-                ExitStatus::Signal(_) => "interrupted",
-            },
-            elapsed: started.elapsed(),
-            totals,
-            skip_reason: if config.update {
-                "up to date"
-            } else {
-                "output exists"
-            },
-        };
-        if let Err(e) = json_report::write(path, &reports, &ending) {
-            report::message(format_args!(
-                "{}: cannot write the report: {e}",
-                path.display()
-            ));
-            if status == ExitStatus::Success {
-                status = ExitStatus::Failure;
-            }
-        }
-    }
-    status
-}
+use crate::output::durable::{self, parent_or_dot};
+use crate::output::temp::{Published, Temp};
+use crate::ui::path_text::escaped;
+use crate::ui::progress;
+use crate::ui::report::Verbosity;
+use crate::ui::report::{self, FileReport, Reporter, Status};
 
 /// One input of a merged or standard-output run.
 struct Job {
@@ -219,9 +64,9 @@ pub(crate) fn run(
         .collect();
     let has_stdin = paths.len() < config.inputs.len();
     // With no path among the inputs, this only checks the merged CSV against the report.
-    let plan = match plan::build_inputs(&paths, &run::extra_outputs(config), &stop.requested) {
+    let plan = match plan::build_inputs(&paths, &common::extra_outputs(config), &stop.requested) {
         Ok(plan) => plan,
-        Err(problems) => return Ok(run::refuse(&problems)),
+        Err(problems) => return Ok(common::refuse(&problems)),
     };
     if stop.signal().is_some() {
         return Ok(finish(config, stop, reporter, started, true, false));
@@ -235,7 +80,9 @@ pub(crate) fn run(
                 label: item.input,
                 size,
             },
-            Action::Skip { .. } => unreachable!("build_inputs decides no output"),
+            Action::Skip { .. } | Action::FailedBefore { .. } => {
+                unreachable!("build_inputs decides no output")
+            }
             Action::Fail { message } => Job {
                 label: item.input,
                 input: Err(message),
@@ -304,20 +151,20 @@ pub(crate) fn run(
     let dir = match merge {
         Merge::File(file) => {
             let dir = parent_or_dot(file).to_path_buf();
-            convert::create_dir_durably(&dir)
+            durable::create_dir_durably(&dir)
                 .with_context(|| format!("cannot create output folder {}", dir.display()))?;
             // Found now rather than as the failure of every input, once all are converted.
             Temp::create(&dir, config.force || config.update).with_context(|| {
                 format!("{}: cannot write into {}", file.display(), dir.display())
             })?;
-            run::remove_stale_temporaries_in(vec![dir.clone()], reporter);
+            common::remove_stale_temporaries_in(vec![dir.clone()], reporter);
             Some(dir)
         }
         Merge::Stdout => None,
     };
 
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.jobs)
+        .num_threads(common::workers(config.jobs, jobs.len(), reporter))
         .thread_name(|i| format!("kml2csv-worker-{i}"))
         .build()
         .context("cannot start the worker threads")?;
@@ -555,9 +402,10 @@ fn convert_part(
             position: None,
             message: format!(
                 "internal error: {} (this is a bug in kml2csv; please report it)",
-                run::panic_message(payload.as_ref())
+                status::panic_message(payload.as_ref())
             ),
             warnings: Warnings::default(),
+            of_input: false,
         })
     });
     match written {
@@ -590,6 +438,7 @@ fn failure_status(failure: WriteFailure) -> (Status, Warnings) {
             position,
             message,
             warnings,
+            ..
         } => (Status::Failed { position, message }, warnings),
     }
 }
@@ -606,7 +455,7 @@ fn write_parts<W: Write>(
     dialect: &Dialect,
     parts: Vec<File>,
 ) -> io::Result<()> {
-    csv_out::write_header(out, layout, dialect)?;
+    csv::write_header(out, layout, dialect)?;
     for mut part in parts {
         part.seek(SeekFrom::Start(0))?;
         io::copy(&mut part, out)?;
@@ -629,10 +478,13 @@ fn join_into_file(
         ))
     })?;
     let cannot = |e: io::Error| JoinError::Failed(format!("cannot write: {e}"));
-    let mut out = BufWriter::with_capacity(256 * 1024, crate::disk::WriteBack::new(temp.as_file()));
+    let mut out = BufWriter::with_capacity(
+        256 * 1024,
+        crate::output::disk::WriteBack::new(temp.as_file()),
+    );
     write_parts(&mut out, layout, dialect, parts).map_err(cannot)?;
     drop(out);
-    convert::sync_file(temp.as_file()).map_err(cannot)?;
+    durable::sync_file(temp.as_file()).map_err(cannot)?;
     match temp.publish(file) {
         Ok(Published::Placed) => {}
         Ok(Published::AlreadyThere) => {
@@ -642,7 +494,7 @@ fn join_into_file(
         }
         Err(message) => return Err(JoinError::Failed(message)),
     }
-    convert::sync_dir(dir).map_err(|e| {
+    durable::sync_dir(dir).map_err(|e| {
         JoinError::Failed(format!(
             "is complete but the rename may not survive a crash: cannot sync {}: {e}",
             dir.display()
@@ -720,6 +572,7 @@ fn to_stdout(
                 position: None,
                 message: format!("cannot write: {e}"),
                 warnings: done.1,
+                of_input: false,
             }),
         }
     });

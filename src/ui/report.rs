@@ -14,9 +14,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::config::Verbosity;
 use crate::kml::{Position, Warnings};
-use crate::path_text::escaped;
+use crate::ui::path_text::escaped;
+
+/// How much is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Errors only.
+    Quiet,
+    /// Errors, warnings and the closing summary.
+    Normal,
+    /// Also a line for every file.
+    Verbose,
+}
 
 /// Warnings printed per file; the rest are only counted.
 pub const WARNINGS_SHOWN: usize = 20;
@@ -48,6 +58,13 @@ pub enum Status {
         position: Option<Position>,
         message: String,
     },
+    /// Failed in an earlier run (as `record` says) and unchanged since: not tried again. A
+    /// warning, not a failure of this run.
+    FailedBefore {
+        record: PathBuf,
+        position: Option<Position>,
+        message: String,
+    },
     /// Stopped by a signal, or never started because of one.
     Interrupted,
 }
@@ -58,6 +75,8 @@ pub struct Totals {
     pub converted: u64,
     pub skipped: u64,
     pub failed: u64,
+    /// Inputs that failed in an earlier run and are unchanged: not counted in `failed`.
+    pub failed_before: u64,
     pub interrupted: u64,
     pub rows: u64,
     pub warnings: u64,
@@ -142,7 +161,7 @@ impl Reporter {
             }
         }
         emit(&text);
-        crate::progress::file_done();
+        crate::ui::progress::file_done();
     }
 
     /// Print every report still held back (a run that was interrupted leaves gaps), in order.
@@ -162,8 +181,19 @@ impl Reporter {
     /// The closing line: counts and time; `signal` names the signal that stopped the run.
     pub fn summary(&self, totals: &Totals, elapsed: Duration, signal: Option<&str>) {
         let failed = format!("{} failed", totals.failed);
+        let failed_before = if totals.failed_before > 0 {
+            format!(
+                ", {}",
+                paint(
+                    YELLOW,
+                    &format!("{} failed before (unchanged)", totals.failed_before)
+                )
+            )
+        } else {
+            String::new()
+        };
         let line = format!(
-            "{} converted, {} skipped, {}; {} {}, {} {} in {:.2}s",
+            "{} converted, {} skipped, {}{failed_before}; {} {}, {} {} in {:.2}s",
             totals.converted,
             totals.skipped,
             if totals.failed > 0 {
@@ -262,6 +292,18 @@ impl Reporter {
                 "kml2csv: {input}: skipped, {} was converted by another run meanwhile",
                 escaped(output)
             ),
+            Status::FailedBefore {
+                record,
+                position,
+                message,
+            } if self.verbosity > Verbosity::Quiet => writeln!(
+                text,
+                "kml2csv: {input}{}: {}: failed before and unchanged since, not tried again \
+                 (recorded in {}; --retry-failed tries it): {message}",
+                At(*position),
+                paint(YELLOW, "warning"),
+                escaped(record)
+            ),
             Status::Interrupted if verbose => writeln!(text, "kml2csv: {input}: interrupted"),
             _ => Ok(()),
         };
@@ -277,6 +319,7 @@ fn count(totals: &mut Totals, report: &FileReport) {
         }
         Status::Skipped { .. } | Status::ConvertedElsewhere { .. } => totals.skipped += 1,
         Status::Failed { .. } => totals.failed += 1,
+        Status::FailedBefore { .. } => totals.failed_before += 1,
         Status::Interrupted => totals.interrupted += 1,
     }
 }
@@ -317,7 +360,7 @@ fn emit(text: &str) {
         return;
     }
     // Nothing sensible can be done about a closed or full stderr; the exit status still tells.
-    crate::progress::suspend(|| {
+    crate::ui::progress::suspend(|| {
         let _ = io::stderr().lock().write_all(text.as_bytes());
     });
 }

@@ -2,18 +2,21 @@
 //!
 //! One line per input on standard output (it is the answer asked for, so it can be piped):
 //! `convert INPUT -> OUTPUT (why)`, `skip INPUT -> OUTPUT (why)` or `refuse INPUT: why`. The
-//! counts go to stderr; the exit status is 1 when a real run would fail an input.
+//! counts go to stderr; the exit status is 1 when an input would be refused before it is read
+//! (missing, a pattern that matches nothing, an output in the way). Inputs are not read: one
+//! that a real run would fail on for its content is listed as `convert`.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Verbosity};
-use crate::path_text::escaped;
-use crate::plan::{Action, Plan};
-use crate::report;
-use crate::run::ExitStatus;
+use crate::batch::plan::{Action, Plan};
+use crate::batch::status::ExitStatus;
+use crate::batch::Config;
+use crate::ui::path_text::escaped;
+use crate::ui::report;
+use crate::ui::report::Verbosity;
 
 #[derive(Default)]
 struct Counts {
@@ -52,6 +55,16 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
             Action::Fail { message } => {
                 counts.refuse += 1;
                 writeln!(text, "refuse  {input}: {message}")
+            }
+            Action::FailedBefore { output, .. } => {
+                counts.skip += 1;
+                writeln!(
+                    text,
+                    "skip    {input} -> {} (failed before and unchanged since, see {}; \
+                     --retry-failed tries it)",
+                    escaped(output),
+                    escaped(&crate::batch::failed::path_for(output))
+                )
             }
         };
     }

@@ -3,7 +3,7 @@
 //! page cache ([`Direct`]).
 //!
 //! Nothing here makes a file durable: that stays the `fsync` (or `syncfs`) before the output is
-//! named, in [`crate::commit`].
+//! named, in [`crate::output::commit`].
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -36,7 +36,7 @@ const WRITE_BACK_STRETCH: u64 = 8 << 20;
 
 /// From how many bytes on a CSV is written past the page cache. Below, the page cache costs
 /// little and lets `syncfs` make a group of small files durable at once (see
-/// [`crate::commit`]).
+/// [`crate::output::commit`]).
 pub(crate) const DIRECT_FROM: u64 = 8 << 20;
 
 impl<'a> WriteBack<'a> {

@@ -1,7 +1,7 @@
 //! The command line as the user typed it, and nothing more.
 //!
-//! Kept apart from [`crate::config`] so that the help text can be read in one place and so that
-//! no other module depends on clap: the engine works from a plain [`crate::config::Config`].
+//! Kept apart from [`crate::cli::config`] so that the help text can be read in one place and so that
+//! no other module depends on clap: the engine works from a plain [`crate::batch::Config`].
 //!
 //! `kml2csv completions SHELL` and `kml2csv man` are subcommands, but converting stays the
 //! command itself (`kml2csv FILE...`, no `convert` to type). Clap only takes the first word as a
@@ -12,11 +12,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::shard::Shard;
+use crate::batch::plan::shard::Shard;
 
 const EXIT_CODES: &str = "\
 Exit status:
-  0    every input was converted or skipped (with --dry-run: none would be refused)
+  0    every input was converted or skipped, or failed in an earlier run and is unchanged
+       since (a warning; its record is NAME.csv.failed beside its CSV; --retry-failed tries
+       it again); with --dry-run: none would be refused
   1    at least one input failed (all other inputs were still converted; a --merge CSV is
        written only with --keep-going), or an output folder or the --report file cannot be
        written (checked before any input is converted)
@@ -79,6 +81,12 @@ pub struct Args {
     /// and `cp -u` do).
     #[arg(short, long, help_heading = OUTPUT)]
     pub update: bool,
+
+    /// Convert again the inputs that failed in an earlier run and have not changed since
+    /// (recorded in NAME.csv.failed beside their CSV); otherwise they are reported as failed
+    /// before, with a warning, and do not fail the run.
+    #[arg(long, help_heading = OUTPUT)]
+    pub retry_failed: bool,
 
     /// Print what would be converted, skipped or refused, and why, without writing anything.
     #[arg(short = 'n', long, help_heading = OUTPUT)]

@@ -1,7 +1,7 @@
 //! The file an output is written to before it has its name, and the step that gives it one.
 //!
 //! An output must never be visible under its name before it is whole and durable, so it is
-//! written to a temporary in its own folder and named only once synced (see [`crate::commit`]).
+//! written to a temporary in its own folder and named only once synced (see [`crate::output::commit`]).
 //!
 //! On Linux the temporary has no name at all: `O_TMPFILE` makes a file in the folder without an
 //! entry, and `linkat` gives it the output's name in one step, refusing a name that is taken, so

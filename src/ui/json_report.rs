@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::kml::Position;
-use crate::path_text::escaped;
-use crate::plan::parent_or_dot;
-use crate::report::{FileReport, Status, Totals};
-use crate::{convert, temp};
+use crate::output::durable::{self, parent_or_dot};
+use crate::output::temp;
+use crate::ui::path_text::escaped;
+use crate::ui::report::{FileReport, Status, Totals};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -33,6 +33,7 @@ struct TotalsJson {
     converted: u64,
     skipped: u64,
     failed: u64,
+    failed_before: u64,
     interrupted: u64,
     rows: u64,
     warnings: u64,
@@ -47,6 +48,9 @@ struct InputJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     output: Option<String>,
+    /// The `.failed` file of an input that failed before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<String>,
     rows: Option<u64>,
     bytes: Option<u64>,
     duration_seconds: f64,
@@ -111,6 +115,17 @@ fn input_json<'a>(
             None,
             Some(located(*position, message)),
         ),
+        Status::FailedBefore {
+            record: _,
+            position,
+            message,
+        } => (
+            "failed_before",
+            Some("unchanged since it failed; --retry-failed tries it"),
+            None,
+            None,
+            Some(located(*position, message)),
+        ),
         Status::Interrupted => ("interrupted", None, None, None, None),
     };
     InputJson {
@@ -118,6 +133,10 @@ fn input_json<'a>(
         status,
         reason,
         output: output.map(|o| escaped(o).into_owned()),
+        record: match &report.status {
+            Status::FailedBefore { record, .. } => Some(escaped(record).into_owned()),
+            _ => None,
+        },
         rows,
         bytes: size_of(&report.input),
         duration_seconds: elapsed.as_secs_f64(),
@@ -151,6 +170,7 @@ pub fn render(
             converted: t.converted,
             skipped: t.skipped,
             failed: t.failed,
+            failed_before: t.failed_before,
             interrupted: t.interrupted,
             rows: t.rows,
             warnings: t.warnings,
@@ -183,13 +203,13 @@ pub fn write(
     std::fs::create_dir_all(dir)?;
     let mut temp = temp::create_named(dir)?;
     temp.write_all(text.as_bytes())?;
-    convert::sync_file(temp.as_file())?;
+    durable::sync_file(temp.as_file())?;
     temp.persist(path).map_err(|e| e.error)?;
-    convert::sync_dir(dir)
+    durable::sync_dir(dir)
 }
 
 /// Check, before the run, that a report can be written to `path` (`-` always can): its folder
-/// is created and a temporary file made in it, as [`write`] will. `Err` says why not.
+/// is created and a temporary file made in it, as [`write()`] will. `Err` says why not.
 pub fn check_writable(path: &Path) -> io::Result<()> {
     if path.as_os_str() == "-" {
         return Ok(());
@@ -198,7 +218,7 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
         return Err(io::Error::other("it is a directory"));
     }
     let dir = parent_or_dot(path);
-    convert::create_dir_durably(dir)?;
+    durable::create_dir_durably(dir)?;
     temp::create_named(dir).map(drop)
 }
 

@@ -14,6 +14,8 @@ use std::io::{self, Write};
 
 use crate::kml::{Attributes, Feature, Ring, Sink, Vertex, Warning, Warnings};
 
+pub mod wkt;
+
 /// The header row of the default CSV (one row per vertex), in order.
 pub const COLUMNS: [&str; 10] = [
     "feature",
@@ -389,11 +391,11 @@ impl Layout {
     }
 }
 
-fn builder(dialect: &Dialect, capacity: usize) -> csv::WriterBuilder {
-    let mut builder = csv::WriterBuilder::new();
+fn builder(dialect: &Dialect, capacity: usize) -> ::csv::WriterBuilder {
+    let mut builder = ::csv::WriterBuilder::new();
     builder
         .delimiter(dialect.delimiter)
-        .terminator(csv::Terminator::Any(b'\n'))
+        .terminator(::csv::Terminator::Any(b'\n'))
         .buffer_capacity(capacity);
     builder
 }
@@ -465,7 +467,7 @@ pub struct RowWriter<W: Write> {
 /// Where rows go: through csv-core, or assembled by [`FastRows`] (every CSV of more than one
 /// column; csv-core alone writes the empty rows of a one-column CSV right).
 enum Output<W: Write> {
-    Csv(Box<csv::Writer<W>>),
+    Csv(Box<::csv::Writer<W>>),
     Fast { out: W, rows: FastRows },
 }
 
@@ -1009,7 +1011,7 @@ impl<W: Write> Sink for RowWriter<W> {
             return Ok(());
         }
         self.values.wkt.clear();
-        crate::wkt::write(feature.parts, &mut self.values.wkt);
+        wkt::write(feature.parts, &mut self.values.wkt);
         // Features are numbered once each, so this never reuses a stale lookup.
         self.data_feature = None;
         self.locate_data(Some(feature.ordinal), feature.attributes);
@@ -1022,9 +1024,9 @@ impl<W: Write> Sink for RowWriter<W> {
     }
 }
 
-pub fn into_io(e: csv::Error) -> io::Error {
+pub fn into_io(e: ::csv::Error) -> io::Error {
     match e.into_kind() {
-        csv::ErrorKind::Io(e) => e,
+        ::csv::ErrorKind::Io(e) => e,
         other => io::Error::other(format!("{other:?}")),
     }
 }
@@ -1135,10 +1137,10 @@ mod tests {
         };
         for delimiter in [b',', b'\t', b';', b'|'] {
             let mut fast = FastRows::new(delimiter);
-            let mut reference = csv::WriterBuilder::new()
+            let mut reference = ::csv::WriterBuilder::new()
                 .flexible(true)
                 .delimiter(delimiter)
-                .terminator(csv::Terminator::Any(b'\n'))
+                .terminator(::csv::Terminator::Any(b'\n'))
                 .from_writer(Vec::new());
             for _ in 0..2000 {
                 let fields: Vec<Vec<u8>> = (0..2 + next() % 4)
@@ -1211,9 +1213,9 @@ mod tests {
             let mut w =
                 RowWriter::with_layout(Vec::new(), layout.clone(), shape.rows, &dialect, "s,1")
                     .unwrap();
-            let mut reference = csv::WriterBuilder::new()
+            let mut reference = ::csv::WriterBuilder::new()
                 .delimiter(delimiter)
-                .terminator(csv::Terminator::Any(b'\n'))
+                .terminator(::csv::Terminator::Any(b'\n'))
                 .from_writer(Vec::new());
             let mut number = 0u64;
             for _ in 0..3000 {

@@ -4,41 +4,21 @@
 //! An output either does not exist or is whole: a crash, a full disk, a bad input, Ctrl-C or a
 //! second run working on the same folders never leaves a half-written `.csv`. The CSV is
 //! written to a [`Temp`] beside the output; making it durable and naming it is
-//! [`crate::commit`]'s job, which does it for many files at once.
+//! [`crate::output::commit`]'s job, which does it for many files at once.
 
 use std::fmt;
-use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
-use crate::commit::{self, Pending};
-use crate::csv_out::{Dialect, Layout, RowWriter, Shape};
-use crate::disk::WriteBack;
-use crate::input::Input;
+use crate::batch::input::Input;
+use crate::batch::pipeline;
+use crate::csv::{Dialect, Layout, RowWriter, Shape};
 use crate::kml::{ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
-use crate::pipeline;
-use crate::plan::parent_or_dot;
-use crate::temp::Temp;
-
-/// What became of one job.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The output is in place.
-    Converted { rows: u64, warnings: Warnings },
-    /// Another process created the output while this one was converting; its file was kept.
-    ConvertedElsewhere { warnings: Warnings },
-    /// Nothing was written; the message is printed after the input's path (and the position
-    /// in it, when the reader knows one).
-    Failed {
-        position: Option<Position>,
-        message: String,
-        warnings: Warnings,
-    },
-    /// Stopped by a signal before completion; nothing was written.
-    Interrupted,
-}
+use crate::output::commit::{self, Outcome, Pending, Written};
+use crate::output::disk::WriteBack;
+use crate::output::durable::{create_dir_durably, parent_or_dot};
+use crate::output::temp::Temp;
 
 /// How to convert.
 #[derive(Debug, Clone, Copy)]
@@ -54,21 +34,13 @@ pub struct Settings<'a> {
     /// otherwise each output's come from its `shape` and its input's ExtendedData fields.
     pub layout: Option<&'a Layout>,
     pub dialect: &'a Dialect,
-    /// Read the KML and write the CSV on two threads (see [`crate::pipeline`]): worth it when
+    /// Read the KML and write the CSV on two threads (see [`crate::batch::pipeline`]): worth it when
     /// a core would otherwise sit idle. Ignored for feature rows and attributes.
     pub two_threads: bool,
 }
 
-/// A conversion that is complete in its temporary file, not yet durable nor named.
-#[derive(Debug)]
-pub struct Written {
-    pub temp: Temp,
-    pub rows: u64,
-    pub warnings: Warnings,
-}
-
 /// Convert `input` into `output`, made durable and renamed into place on its own. A batch
-/// instead calls [`write()`] and hands the temporaries to [`crate::commit`], which syncs many at
+/// instead calls [`write()`] and hands the temporaries to [`crate::output::commit`], which syncs many at
 /// once.
 pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
     match write(input, output, settings) {
@@ -119,10 +91,12 @@ pub fn write(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Writ
             position,
             message,
             warnings,
+            of_input,
         }) => Err(Outcome::Failed {
             position,
             message,
             warnings,
+            of_input,
         }),
     }
 }
@@ -132,6 +106,7 @@ fn failed(message: String) -> Outcome {
         position: None,
         message,
         warnings: Warnings::default(),
+        of_input: false,
     }
 }
 
@@ -146,6 +121,8 @@ pub enum WriteFailure {
         position: Option<Position>,
         message: String,
         warnings: Warnings,
+        /// As in [`Outcome::Failed`].
+        of_input: bool,
     },
 }
 
@@ -165,6 +142,7 @@ pub fn write_csv<W: Write>(
                 position: None,
                 message: format!("cannot read: {e}"),
                 warnings: Warnings::default(),
+                of_input: false,
             })?;
             &spooled
         }
@@ -220,6 +198,7 @@ fn read_failure(kind: &ErrorKind, position: Option<Position>, warnings: Warnings
             position,
             message: kind.to_string(),
             warnings,
+            of_input: !matches!(kind, ErrorKind::Io(_)),
         },
     }
 }
@@ -232,57 +211,21 @@ fn write_error(e: &io::Error, warnings: Warnings) -> WriteFailure {
     } else {
         WriteFailure::Failed {
             position: None,
-            message: format!("cannot write: {e}"),
+            message: format!("cannot write: {e}{}", hint(e)),
             warnings,
+            of_input: false,
         }
     }
 }
 
-pub fn sync_file(file: &File) -> io::Result<()> {
-    file.sync_all()
-}
-
-/// `fs::create_dir_all`, with every folder it makes synced into its parent.
-///
-/// An output is only on disk once its folder's own entry is, up to a folder that existed
-/// before; without this a power cut could take away a newly made folder with the outputs the
-/// run reported inside it. The check, the creation and the syncs happen under one lock, so a
-/// worker that finds the folder made by another one also finds it synced.
-pub fn create_dir_durably(dir: &Path) -> io::Result<()> {
-    static CREATING: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = CREATING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if dir.is_dir() {
-        return Ok(());
+/// What the user can do about a write error that needs explaining.
+fn hint(e: &io::Error) -> &'static str {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::EFBIG) {
+        return ": the CSV outgrew the file-size limit (ulimit -f)";
     }
-    let mut missing = Vec::new();
-    let mut folder = dir;
-    while !folder.as_os_str().is_empty() && !folder.exists() {
-        missing.push(folder);
-        match folder.parent() {
-            Some(parent) => folder = parent,
-            None => break,
-        }
-    }
-    fs::create_dir_all(dir)?;
-    // Outermost first: each new folder's entry, then the entries inside it.
-    for made in missing.iter().rev() {
-        sync_dir(parent_or_dot(made))?;
-    }
-    Ok(())
-}
-
-/// Make a rename in `dir` durable: on Unix a directory entry is only on disk once the directory
-/// itself is synced.
-#[cfg(unix)]
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-pub fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
+    let _ = e;
+    ""
 }
 
 /// The error a write returns once the run must stop. Not `ErrorKind::Interrupted`: `write_all`
@@ -356,6 +299,7 @@ impl<W: Write> Sink for Guard<'_, W> {
 mod tests {
     use super::*;
     use crate::test_support::names;
+    use std::fs;
 
     #[test]
     fn one_file_is_converted_durably_on_its_own() {

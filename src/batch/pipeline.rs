@@ -9,7 +9,7 @@
 use std::io;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use crate::csv_out::SequenceKey;
+use crate::csv::SequenceKey;
 use crate::kml::{self, Ring, Sink, Summary, Vertex, Warning};
 
 /// Bytes of encoded rows per batch, and batches in flight.
@@ -293,7 +293,7 @@ fn replay(bytes: &[u8], sink: &mut dyn Sink) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::csv_out::VertexWriter;
+    use crate::csv::VertexWriter;
     use crate::kml::ReadOptions;
 
     fn document() -> String {

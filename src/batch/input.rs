@@ -11,7 +11,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::kml::{self, Error, ErrorKind, Feature, ReadOptions, Sink, Summary, Vertex, Warning};
-use crate::progress;
+use crate::ui::progress;
 
 /// The input argument that means standard input.
 pub const STDIN: &str = "-";

@@ -1,0 +1,124 @@
+//! How many files and threads a run may hold at once, from what the system allows.
+//!
+//! Each worker holds its input and its temporary open, and every finished temporary stays open
+//! until it is named (the queues and the group of [`crate::output::commit`]). With the usual limit of
+//! 1024 open files that is far from a problem, but under `ulimit -n 100` most of a batch
+//! failed with "Too many open files". So the soft limit is first raised to the hard one (as
+//! most servers and runtimes do), and the queue, the group, the syncing threads and the
+//! workers are then sized to fit in what is left.
+
+use std::sync::OnceLock;
+
+/// Descriptors kept aside for everything else: standard streams, folders being synced, the
+/// report, the merged CSV, the zip reader's second handle.
+const RESERVE: usize = 24;
+/// Descriptors one worker may hold at once: its input, its temporary, the temporary's
+/// duplicate for direct writes, a spooled copy.
+const PER_WORKER: usize = 4;
+
+/// What a run may hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Finished temporaries that may wait in each queue of the committer.
+    pub queue: usize,
+    /// The largest group of temporaries named at once.
+    pub group: usize,
+    /// Threads that call `fsync` at the same time.
+    pub sync_threads: usize,
+    /// Workers converting at the same time.
+    pub workers: usize,
+    /// The open-file limit they were derived from, `None` where there is none to speak of.
+    pub open_files: Option<usize>,
+}
+
+impl Limits {
+    /// The limits for a process that may have `open_files` descriptors open (`None`: no
+    /// practical limit).
+    pub fn for_open_files(open_files: Option<usize>) -> Limits {
+        let budget = open_files.map_or(usize::MAX, |n| n.saturating_sub(RESERVE).max(8));
+        let queue = (budget / 8).clamp(1, 128);
+        let group = (budget / 4).clamp(1, 256);
+        let sync_threads = (budget / 32).clamp(1, 16);
+        // The queues (two), the group and each syncing thread's file and folder.
+        let committer = 2 * queue + group + 2 * sync_threads;
+        Limits {
+            queue,
+            group,
+            sync_threads,
+            workers: (budget.saturating_sub(committer) / PER_WORKER).max(1),
+            open_files,
+        }
+    }
+}
+
+/// The limits of this process, decided once (raising the soft open-file limit first).
+pub fn get() -> &'static Limits {
+    static LIMITS: OnceLock<Limits> = OnceLock::new();
+    LIMITS.get_or_init(|| Limits::for_open_files(open_files()))
+}
+
+#[cfg(unix)]
+fn open_files() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        // More than this is never needed; some systems report an "unlimited" hard limit that
+        // setrlimit then refuses.
+        let wanted = limit.rlim_max.min(1 << 16);
+        if limit.rlim_cur < wanted {
+            let raised = libc::rlimit {
+                rlim_cur: wanted,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = wanted;
+            }
+        }
+    }
+    if limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    usize::try_from(limit.rlim_cur).ok()
+}
+
+#[cfg(not(unix))]
+fn open_files() -> Option<usize> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usual_limit_leaves_the_defaults() {
+        let limits = Limits::for_open_files(Some(1 << 16));
+        assert_eq!(
+            (limits.queue, limits.group, limits.sync_threads),
+            (128, 256, 16)
+        );
+        assert!(limits.workers > 1000);
+        assert_eq!(Limits::for_open_files(None).group, 256);
+    }
+
+    // See: issue 17, item 3b.
+    #[test]
+    fn a_low_open_file_limit_shrinks_everything_to_fit() {
+        for open in [16, 32, 64, 100, 200, 1024] {
+            let l = Limits::for_open_files(Some(open));
+            let held = 2 * l.queue + l.group + 2 * l.sync_threads + PER_WORKER * l.workers;
+            assert!(
+                held + RESERVE <= open.max(RESERVE + 8) + PER_WORKER,
+                "{open}: {l:?} holds {held}"
+            );
+            assert!(l.workers >= 1 && l.queue >= 1 && l.group >= 1);
+        }
+        assert!(Limits::for_open_files(Some(100)).workers >= 2);
+    }
+}

@@ -1,0 +1,9 @@
+//! Publishing a finished CSV durably: written to a temporary, synced, then named.
+//!
+//! Knows files on disk and nothing of the batch that decides what to write.
+
+pub mod commit;
+pub(crate) mod disk;
+pub mod durable;
+pub mod limits;
+pub mod temp;
