@@ -352,6 +352,9 @@ fn a_kmz_bomb_is_bounded_in_memory_and_stoppable() {
     let (run, peak, stopped) = watch(child, Duration::from_secs(15), false);
     eprintln!("bomb: peak {peak} KiB, stopped by the test: {stopped}\n{run}");
     assert!(peak < 100 * 1024, "peak memory {peak} KiB");
+    // Windows has no SIGTERM to send: the test's stop is TerminateProcess, a `kill -9`, which
+    // leaves the hidden temporary for the next run to remove, but never a CSV.
+    let killed = stopped && cfg!(windows);
     let stopped_code = if cfg!(windows) { 1 } else { 143 };
     assert_eq!(
         run.code,
@@ -359,7 +362,9 @@ fn a_kmz_bomb_is_bounded_in_memory_and_stoppable() {
         "{run}"
     );
     assert!(env.files_ending(".csv").is_empty());
-    assert!(env.temporaries().is_empty(), "{:?}", env.files());
+    if !killed {
+        assert!(env.temporaries().is_empty(), "{:?}", env.files());
+    }
     record("attack_files", 1);
 }
 
