@@ -6,7 +6,6 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-// Only the tests that need Unix permissions or bash use it.
 #[cfg(unix)]
 use std::process::Command;
 
@@ -89,6 +88,27 @@ fn a_merge_with_a_failed_input_is_not_written_unless_keep_going() {
     }
 }
 
+/// The inputs of a merge share one temporary file per worker: rows that an input wrote before
+/// it failed must not reach the merged CSV. (See: issue 17, item 3b: one file per input was
+/// held open until the join.)
+#[test]
+fn rows_of_an_input_that_failed_half_way_stay_out_of_the_merge() {
+    let env = TestEnv::new();
+    env.write("in/a.kml", POINT_KML);
+    let broken = points_kml("b", 50);
+    env.write("in/b.kml", &broken[..broken.len() - 20]);
+    env.write("in/c.kml", points_kml("c", 1));
+    let run = env.run(&["-j", "1", "in", "--merge", "all.csv", "--keep-going"]);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "in/b.kml:");
+    assert_eq!(
+        env.read("all.csv"),
+        format!(
+            "source,{HEADER}in/a.kml,0,A,Point,0,,0,1,2,3,\nin/c.kml,0,c-0,Point,0,,0,0.5,-0.25,1,\n"
+        )
+    );
+}
+
 /// `--merge -` into a pipe: a failed merge writes not a byte to standard output (a reader
 /// such as `psql -c "COPY … FROM STDIN"` would take an empty CSV for success); with
 /// `--keep-going` the converted inputs are written and the status is still 1.
@@ -109,6 +129,11 @@ fn a_failed_merge_to_stdout_writes_nothing_at_all() {
         run.stdout,
         format!("source,{HEADER}a.kml,0,A,Point,0,,0,1,2,3,\n")
     );
+    // Nothing converted: not even a header, --keep-going or not.
+    let run = env.run(&["b.kml", "--merge", "-", "--keep-going"]);
+    assert_code(&run, 1);
+    assert_eq!(run.stdout, "", "{run}");
+    assert_stderr_has(&run, "-: not written: every input failed");
 }
 
 /// The README's psql lines, run as written with `wc -l` in place of psql: with the
@@ -206,6 +231,26 @@ fn a_merge_into_a_read_only_folder_names_the_folder_not_the_inputs() {
     assert_stderr_has(&run, "ro/all.csv: cannot write into ro: Permission denied");
     assert!(!run.stderr.contains("inputs failed"), "{run}");
     assert!(!run.stderr.contains("a.kml"), "{run}");
+}
+
+/// What the README says of `--dry-run`: status 1 only for inputs refused before reading; a
+/// truncated KML is not read, so it is listed as `convert` with status 0.
+#[test]
+fn a_dry_run_does_not_read_inputs_and_refuses_only_what_it_can_see() {
+    let env = TestEnv::new();
+    env.write("raw/a.kml", POINT_KML);
+    env.write("raw/bad.kml", TRUNCATED_KML);
+    let run = env.run(&["raw/a.kml", "raw/bad.kml", "--out", "proc", "--dry-run"]);
+    assert_code(&run, 0);
+    assert_eq!(
+        run.stdout,
+        "convert raw/a.kml -> proc/a.csv (no CSV yet)\n\
+         convert raw/bad.kml -> proc/bad.csv (no CSV yet)\n"
+    );
+    let run = env.run(&["raw/a.kml", "raw/missing.kml", "--out", "proc", "-n"]);
+    assert_code(&run, 1);
+    assert!(run.stdout.contains("refuse  raw/missing.kml: "), "{run}");
+    assert!(!env.exists("proc"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -674,4 +719,23 @@ fn the_readme_indexed_job_converges_with_a_broken_kml() {
         assert_code(&pod(index), 0);
     }
     assert!(env.exists("data/csv/1/bad.csv.failed"));
+}
+
+/// A file name that is not UTF-8 is recorded lossily, and still found again.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_input_whose_name_is_not_utf8_converges_too() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new();
+    let name = OsStr::from_bytes(b"caf\xe9.kml");
+    fs::write(env.root().join(name), TRUNCATED_KML).unwrap();
+    let mut first = env.command();
+    first.arg(name);
+    assert_code(&common::run_of(first.output().unwrap()), 1);
+    let mut again = env.command();
+    again.arg(name);
+    let run = common::run_of(again.output().unwrap());
+    assert_code(&run, 0);
+    assert_stderr_has(&run, "warning: failed before and unchanged since");
 }

@@ -63,7 +63,7 @@ pub fn print(plan: &Plan, config: &Config) -> ExitStatus {
                     "skip    {input} -> {} (failed before and unchanged since, see {}; \
                      --retry-failed tries it)",
                     escaped(output),
-                    escaped(&crate::batch::failed::path_for(output))
+                    escaped(&crate::batch::plan::failed::path_for(output))
                 )
             }
         };

@@ -2,16 +2,18 @@
 //! the CSV of a single input on standard output (`--out -`, or `-` read from standard input).
 //!
 //! A merged CSV is built like the per-file outputs are: every input is converted in parallel to
-//! an anonymous temporary part, and once all of them succeeded the header and the parts are
-//! joined, in the sorted order of the inputs, into a temporary file that is synced and renamed
-//! into place. So a merged CSV that exists is complete, and has every input in it.
+//! a piece of an anonymous temporary file (one such file per worker, so that a merge of
+//! thousands of inputs does not hold thousands of files open), and once all of them succeeded
+//! the header and the pieces are joined, in the sorted order of the inputs, into a temporary
+//! file that is synced and renamed into place. So a merged CSV that exists is complete, and has
+//! every input in it.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -188,25 +190,33 @@ pub(crate) fn run(
     if config.progress {
         progress::start(jobs.len() as u64, jobs.iter().map(|j| j.size).sum());
     }
-    let parts: Vec<Mutex<Option<File>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    // One anonymous file per worker thread, each input a piece of one of them.
+    let shelves: Vec<Mutex<Option<File>>> = (0..pool.current_num_threads())
+        .map(|_| Mutex::new(None))
+        .collect();
+    let pieces: Vec<Mutex<Option<Piece>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
     let failed = AtomicU64::new(0);
     let quiet_panics = QuietPanics::install();
     pool.scope_fifo(|scope| {
         let mut order: Vec<usize> = (0..jobs.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].size));
         for index in order {
-            let (job, parts, failed, dir, shown) = (&jobs[index], &parts, &failed, &dir, &shown);
+            let (job, shelves, pieces, failed, dir, shown) =
+                (&jobs[index], &shelves, &pieces, &failed, &dir, &shown);
             scope.spawn_fifo(move |_| {
                 reporter.started(index);
-                let (status, warnings, part) = if settings.stop.load(Ordering::Relaxed) {
+                let (status, warnings, piece) = if settings.stop.load(Ordering::Relaxed) {
                     (Status::Interrupted, Warnings::default(), None)
                 } else {
-                    convert_part(job, dir.as_deref(), shown, settings)
+                    // Only this worker thread uses its shelf; the lock is never contended.
+                    let shelf = rayon::current_thread_index().unwrap_or(0) % shelves.len();
+                    let mut file = shelves[shelf].lock().unwrap_or_else(|p| p.into_inner());
+                    convert_part(job, &mut file, shelf, dir.as_deref(), shown, settings)
                 };
                 if matches!(status, Status::Failed { .. }) {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
-                *parts[index].lock().unwrap_or_else(|p| p.into_inner()) = part;
+                *pieces[index].lock().unwrap_or_else(|p| p.into_inner()) = piece;
                 reporter.file(index, file_report(job, status, warnings));
             });
         }
@@ -228,17 +238,54 @@ pub(crate) fn run(
         ));
         return Ok(finish(config, stop, reporter, started, true, false));
     }
-    let parts: Vec<File> = parts
-        .into_iter()
-        .filter_map(|p| p.into_inner().unwrap_or_else(|p| p.into_inner()))
-        .collect();
+    if failed > 0 && failed == jobs.len() as u64 {
+        // --keep-going, but nothing to keep: a CSV of a header alone would pass for data.
+        reporter.flush();
+        report::message(format_args!(
+            "{}: not written: every input failed",
+            shown.display()
+        ));
+        return Ok(finish(config, stop, reporter, started, true, false));
+    }
+    let parts = Parts {
+        shelves: shelves
+            .into_iter()
+            .map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .collect(),
+        pieces: pieces
+            .into_iter()
+            .filter_map(|p| p.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .collect(),
+    };
     let written = match merge {
-        Merge::File(file) => join_into_file(file, &layout, &config.dialect, parts, config),
-        Merge::Stdout => join_to_stdout(&layout, &config.dialect, parts),
+        Merge::File(file) => join_into_file(
+            file,
+            &layout,
+            &config.dialect,
+            parts,
+            config,
+            &stop.requested,
+        ),
+        Merge::Stdout => join_to_stdout(&layout, &config.dialect, parts, &stop.requested),
     };
     match written {
         Ok(()) => {}
         Err(JoinError::Closed) => return Ok(ExitStatus::Success),
+        // Nothing was published; the summary says the run was interrupted.
+        Err(JoinError::Interrupted) => {
+            return Ok(finish(config, stop, reporter, started, true, false))
+        }
+        // Like a per-file CSV that another run made meanwhile: theirs is kept, and the run has
+        // not failed (see: issue 17, item 11).
+        Err(JoinError::MadeMeanwhile) => {
+            reporter.flush();
+            reporter.warn(format_args!(
+                "{}: not replaced: another run created it meanwhile; kept theirs (--force \
+                 overwrites it)",
+                escaped(&shown)
+            ));
+            return Ok(finish(config, stop, reporter, started, true, false));
+        }
         Err(JoinError::Failed(message)) => {
             reporter.flush();
             report::message(format_args!("{}: {message}", shown.display()));
@@ -365,10 +412,12 @@ fn file_report(job: &Job, status: Status, warnings: Warnings) -> FileReport {
 /// file's folder, or the system's temporary folder for standard output).
 fn convert_part(
     job: &Job,
+    shelf: &mut Option<File>,
+    shelf_index: usize,
     dir: Option<&Path>,
     shown: &Path,
     settings: Settings<'_>,
-) -> (Status, Warnings, Option<File>) {
+) -> (Status, Warnings, Option<Piece>) {
     let input = match &job.input {
         Ok(input) => input,
         Err(message) => {
@@ -379,23 +428,38 @@ fn convert_part(
             return (status, Warnings::default(), None);
         }
     };
-    let part = match dir {
-        Some(dir) => tempfile::tempfile_in(dir),
-        None => tempfile::tempfile(),
+    if shelf.is_none() {
+        let made = match dir {
+            Some(dir) => tempfile::tempfile_in(dir),
+            None => tempfile::tempfile(),
+        };
+        match made {
+            Ok(file) => *shelf = Some(file),
+            Err(e) => {
+                let status = Status::Failed {
+                    position: None,
+                    message: format!("cannot create a temporary file: {e}"),
+                };
+                return (status, Warnings::default(), None);
+            }
+        }
+    }
+    let Some(mut part) = shelf.as_ref() else {
+        unreachable!("made above")
     };
-    let part = match part {
-        Ok(part) => part,
+    let start = match part.seek(SeekFrom::End(0)) {
+        Ok(start) => start,
         Err(e) => {
             let status = Status::Failed {
                 position: None,
-                message: format!("cannot create a temporary file: {e}"),
+                message: format!("cannot write a temporary file: {e}"),
             };
             return (status, Warnings::default(), None);
         }
     };
     let label = escaped(&job.label);
     let written = panic::catch_unwind(AssertUnwindSafe(|| {
-        convert::write_csv(&part, input, &label, settings)
+        convert::write_csv(part, input, &label, settings)
     }))
     .unwrap_or_else(|payload| {
         Err(WriteFailure::Failed {
@@ -408,20 +472,58 @@ fn convert_part(
             of_input: false,
         })
     });
-    match written {
-        Ok((rows, warnings)) => (
+    let end = written
+        .as_ref()
+        .ok()
+        .map(|_| part.stream_position())
+        .transpose();
+    match (written, end) {
+        (Ok((rows, warnings)), Ok(Some(end))) => (
             Status::Converted {
                 output: shown.to_path_buf(),
                 rows,
             },
             warnings,
-            Some(part),
+            Some(Piece {
+                shelf: shelf_index,
+                start,
+                len: end - start,
+            }),
         ),
-        Err(failure) => {
-            let (status, warnings) = failure_status(failure);
+        (Ok((_, warnings)), Err(e)) => (
+            Status::Failed {
+                position: None,
+                message: format!("cannot write a temporary file: {e}"),
+            },
+            warnings,
+            None,
+        ),
+        (written, _) => {
+            // The next piece starts where this one did; should that fail, it starts after the
+            // unused bytes, which nothing refers to.
+            let _ = part.set_len(start);
+            let (status, warnings) = match written {
+                Err(failure) => failure_status(failure),
+                Ok((_, warnings)) => (Status::Interrupted, warnings),
+            };
             (status, warnings, None)
         }
     }
+}
+
+/// Where one input's CSV rows lie: `len` bytes from `start` in the file of worker `shelf`.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    shelf: usize,
+    start: u64,
+    len: u64,
+}
+
+/// The converted inputs, ready to be joined: the workers' files and the pieces of the inputs
+/// that converted, in the order of the merged CSV.
+struct Parts {
+    shelves: Vec<Option<File>>,
+    pieces: Vec<Piece>,
 }
 
 fn failure_status(failure: WriteFailure) -> (Status, Warnings) {
@@ -446,29 +548,56 @@ fn failure_status(failure: WriteFailure) -> (Status, Warnings) {
 enum JoinError {
     /// Standard output was closed: a quiet, successful end.
     Closed,
+    /// A stop was requested (SIGINT, SIGTERM): nothing was published.
+    Interrupted,
+    /// Another run created the merged CSV meanwhile; it was kept.
+    MadeMeanwhile,
     Failed(String),
 }
 
+/// The header and the pieces, in order, into `out`. `Err(None)` when a stop was requested.
 fn write_parts<W: Write>(
     out: &mut W,
     layout: &Layout,
     dialect: &Dialect,
-    parts: Vec<File>,
-) -> io::Result<()> {
+    parts: Parts,
+    stop: &AtomicBool,
+) -> Result<(), Option<io::Error>> {
     csv::write_header(out, layout, dialect)?;
-    for mut part in parts {
-        part.seek(SeekFrom::Start(0))?;
-        io::copy(&mut part, out)?;
+    // Copied a block at a time, so that a stop is answered within one block, not one part.
+    let mut block = vec![0; 256 * 1024];
+    for piece in parts.pieces {
+        let Some(mut file) = parts.shelves[piece.shelf].as_ref() else {
+            return Err(Some(io::Error::other(
+                "a converted input's rows are missing",
+            )));
+        };
+        file.seek(SeekFrom::Start(piece.start))?;
+        let mut part = file.take(piece.len);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(None);
+            }
+            let n = match part.read(&mut block) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Some(e)),
+            };
+            out.write_all(&block[..n])?;
+        }
     }
-    out.flush()
+    out.flush()?;
+    Ok(())
 }
 
 fn join_into_file(
     file: &Path,
     layout: &Layout,
     dialect: &Dialect,
-    parts: Vec<File>,
+    parts: Parts,
     config: &Config,
+    stop: &AtomicBool,
 ) -> Result<(), JoinError> {
     let dir = parent_or_dot(file);
     let temp = Temp::create(dir, config.force || config.update).map_err(|e| {
@@ -477,21 +606,25 @@ fn join_into_file(
             dir.display()
         ))
     })?;
-    let cannot = |e: io::Error| JoinError::Failed(format!("cannot write: {e}"));
+    let cannot = |e: Option<io::Error>| match e {
+        Some(e) => JoinError::Failed(format!("cannot write: {e}")),
+        None => JoinError::Interrupted,
+    };
     let mut out = BufWriter::with_capacity(
         256 * 1024,
         crate::output::disk::WriteBack::new(temp.as_file()),
     );
-    write_parts(&mut out, layout, dialect, parts).map_err(cannot)?;
+    write_parts(&mut out, layout, dialect, parts, stop).map_err(cannot)?;
     drop(out);
-    durable::sync_file(temp.as_file()).map_err(cannot)?;
+    durable::sync_file(temp.as_file()).map_err(|e| cannot(Some(e)))?;
+    // The last moment to stop: once named, the merged CSV is published. Dropping the
+    // temporary removes it.
+    if stop.load(Ordering::Relaxed) {
+        return Err(JoinError::Interrupted);
+    }
     match temp.publish(file) {
         Ok(Published::Placed) => {}
-        Ok(Published::AlreadyThere) => {
-            return Err(JoinError::Failed(
-                "another run created it meanwhile; kept theirs (--force overwrites it)".into(),
-            ))
-        }
+        Ok(Published::AlreadyThere) => return Err(JoinError::MadeMeanwhile),
         Err(message) => return Err(JoinError::Failed(message)),
     }
     durable::sync_dir(dir).map_err(|e| {
@@ -502,12 +635,18 @@ fn join_into_file(
     })
 }
 
-fn join_to_stdout(layout: &Layout, dialect: &Dialect, parts: Vec<File>) -> Result<(), JoinError> {
+fn join_to_stdout(
+    layout: &Layout,
+    dialect: &Dialect,
+    parts: Parts,
+    stop: &AtomicBool,
+) -> Result<(), JoinError> {
     let mut out = io::stdout().lock();
-    match write_parts(&mut out, layout, dialect, parts) {
+    match write_parts(&mut out, layout, dialect, parts, stop) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(JoinError::Closed),
-        Err(e) => Err(JoinError::Failed(format!("cannot write: {e}"))),
+        Err(None) => Err(JoinError::Interrupted),
+        Err(Some(e)) if e.kind() == io::ErrorKind::BrokenPipe => Err(JoinError::Closed),
+        Err(Some(e)) => Err(JoinError::Failed(format!("cannot write: {e}"))),
     }
 }
 

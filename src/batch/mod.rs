@@ -7,7 +7,6 @@
 pub mod common;
 pub mod convert;
 pub mod dry_run;
-pub mod failed;
 pub mod input;
 pub mod merge;
 pub mod pipeline;
@@ -44,6 +43,8 @@ pub struct Config {
     pub keep_going: bool,
     /// Replace existing CSVs instead of skipping them.
     pub force: bool,
+    /// Name a CSV `x.kml.csv` instead of `x.csv`.
+    pub keep_extension: bool,
     /// Replace CSVs older than their input, skip the others.
     pub update: bool,
     /// Convert inputs that failed before and are unchanged since, instead of reporting them.

@@ -14,9 +14,9 @@ use anyhow::Context;
 use crate::batch::common;
 use crate::batch::convert::{self, Settings};
 use crate::batch::dry_run;
-use crate::batch::failed;
 use crate::batch::input::{Input, STDIN};
 use crate::batch::merge;
+use crate::batch::plan::failed;
 use crate::batch::plan::{self, Action, Plan, Target};
 use crate::batch::status::{panic_message, ExitStatus, QuietPanics, Stop};
 use crate::batch::Config;
@@ -59,6 +59,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         force: config.force,
         shard: config.shard,
         update: config.update,
+        keep_extension: config.keep_extension,
     };
     let mut plan = match plan::build(
         &config.inputs,

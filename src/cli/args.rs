@@ -26,9 +26,11 @@ Exit status:
   130  interrupted by SIGINT (Ctrl-C); a second Ctrl-C ends at once
   143  terminated by SIGTERM
 
-Outputs are written to a temporary file `.kml2csv-*.tmp` in the output folder and renamed into
-place when complete, so a CSV is never half-written. Temporaries left by a killed run are removed
-by the next run. An input named `completions` or `man` is written `./completions`, `./man`.";
+Each CSV is written to a temporary file in its output folder, synced to disk, and only then given
+its name, so a CSV is never half-written. On Linux the temporary has no name (O_TMPFILE) and is
+linked into place; elsewhere, and where an output is replaced (--force, --update), it is a hidden
+`.kml2csv-*.tmp` renamed into place, and those a killed run left are removed by the next run.
+An input named `completions` or `man` is written `./completions`, `./man`.";
 
 const OUTPUT: &str = "Output";
 const CSV: &str = "CSV format";
@@ -59,13 +61,20 @@ pub struct Args {
     /// Write the CSVs into DIR (created if missing) instead of beside each input. With a
     /// pattern, the folders below its fixed part are mirrored under DIR. `-` writes the CSV of
     /// a single input to standard output.
-    #[arg(short, long, value_name = "DIR", help_heading = OUTPUT)]
+    // `--output` too, which is also what clap suggests for a typo such as `--ouput` (it
+    // suggested `--update` before).
+    #[arg(short, long, visible_alias = "output", value_name = "DIR", help_heading = OUTPUT)]
     pub out: Option<PathBuf>,
 
     /// Write one CSV for all inputs (`-`: standard output), with a leading `source` column,
     /// inputs in sorted order. Written only if every input converts, unless --keep-going.
     #[arg(long, value_name = "FILE", conflicts_with = "out", help_heading = OUTPUT)]
     pub merge: Option<PathBuf>,
+
+    /// Name each CSV after its input with the extension kept (`x.kml.csv`, `x.kmz.csv`)
+    /// instead of replaced (`x.csv`), so that `x.kml` and `x.kmz` in one folder get one each.
+    #[arg(long, help_heading = OUTPUT)]
+    pub keep_extension: bool,
 
     /// With --merge: write the merged CSV of the inputs that converted even when others
     /// failed; every failure is still reported and the status is 1. (A run with one CSV per

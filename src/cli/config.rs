@@ -70,6 +70,7 @@ impl Config {
             merge,
             keep_going: args.keep_going,
             force: args.force,
+            keep_extension: args.keep_extension,
             update: args.update,
             retry_failed: args.retry_failed,
             dry_run: args.dry_run,

@@ -38,7 +38,7 @@ pub fn read_kmz<R: Read + Seek>(
     options: &ReadOptions,
 ) -> Result<Summary, Error> {
     let bad = |message: String| Error::new(ErrorKind::Kmz(message), None);
-    let mut archive = zip::ZipArchive::new(input).map_err(|e| bad(e.to_string()))?;
+    let mut archive = zip::ZipArchive::new(input).map_err(|e| bad(archive_problem(&e)))?;
     let mut names = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
         match archive.name_for_index(i) {
@@ -48,7 +48,9 @@ pub fn read_kmz<R: Read + Seek>(
     }
     let index = choose_entry(names.iter().map(String::as_str))
         .ok_or_else(|| bad("no .kml document in the archive".to_string()))?;
-    let entry = archive.by_index(index).map_err(|e| bad(e.to_string()))?;
+    let entry = archive
+        .by_index(index)
+        .map_err(|e| bad(archive_problem(&e)))?;
     reader::read_document(entry, sink, options).map_err(|e| match e.kind {
         // A read error inside the archive is a broken archive (bad CRC, truncated data).
         ErrorKind::Io(io) => Error::new(
@@ -57,6 +59,21 @@ pub fn read_kmz<R: Read + Seek>(
         ),
         _ => e,
     })
+}
+
+/// What the user can act on first, then the zip reader's own words: its "Unexpected end of
+/// zip::format::blocks::ZipLocalEntryBlock" names a type of the library, not the problem.
+fn archive_problem(e: &zip::result::ZipError) -> String {
+    use zip::result::ZipError;
+    match e {
+        ZipError::InvalidArchive(_) => {
+            format!("the file is truncated or not a zip archive ({e})")
+        }
+        ZipError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("the file is truncated ({e})")
+        }
+        _ => e.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ mod coords;
 mod decode;
 mod kmz;
 mod reader;
+mod scan;
 mod spill;
 mod tracked;
 

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use crate::kml::{Position, Warnings};
 use crate::output::durable::{self, parent_or_dot};
 use crate::output::limits;
-use crate::output::temp::{Published, Temp};
+use crate::output::temp::{Published, Replaced, Temp};
 
 /// What became of one job.
 #[derive(Debug)]
@@ -165,6 +165,23 @@ where
         to_sync: queue,
         to_publish: synced,
     };
+    // Threads that let go of the outputs `--force` and `--update` replaced (see [`Replaced`]);
+    // each one waiting is an open descriptor, counted in the limits.
+    let (release, to_release) = mpsc::sync_channel::<Replaced>(limits.queue);
+    let to_release = std::sync::Arc::new(Mutex::new(to_release));
+    for i in 0..limits.sync_threads {
+        let to_release = to_release.clone();
+        thread::Builder::new()
+            .name(format!("kml2csv-release-{i}"))
+            .spawn_scoped(scope, move || loop {
+                let next = match to_release.lock() {
+                    Ok(received) => received.recv(),
+                    Err(_) => return,
+                };
+                // Dropped here, outside the lock: freeing it may wait for the disk.
+                let Ok(_replaced) = next else { return };
+            })?;
+    }
     thread::Builder::new()
         .name("kml2csv-committer".to_owned())
         .spawn_scoped(scope, move || {
@@ -181,7 +198,11 @@ where
                     }
                 }
                 let group = settle(group, stop, group_sync::syncfs, durable::sync_file);
-                for (tag, output, outcome) in publish_group(group, stop) {
+                let released = |replaced| {
+                    // Should the threads be gone, it is let go of here.
+                    let _ = release.send(replaced);
+                };
+                for (tag, output, outcome) in publish_group(group, stop, released) {
                     done(tag, output, outcome);
                 }
             }
@@ -221,7 +242,7 @@ pub fn commit_group<T>(group: Vec<Pending<T>>, stop: &AtomicBool) -> Vec<(T, Pat
         let files: Vec<&File> = group.iter().map(|p| p.written.temp.as_file()).collect();
         sync_files(&files).into_iter().map(Some).collect()
     };
-    publish_group(group.into_iter().zip(synced).collect(), stop)
+    publish_group(group.into_iter().zip(synced).collect(), stop, drop)
 }
 
 /// Make the small temporaries of `group` durable together: one `syncfs` per file system
@@ -271,11 +292,17 @@ fn settle<T>(
 }
 
 /// Rename every synced temporary of `group` into place, then sync each folder that received one,
-/// once. Returns every job's outcome, in the group's order.
-fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBuf, Outcome)> {
+/// once. Returns every job's outcome, in the group's order; the outputs replaced go to
+/// `release`.
+fn publish_group<T>(
+    group: Vec<Settled<T>>,
+    stop: &AtomicBool,
+    release: impl Fn(Replaced),
+) -> Vec<(T, PathBuf, Outcome)> {
     // Rename only what is durable. A temporary dropped here is removed from disk.
     let mut results = Vec::with_capacity(group.len());
     let mut placed_in: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+    let mut replaced_files = Vec::new();
     for (i, (pending, synced)) in group.into_iter().enumerate() {
         let Pending {
             tag,
@@ -296,15 +323,16 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
                 of_input: false,
             },
             None => Outcome::Interrupted,
-            Some(Ok(())) => match temp.publish(&output) {
-                Ok(Published::Placed) => {
+            Some(Ok(())) => match temp.publish_holding(&output, limits::get().hold_replaced) {
+                Ok((Published::Placed, replaced)) => {
+                    replaced_files.extend(replaced);
                     placed_in
                         .entry(parent_or_dot(&output).to_path_buf())
                         .or_default()
                         .push(i);
                     Outcome::Converted { rows, warnings }
                 }
-                Ok(Published::AlreadyThere) => Outcome::ConvertedElsewhere { warnings },
+                Ok((Published::AlreadyThere, _)) => Outcome::ConvertedElsewhere { warnings },
                 Err(message) => Outcome::Failed {
                     position: None,
                     message,
@@ -337,6 +365,8 @@ fn publish_group<T>(group: Vec<Settled<T>>, stop: &AtomicBool) -> Vec<(T, PathBu
             }
         }
     }
+    // Only once the new names are durable: until then a crash may bring the old file back.
+    replaced_files.into_iter().for_each(release);
     results
 }
 

@@ -27,6 +27,9 @@ pub struct Limits {
     pub sync_threads: usize,
     /// Workers converting at the same time.
     pub workers: usize,
+    /// Whether the outputs `--force` replaced are held open until released on other threads
+    /// (see [`crate::output::temp::Replaced`]).
+    pub hold_replaced: bool,
     /// The open-file limit they were derived from, `None` where there is none to speak of.
     pub open_files: Option<usize>,
 }
@@ -40,12 +43,18 @@ impl Limits {
         let group = (budget / 4).clamp(1, 256);
         let sync_threads = (budget / 32).clamp(1, 16);
         // The queues (two), the group and each syncing thread's file and folder.
-        let committer = 2 * queue + group + 2 * sync_threads;
+        let base = 2 * queue + group + 2 * sync_threads;
+        // The outputs that --force replaced, held until released: a group's, a queue's and one
+        // per releasing thread (as many as syncing threads); only where that leaves room.
+        let replaced = group + queue + sync_threads;
+        let hold_replaced = budget.saturating_sub(base) >= replaced + 2 * PER_WORKER;
+        let committer = base + if hold_replaced { replaced } else { 0 };
         Limits {
             queue,
             group,
             sync_threads,
             workers: (budget.saturating_sub(committer) / PER_WORKER).max(1),
+            hold_replaced,
             open_files,
         }
     }
@@ -103,7 +112,7 @@ mod tests {
             (limits.queue, limits.group, limits.sync_threads),
             (128, 256, 16)
         );
-        assert!(limits.workers > 1000);
+        assert!(limits.workers > 1000 && limits.hold_replaced);
         assert_eq!(Limits::for_open_files(None).group, 256);
     }
 
@@ -112,7 +121,13 @@ mod tests {
     fn a_low_open_file_limit_shrinks_everything_to_fit() {
         for open in [16, 32, 64, 100, 200, 1024] {
             let l = Limits::for_open_files(Some(open));
-            let held = 2 * l.queue + l.group + 2 * l.sync_threads + PER_WORKER * l.workers;
+            let replaced = if l.hold_replaced {
+                l.group + l.queue + l.sync_threads
+            } else {
+                0
+            };
+            let held =
+                2 * l.queue + l.group + 2 * l.sync_threads + replaced + PER_WORKER * l.workers;
             assert!(
                 held + RESERVE <= open.max(RESERVE + 8) + PER_WORKER,
                 "{open}: {l:?} holds {held}"

@@ -99,6 +99,17 @@ impl Temp {
     /// symlink is refused either way, so the name can never be steered to overwrite something
     /// else. A temporary that is not placed is removed.
     pub fn publish(self, output: &Path) -> Result<Published, String> {
+        self.publish_holding(output, false)
+            .map(|(published, _replaced)| published)
+    }
+
+    /// [`Temp::publish`]; with `hold`, handing back the output it replaced (if any) still open,
+    /// so that the caller decides where its space is given back (see [`Replaced`]).
+    pub fn publish_holding(
+        self,
+        output: &Path,
+        hold: bool,
+    ) -> Result<(Published, Option<Replaced>), String> {
         match fs::symlink_metadata(output) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(format!(
@@ -114,6 +125,11 @@ impl Temp {
             }
             _ => {}
         }
+        let replaced = if self.replace && hold {
+            Replaced::open(output)
+        } else {
+            None
+        };
         let (placed, how) = match self.kind {
             #[cfg(target_os = "linux")]
             Kind::Unnamed(file) => (link(&file, output), "link"),
@@ -134,12 +150,43 @@ impl Temp {
             ),
         };
         match placed {
-            Ok(()) => Ok(Published::Placed),
+            Ok(()) => Ok((Published::Placed, replaced)),
             Err(e) if !self.replace && e.kind() == io::ErrorKind::AlreadyExists => {
-                Ok(Published::AlreadyThere)
+                Ok((Published::AlreadyThere, None))
             }
             Err(e) => Err(format!("cannot {how} into {}: {e}", output.display())),
         }
+    }
+}
+
+/// The file an output replaced, held open across the rename.
+///
+/// Replacing a file frees the old one's blocks, and where the file system discards freed blocks
+/// at once (ext4 mounted `-o discard` without a journal), the call that frees them waits for
+/// the disk: about 2.5 ms per small file here, one after another, which made `--force` over
+/// 3000 small CSVs take ten times a fresh run. Held open, the old file is freed only when this
+/// handle is dropped; the committer drops them on several threads at once, whose waits overlap
+/// (3000 files freed on 16 threads took 0.3 s instead of 7 s one by one).
+#[derive(Debug)]
+pub struct Replaced(#[allow(dead_code)] File);
+
+impl Replaced {
+    /// A handle on what is at `output` now, if anything: `O_PATH` needs no permission on the
+    /// file and has no effect on whatever kind of file it is.
+    #[cfg(target_os = "linux")]
+    fn open(output: &Path) -> Option<Replaced> {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+            .open(output)
+            .ok()
+            .map(Replaced)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open(_output: &Path) -> Option<Replaced> {
+        None
     }
 }
 

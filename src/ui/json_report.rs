@@ -200,7 +200,7 @@ pub fn write(
         return out.flush();
     }
     let dir = parent_or_dot(path);
-    std::fs::create_dir_all(dir)?;
+    durable::create_dir_durably(dir)?;
     let mut temp = temp::create_named(dir)?;
     temp.write_all(text.as_bytes())?;
     durable::sync_file(temp.as_file())?;

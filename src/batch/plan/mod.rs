@@ -5,6 +5,7 @@
 //! stops the run before it has changed anything, and so that the workers only ever see one
 //! ready-made job each.
 
+pub mod failed;
 pub mod names;
 pub(crate) mod pattern;
 pub mod shard;
@@ -40,10 +41,10 @@ pub enum Action {
     /// The input cannot be converted; the message says why and is printed after the path.
     Fail { message: String },
     /// The input failed in an earlier run and has not changed since: not tried again (see
-    /// [`crate::batch::failed`]).
+    /// [`crate::batch::plan::failed`]).
     FailedBefore {
         output: PathBuf,
-        record: crate::batch::failed::Record,
+        record: crate::batch::plan::failed::Record,
     },
 }
 
@@ -82,6 +83,8 @@ pub enum UsageError {
         output: PathBuf,
         first: PathBuf,
         second: PathBuf,
+        /// `--keep-extension` would tell them apart (`x.kml` and `x.kmz`) and was not given.
+        keep_extension_helps: bool,
     },
     /// A file the run writes (a CSV, the merged CSV, the report) is an input or another file of
     /// the run, under this or another name.
@@ -107,14 +110,31 @@ impl fmt::Display for UsageError {
                 output,
                 first,
                 second,
-            } => write!(
-                f,
-                "{} and {} would both be written to {}; convert them in separate runs or \
-                 with different --out folders",
-                escaped(first),
-                escaped(second),
-                escaped(output)
-            ),
+                keep_extension_helps,
+            } => {
+                write!(
+                    f,
+                    "{} and {} would both be written to {}; ",
+                    escaped(first),
+                    escaped(second),
+                    escaped(output)
+                )?;
+                if *keep_extension_helps {
+                    write!(
+                        f,
+                        "give --keep-extension to name the CSVs {} and {}, or ",
+                        escaped(&csv_name(
+                            Path::new(first.file_name().unwrap_or_default()),
+                            true
+                        )),
+                        escaped(&csv_name(
+                            Path::new(second.file_name().unwrap_or_default()),
+                            true
+                        ))
+                    )?;
+                }
+                f.write_str("convert them in separate runs or with different --out folders")
+            }
             UsageError::Clash {
                 writer,
                 path,
@@ -141,6 +161,8 @@ pub struct Target<'a> {
     pub shard: Option<Shard>,
     /// `--update`: replace an output older than its input.
     pub update: bool,
+    /// `--keep-extension`: `x.kml` → `x.kml.csv` instead of `x.csv`.
+    pub keep_extension: bool,
 }
 
 /// A file the run writes besides the per-input CSVs: the merged CSV, the JSON report.
@@ -281,6 +303,8 @@ fn build_with(
                 output: output.clone(),
                 first: first.to_path_buf(),
                 second: item.input.clone(),
+                keep_extension_helps: target.is_some_and(|t| !t.keep_extension)
+                    && first.file_name() != item.input.file_name(),
             }),
             None => {
                 owners.insert(key, &item.input);
@@ -437,7 +461,11 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
         }
     }
     if files.is_empty() && found.len() == before {
-        return found.push(failed(fail("no .kml or .kmz file in this folder")));
+        return found.push(failed(fail(format!(
+            "no .kml or .kmz file in this folder (a folder stands for the files directly in \
+             it; for its sub-folders too, give the pattern \"{}\")",
+            dir.join("**").join("*.km[lz]").display()
+        ))));
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     found.extend(
@@ -559,14 +587,15 @@ fn decide(
     target: Target<'_>,
     resolve: &mut Canonical,
 ) -> Action {
+    let keep = target.keep_extension;
     let output = match target.out_dir {
-        None => input.with_extension("csv"),
+        None => csv_name(input, keep),
         Some(dir) => match confine(rel) {
-            Some(rel) => names::portable(dir.join(rel).with_extension("csv")),
+            Some(rel) => names::portable(csv_name(&dir.join(rel), keep)),
             None => {
                 return fail(format!(
                     "its output {} would lie outside the --out folder; refusing to write it",
-                    escaped(&rel.with_extension("csv"))
+                    escaped(&csv_name(rel, keep))
                 ))
             }
         },
@@ -611,6 +640,18 @@ fn decide(
         Ok(_) if target.force => Action::Convert { output, size },
         Ok(meta) if target.update && is_older(&meta, input) => Action::Convert { output, size },
         Ok(_) => Action::Skip { output },
+    }
+}
+
+/// The CSV of `path`: its extension replaced by `.csv`, or with `keep_extension` followed by it
+/// (`x.kml.csv`), so that `x.kml` and `x.kmz` side by side get a CSV each.
+fn csv_name(path: &Path, keep_extension: bool) -> PathBuf {
+    if keep_extension {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".csv");
+        PathBuf::from(name)
+    } else {
+        path.with_extension("csv")
     }
 }
 
@@ -889,6 +930,7 @@ mod tests {
             force: true,
             shard: None,
             update: false,
+            keep_extension: false,
         };
         let plan = build(
             &[input.clone().into_os_string()],

@@ -139,7 +139,10 @@ fn lookup(input: &Path, output: &Path, strict: bool) -> Lookup {
     let Ok(record) = serde_json::from_slice::<Record>(&text) else {
         return Lookup::Stale;
     };
-    let same_name = Path::new(&record.input).file_name() == input.file_name();
+    // The record holds the name as text (lossily, for a name that is not UTF-8), so compare
+    // it as such.
+    let lossy = |path: &Path| path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let same_name = lossy(Path::new(&record.input)) == lossy(input);
     let unchanged = same_name
         && Identity::of(input).is_some_and(|identity| identity.matches(&record))
         && (strict || !record.strict);

@@ -1,0 +1,297 @@
+//! The byte tokenizer under the event loop: where a tag, a comment or a CDATA section ends,
+//! which bytes are not plain text, where XML white space is, what is whole UTF-8.
+//!
+//! Kept apart from what the elements mean to KML (`reader.rs`) because it is the hot path and
+//! is tuned byte by byte: most of it looks at eight bytes at a time, which is cheaper than
+//! setting up `memchr` for the short tags and texts a KML file is made of.
+
+use super::coords::is_xml_space;
+
+/// The two kinds of markup whose content is streamed rather than left to quick-xml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Section {
+    Comment,
+    CData,
+}
+
+impl Section {
+    pub(super) fn opener_len(self) -> usize {
+        match self {
+            Section::Comment => "<!--".len(),
+            Section::CData => "<![CDATA[".len(),
+        }
+    }
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Section::Comment => "comment",
+            Section::CData => "CDATA section",
+        }
+    }
+
+    /// In `buf` (at least 3 bytes): how much is content, how much to consume, and whether the
+    /// section ends there; a tail that may start the closing delimiter is left for the next
+    /// look. `Err` is where a comment has a forbidden `--`.
+    pub(super) fn find_end(self, buf: &[u8]) -> Result<(usize, usize, bool), usize> {
+        match self {
+            Section::Comment => match memchr::memmem::find(buf, b"--") {
+                Some(i) if buf.get(i + 2) == Some(&b'>') => Ok((i, i + 3, true)),
+                Some(i) if i + 2 < buf.len() => Err(i),
+                // `--` at the very end: look again with the byte after it.
+                Some(i) => Ok((i, i, false)),
+                None => {
+                    let keep = usize::from(buf.ends_with(b"-"));
+                    Ok((buf.len() - keep, buf.len() - keep, false))
+                }
+            },
+            Section::CData => match memchr::memmem::find(buf, b"]]>") {
+                Some(i) => Ok((i, i + 3, true)),
+                None => Ok((buf.len() - 2, buf.len() - 2, false)),
+            },
+        }
+    }
+}
+
+/// How much of `chunk` belongs to the tag being read, and whether the tag's closing `>` is in
+/// it. A `>` inside a quoted attribute value does not close the tag; `quote` carries an open
+/// quote from one chunk to the next.
+pub(super) fn tag_end(chunk: &[u8], quote: &mut Option<u8>) -> (usize, bool) {
+    let mut i = 0;
+    loop {
+        if let Some(q) = *quote {
+            match memchr::memchr(q, &chunk[i..]) {
+                Some(j) => {
+                    i += j + 1;
+                    *quote = None;
+                }
+                None => return (chunk.len(), false),
+            }
+        }
+        match find_tag_byte(&chunk[i..]) {
+            Some(j) if chunk[i + j] == b'>' => return (i + j + 1, true),
+            Some(j) => {
+                *quote = Some(chunk[i + j]);
+                i += j + 1;
+            }
+            None => return (chunk.len(), false),
+        }
+    }
+}
+
+/// The first `>`, `"` or `'` in `bytes`. Tags are short: the first bytes are looked at eight at
+/// a time, which is much cheaper than setting up `memchr3` for a ten-byte `</gx:coord>`; a long
+/// tag goes on with `memchr3`.
+#[inline]
+pub(super) fn find_tag_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // High bit of every zero byte of `x`, and maybe of bytes after the first zero byte (a
+    // borrow): the lowest one is exact, which is all that is asked.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        if i >= 64 {
+            break;
+        }
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let found = zero(word ^ (ONES * u64::from(b'>')))
+            | zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\'')));
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr3(b'>', b'"', b'\'', &bytes[i..]).map(|j| i + j)
+}
+
+/// `text` without XML white space at either end. Byte by byte: the white space is ASCII, and
+/// going through `char`s cost more than the rest of a `<when>` or `<gx:coord>`.
+pub(super) fn trim_xml_space(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let start = bytes
+        .iter()
+        .position(|&b| !is_xml_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_xml_space(b))
+        .map_or(start, |i| i + 1);
+    // Both ends are next to ASCII bytes (or the ends of `text`): character boundaries.
+    &text[start..end]
+}
+
+/// The pieces of `text` between runs of XML white space.
+pub(super) fn xml_words(text: &str) -> impl Iterator<Item = &str> {
+    text.as_bytes()
+        .split(|&b| is_xml_space(b))
+        .filter(|word| !word.is_empty())
+        .map(move |word| {
+            let start = word.as_ptr() as usize - text.as_ptr() as usize;
+            &text[start..start + word.len()]
+        })
+}
+
+/// Where the local part of a qualified name starts.
+pub(super) fn local_start(qname: &str) -> usize {
+    // Names are short: a plain loop beats memrchr's set-up.
+    qname.bytes().rposition(|b| b == b':').map_or(0, |i| i + 1)
+}
+
+pub(super) fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Where the first byte that is not printable ASCII or XML white space is, if any: a control
+/// character (an error) or the start of a multi-byte UTF-8 character (to be validated).
+/// Text is mostly plain ASCII, so eight bytes are looked at a time.
+pub(super) fn first_unusual_byte(bytes: &[u8]) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const SPACE: u64 = 0x2020_2020_2020_2020;
+    let unusual = |b: u8| b >= 0x80 || (b < 0x20 && !is_xml_space(b));
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        // A high bit, or a byte below 0x20 (this test may also flag the byte after one).
+        let suspicious = (word | (word.wrapping_sub(SPACE) & !word)) & HIGH;
+        if suspicious != 0 {
+            if let Some(i) = chunk.iter().position(|&b| unusual(b)) {
+                return Some(at + i);
+            }
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| unusual(b))
+        .map(|i| at + i)
+}
+
+pub(super) fn utf8_width(first: u8) -> usize {
+    match first {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
+}
+
+/// How many bytes of `bytes` are whole characters: all of them, unless `bytes` ends inside a
+/// UTF-8 sequence, which then starts at the returned index.
+pub(super) fn complete_chars(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    // A sequence is at most four bytes: look for the last lead byte among the last three.
+    for back in 1..=n.min(3) {
+        let b = bytes[n - back];
+        if b & 0xC0 != 0x80 {
+            let complete = b < 0x80 || utf8_width(b) <= back;
+            return if complete { n } else { n - back };
+        }
+    }
+    n
+}
+
+/// The largest `n <= max` that does not split a UTF-8 character of `bytes`.
+pub(super) fn floor_char_boundary(bytes: &[u8], max: usize) -> usize {
+    if max >= bytes.len() {
+        return bytes.len();
+    }
+    let mut n = max;
+    while n > 0 && (bytes[n] & 0xC0) == 0x80 {
+        n -= 1;
+    }
+    n
+}
+
+/// `bytes` as text, or empty if they are not UTF-8. Nearly all of it (a `<when>`, a `<gx:coord>`,
+/// queued values) is short and ASCII, which is cheaper to prove than to validate.
+#[inline]
+pub(super) fn utf8_or_empty(bytes: &[u8]) -> &str {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    } else {
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+}
+
+/// XML turns CR LF and lone CR into LF in character data.
+pub(super) fn normalize_newlines(text: &mut String) {
+    // Memchr's set-up costs more than looking at a short `<when>` eight bytes at a time.
+    const CR: u64 = 0x0D0D_0D0D_0D0D_0D0D;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let bytes = text.as_bytes();
+    let mut words = bytes.chunks_exact(8);
+    let has_cr = words.by_ref().any(|word| {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ CR;
+        // A zero byte (a CR) is the only one whose high bit stays clear.
+        !(((x & LOW7) + LOW7) | x) & !LOW7 != 0
+    }) || words.remainder().contains(&b'\r');
+    if has_cr {
+        *text = text.replace("\r\n", "\n").replace('\r', "\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn white_space_is_trimmed_and_split_by_bytes() {
+        assert_eq!(trim_xml_space(" \t\r\n a b\u{a0}\n"), "a b\u{a0}");
+        assert_eq!(trim_xml_space(" \n "), "");
+        assert_eq!(trim_xml_space(""), "");
+        assert_eq!(trim_xml_space("é"), "é");
+        let words: Vec<&str> = xml_words("\n1.5 \t-2\r\n\u{a0}3 ").collect();
+        assert_eq!(words, ["1.5", "-2", "\u{a0}3"]);
+        assert_eq!(xml_words("  ").count(), 0);
+    }
+
+    #[test]
+    fn carriage_returns_are_found_wherever_they_are() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut text = "x".repeat(len);
+                let plain = text.clone();
+                normalize_newlines(&mut text);
+                assert_eq!(text, plain);
+                text.replace_range(at..=at, "\r");
+                normalize_newlines(&mut text);
+                assert_eq!(text, plain[..at].to_string() + "\n" + &plain[at + 1..]);
+            }
+        }
+        let mut text = "a\r\nb\rc\n".to_string();
+        normalize_newlines(&mut text);
+        assert_eq!(text, "a\nb\nc\n");
+    }
+
+    #[test]
+    fn tag_bytes_are_found_wherever_they_are() {
+        for len in 0..90 {
+            for at in 0..=len {
+                for b in [b'>', b'"', b'\'', b'=', 0x00, 0xFF, 0x3D, 0x3F, 0xBE, 0xA2] {
+                    let mut text = vec![b'a'; len];
+                    if at < len {
+                        text[at] = b;
+                    }
+                    let plain = text.iter().position(|c| b">\"'".contains(c));
+                    assert_eq!(find_tag_byte(&text), plain, "{b:#x} at {at} of {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unusual_bytes_are_found_wherever_they_are() {
+        let plain = b"1.5,2.5,0 \t\r\n 3,4 ".repeat(5);
+        assert_eq!(first_unusual_byte(&plain), None);
+        for at in 0..plain.len() {
+            for bad in [0x00, 0x01, 0x1F, 0x80, 0xC3, 0xFF] {
+                let mut text = plain.clone();
+                text[at] = bad;
+                assert_eq!(first_unusual_byte(&text), Some(at), "{bad:#x} at {at}");
+            }
+        }
+    }
+}
