@@ -518,22 +518,24 @@ fn expand_pattern(
             Entry::Match(path) => {
                 let path = names::portable(path);
                 let rel = relative_to(&path, &base);
-                let found_one = match fs::metadata(&path) {
-                    _ if names::unfit_component(&rel).is_some() => unfit_input(&path, &rel),
-                    Ok(meta) if meta.is_dir() => Some(Found::Failed(Item {
+                if let Some(unfit) = unfit_input(&path, &rel) {
+                    found.push(unfit);
+                    continue;
+                }
+                match fs::metadata(&path) {
+                    Ok(meta) if meta.is_dir() => found.push(Found::Failed(Item {
                         input: path,
                         action: fail(
                             "is a directory (name it as an argument of its own to convert the \
                              .kml/.kmz files in it)",
                         ),
                     })),
-                    Ok(meta) => Some(Found::file(path, rel, &meta)),
-                    Err(e) => Some(Found::Failed(Item {
+                    Ok(meta) => found.push(Found::file(path, rel, &meta)),
+                    Err(e) => found.push(Found::Failed(Item {
                         action: fail_io(&e),
                         input: path,
                     })),
-                };
-                found.extend(found_one);
+                }
             }
             // A folder below the pattern could not be read.
             Entry::Unreadable(path, e) => found.push(Found::Failed(Item {
@@ -712,7 +714,8 @@ fn confine(rel: &Path) -> Option<PathBuf> {
 }
 
 /// A path that is equal for two spellings of the same output (`out/x.csv`, `./out/x.csv`,
-/// through a symlinked folder), whether or not the output's folder exists yet.
+/// through a symlinked folder; on Windows and macOS, `X.csv` and `x.csv`), whether or not the
+/// output's folder exists yet.
 fn collision_key(output: &Path, resolve: &mut Canonical) -> PathBuf {
     names::folded(collision_path(output, resolve))
 }
