@@ -350,9 +350,10 @@ fn every_shape() -> Vec<Vec<kml2csv::kml::Part>> {
 }
 
 fn wkt_of(parts: &[kml2csv::kml::Part]) -> String {
-    let mut text = String::new();
-    kml2csv::csv::wkt::write(parts, &mut text);
-    text
+    let mut text = Vec::new();
+    let geometry = kml2csv::kml::Geometry::from_parts(parts).unwrap();
+    kml2csv::csv::wkt::write(&geometry, &mut text).unwrap();
+    String::from_utf8(text).unwrap()
 }
 
 #[test]
@@ -1090,4 +1091,92 @@ fn every_new_flag_is_in_the_help() {
     ] {
         assert!(run.stdout.contains(flag), "{flag}\n{run}");
     }
+}
+
+/// See: issue 17 (3): the WKT of a feature too large to hold (its geometry goes to a
+/// temporary file) is streamed into the row; the row must be what a small feature's would be,
+/// quoted or not as the delimiter asks, alone or among other columns.
+#[test]
+fn a_feature_too_large_for_memory_is_written_as_the_same_wkt() {
+    let env = TestEnv::new();
+    let tuples = 150_000;
+    let mut kml = String::from(r#"<kml><Placemark><LineString><coordinates>"#);
+    let mut wkt = String::from("LINESTRING Z (");
+    for i in 0..tuples {
+        kml.push_str(&format!("+{}.25,-{}.5,{} ", i % 180, i % 90, i));
+        if i > 0 {
+            wkt.push_str(", ");
+        }
+        wkt.push_str(&format!("{}.25 -{}.5 {}", i % 180, i % 90, i));
+    }
+    wkt.push(')');
+    kml.push_str(r#"</coordinates></LineString><name>big "one"</name>"#);
+    kml.push_str(r#"<ExtendedData><Data name="k"><value>v</value></Data></ExtendedData>"#);
+    kml.push_str("</Placemark></kml>");
+    env.write("big.kml", &kml);
+
+    let run = env.run(&["big.kml", "--rows", "features", "--out", "-"]);
+    assert_code(&run, 0);
+    assert_eq!(
+        run.stdout,
+        format!("feature,name,wkt\n0,\"big \"\"one\"\"\",\"{wkt}\"\n")
+    );
+    let run = env.run(&[
+        "big.kml", "--rows", "features", "-a", "-d", ";", "--out", "-",
+    ]);
+    assert_code(&run, 0);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "feature;name;wkt;folder;description;timestamp;begin;end;style;k\n\
+             0;\"big \"\"one\"\"\";{wkt};;;;;;;v\n"
+        )
+    );
+    let run = env.run(&[
+        "big.kml",
+        "--rows",
+        "features",
+        "--columns",
+        "wkt,wkt",
+        "--out",
+        "-",
+    ]);
+    assert_code(&run, 0);
+    assert_eq!(run.stdout, format!("wkt,wkt\n\"{wkt}\",\"{wkt}\"\n"));
+    let run = env.run(&[
+        "big.kml",
+        "--rows",
+        "features",
+        "--columns",
+        "wkt",
+        "--out",
+        "-",
+    ]);
+    assert_code(&run, 0);
+    assert_eq!(run.stdout, format!("wkt\n\"{wkt}\"\n"));
+}
+
+/// See: one-column CSVs are now assembled like the others; an empty field must still be
+/// written `""` so that its row is not an empty line.
+#[test]
+fn a_one_column_csv_keeps_its_empty_rows() {
+    let env = TestEnv::new();
+    env.write(
+        "a.kml",
+        r#"<kml><Document><Placemark><name>x</name></Placemark><Placemark><Point><coordinates>1,2</coordinates></Point></Placemark></Document></kml>"#,
+    );
+    let run = env.run(&[
+        "a.kml",
+        "--rows",
+        "features",
+        "--columns",
+        "wkt",
+        "--out",
+        "-",
+    ]);
+    assert_code(&run, 0);
+    assert_eq!(run.stdout, "wkt\n\"\"\nPOINT (1 2)\n");
+    let run = env.run(&["a.kml", "--columns", "altitude", "--out", "-"]);
+    assert_code(&run, 0);
+    assert_eq!(run.stdout, "altitude\n\"\"\n");
 }

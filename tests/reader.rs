@@ -320,7 +320,7 @@ impl Sink for Features {
             f.ordinal,
             f.name.to_string(),
             f.attributes.cloned(),
-            f.parts.to_vec(),
+            f.geometry.to_parts()?,
         ));
         Ok(())
     }
@@ -623,4 +623,26 @@ fn tag_errors_name_what_is_wrong_and_where() {
         "x>".repeat(200_000)
     );
     assert_eq!(rows(&long), Vec::<String>::new());
+}
+
+/// See: issue 17 (7b): a Model/Location without a latitude (or longitude) was written with
+/// an empty one, and as the WKT `POINT (8.5 )` that PostGIS and ogr2ogr reject. It is skipped
+/// with a warning, like a tuple without one.
+#[test]
+fn a_model_location_without_a_latitude_is_skipped_with_a_warning() {
+    let doc = r#"<kml><Placemark><name>m</name>
+      <Model><Location><longitude>8.5</longitude><altitude>3</altitude></Location></Model>
+      <Model><Location><latitude>47</latitude></Location></Model>
+      <Model><Location><longitude>1</longitude><latitude>2</latitude></Location></Model>
+    </Placemark></kml>"#;
+    let sink = read_with(doc.as_bytes(), &ReadOptions::default()).unwrap();
+    assert_eq!(sink.rows, ["0|m|Model|0||0|1|2||"]);
+    let warnings: Vec<String> = sink.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            r#"2:83: Model Location "8.5","","3" skipped: no latitude"#,
+            r#"3:58: Model Location "","47","" skipped: no longitude"#,
+        ]
+    );
 }

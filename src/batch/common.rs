@@ -55,6 +55,7 @@ pub(crate) fn read_options(config: &Config, stop: &Stop) -> ReadOptions {
         cancel: Some(stop.requested.clone()),
         attributes: config.shape.reads_attributes(),
         features: config.shape.rows == csv::RowKind::Features,
+        without_geometry: false,
     }
 }
 
@@ -72,11 +73,11 @@ pub(crate) fn union_of_fields(
             .map(|input| input.fields(read).unwrap_or_default())
             .collect()
     });
-    let mut union = Vec::new();
+    let mut union = csv::FieldUnion::default();
     for fields in &per_input {
-        csv::union_fields(&mut union, fields);
+        union.add(fields);
     }
-    union
+    union.into_fields()
 }
 
 /// Warn about the `--columns` names that none of the `read` inputs has as an ExtendedData field

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::batch::input::Input;
 use crate::batch::pipeline;
-use crate::csv::{Dialect, Layout, RowWriter, Shape};
+use crate::csv::{Column, Dialect, Layout, RowWriter, Shape};
 use crate::kml::{ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
 use crate::output::commit::{self, Outcome, Pending, Written};
 use crate::output::disk::WriteBack;
@@ -160,8 +160,23 @@ pub fn write_csv<W: Write>(
         inner: out,
         stop: settings.stop,
     };
-    let writer = RowWriter::with_layout(out, layout, settings.shape.rows, settings.dialect, source)
-        .map_err(|e| write_error(&e, Warnings::default()))?;
+    let data_columns = layout
+        .columns
+        .iter()
+        .filter(|c| matches!(c, Column::Data(_)))
+        .count();
+    let mut writer =
+        RowWriter::with_layout(out, layout, settings.shape.rows, settings.dialect, source)
+            .map_err(|e| write_error(&e, Warnings::default()))?;
+    // A merged CSV's columns are warned about once, for the whole batch.
+    if settings.layout.is_none() {
+        if let Some(message) = crate::csv::many_fields_warning(data_columns) {
+            writer.warning(Warning {
+                position: None,
+                message,
+            });
+        }
+    }
     let sink = Guard {
         writer,
         stop: settings.stop,

@@ -101,6 +101,7 @@ impl Input {
             cancel: options.cancel.clone(),
             attributes: true,
             features: true,
+            without_geometry: true,
         };
         let mut names = FieldNames::default();
         match self {

@@ -336,7 +336,16 @@ fn layout_for(
     if !inputs.is_empty() {
         warn_fields_not_found(config, reporter, &fields, inputs.len());
     }
-    shape.layout(&fields)
+    let layout = shape.layout(&fields);
+    let data_columns = layout
+        .columns
+        .iter()
+        .filter(|c| matches!(c, csv::Column::Data(_)))
+        .count();
+    if let Some(warning) = csv::many_fields_warning(data_columns) {
+        reporter.warn(format_args!("the merged CSV: {warning}"));
+    }
+    layout
 }
 
 fn decide_target(file: &Path, config: &Config, jobs: &[Job]) -> Target {

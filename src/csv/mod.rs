@@ -15,6 +15,7 @@ pub mod wkt;
 pub(crate) use rows::SequenceKey;
 pub use rows::{into_io, write_header, RowWriter, VertexWriter};
 pub use schema::{
-    data_header, union_fields, Column, Dialect, Layout, RowKind, Shape, UnknownColumns,
-    ATTRIBUTE_COLUMNS, BOM, COLUMNS, DATA_PREFIX, FEATURE_COLUMNS, SOURCE_COLUMN,
+    data_header, many_fields_warning, Column, Dialect, FieldUnion, Layout, RowKind, Shape,
+    UnknownColumns, ATTRIBUTE_COLUMNS, BOM, COLUMNS, DATA_PREFIX, FEATURE_COLUMNS, MANY_FIELDS,
+    SOURCE_COLUMN,
 };

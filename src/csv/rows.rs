@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use crate::kml::{Attributes, Feature, Ring, Sink, Vertex, Warning, Warnings};
+use crate::kml::{Attributes, Feature, Geometry, Ring, Sink, Vertex, Warning, Warnings};
 
 use super::wkt;
 use super::{Column, Dialect, Layout, RowKind, Shape, BOM};
@@ -80,10 +80,11 @@ pub struct RowWriter<W: Write> {
     /// by constant columns or not, and maybe followed by some (see [`usual`]).
     usual: Option<bool>,
     cache: SequenceCache,
+    /// The field delimiter.
+    delimiter: u8,
 }
 
-/// Where rows go: through csv-core, or assembled by [`FastRows`] (every CSV of more than one
-/// column; csv-core alone writes the empty rows of a one-column CSV right).
+/// Where rows go: assembled by [`FastRows`], or through csv-core for a CSV without columns.
 enum Output<W: Write> {
     Csv(Box<::csv::Writer<W>>),
     Fast { out: W, rows: FastRows },
@@ -107,13 +108,19 @@ struct FastRows {
     /// what [`crate::kml::is_number`] accepts, which holds no quote, CR or LF; only a
     /// delimiter that is a digit, a sign, `.`, `e` or `E` could turn up in one.
     plain_numbers: bool,
+    /// Rows have a single field: an empty one is written `""`, as csv-core does, so that the
+    /// row is not an empty line.
+    single: bool,
+    /// Where the row being assembled starts in `buf` (`usize::MAX` once part of it was
+    /// written out).
+    row_start: usize,
 }
 
 /// How much of a CSV [`FastRows`] gathers before writing it out.
 const FAST_FLUSH: usize = 256 * 1024;
 
 impl FastRows {
-    fn new(delimiter: u8) -> Self {
+    fn new(delimiter: u8, width: usize) -> Self {
         let mut special = [0; 256];
         for b in [delimiter, b'"', b'\r', b'\n'] {
             special[usize::from(b)] = 1;
@@ -123,6 +130,8 @@ impl FastRows {
             delimiter,
             special: Box::new(special),
             plain_numbers: !matches!(delimiter, b'0'..=b'9' | b'+' | b'-' | b'.' | b'e' | b'E'),
+            single: width == 1,
+            row_start: 0,
         }
     }
 
@@ -167,11 +176,15 @@ impl FastRows {
     }
 
     fn end_row<W: Write>(&mut self, out: &mut W) -> io::Result<()> {
+        if self.single && self.buf.len() == self.row_start {
+            self.buf.extend_from_slice(b"\"\"");
+        }
         self.buf.push(b'\n');
         if self.buf.len() >= FAST_FLUSH {
             out.write_all(&self.buf)?;
             self.buf.clear();
         }
+        self.row_start = self.buf.len();
         Ok(())
     }
 }
@@ -348,8 +361,9 @@ struct Values {
     vertex: itoa_buf::Counter,
     /// For the formula guard.
     scratch: Vec<u8>,
-    /// The WKT of the current feature.
-    wkt: String,
+    /// The WKT of the current feature, when it is small enough to be held (see
+    /// [`RowWriter::write_streamed_row`] for the others).
+    wkt: Vec<u8>,
     /// For each column, the index into the current feature's `Attributes::data` of its value.
     data: Vec<Option<usize>>,
 }
@@ -386,7 +400,8 @@ impl Values {
             Column::Name => row.name,
             Column::Geometry => row.vertex.map_or("", |v| v.geometry),
             Column::Ring => row.vertex.map_or("", |v| v.ring.as_str()),
-            Column::Wkt => &self.wkt,
+            // WKT starts with a letter: the guard would never change it.
+            Column::Wkt => return &self.wkt,
             Column::Folder => attribute(|a| &a.folder),
             Column::Description => attribute(|a| &a.description),
             Column::Timestamp => attribute(|a| &a.timestamp),
@@ -430,10 +445,10 @@ impl<W: Write> RowWriter<W> {
             }
         }
         let width = layout.columns.len();
-        let output = if width > 1 {
+        let output = if width > 0 {
             Output::Fast {
                 out,
-                rows: FastRows::new(dialect.delimiter),
+                rows: FastRows::new(dialect.delimiter, width),
             }
         } else {
             Output::Csv(Box::new(builder(dialect, 256 * 1024).from_writer(out)))
@@ -451,7 +466,7 @@ impl<W: Write> RowWriter<W> {
                 ints: Default::default(),
                 vertex: Default::default(),
                 scratch: Vec::new(),
-                wkt: String::new(),
+                wkt: Vec::new(),
                 data: vec![None; width],
             },
             written: 0,
@@ -459,6 +474,7 @@ impl<W: Write> RowWriter<W> {
             data_columns,
             data_feature: None,
             cache: SequenceCache::default(),
+            delimiter: dialect.delimiter,
         })
     }
 
@@ -602,6 +618,111 @@ impl<W: Write> RowWriter<W> {
     }
 }
 
+impl<W: Write> RowWriter<W> {
+    /// A feature row whose geometry is too large to be held as one WKT value: the WKT is
+    /// written straight into the output, twice read from the geometry (once to see whether
+    /// it needs quotes, then to write it), so that the row costs no more memory than a small
+    /// one and its bytes are the same.
+    fn write_streamed_row(&mut self, row: &Row<'_>, geometry: &Geometry) -> io::Result<()> {
+        let mut check = NeedsQuotes {
+            delimiter: self.delimiter,
+            found: false,
+        };
+        wkt::write(geometry, &mut check)?;
+        let quote = check.found;
+        let columns = &self.layout.columns;
+        match &mut self.output {
+            Output::Fast { out, rows } => {
+                for (i, column) in columns.iter().enumerate() {
+                    if *column != Column::Wkt {
+                        rows.field(i == 0, self.values.field(i, column, row));
+                        continue;
+                    }
+                    if i > 0 {
+                        rows.buf.push(rows.delimiter);
+                    }
+                    let mut field = QuotedField {
+                        buf: &mut rows.buf,
+                        out: &mut *out,
+                        quote,
+                    };
+                    field.open();
+                    wkt::write(geometry, &mut field)?;
+                    field.open();
+                    // The row is not empty, and may have been written out in part.
+                    rows.row_start = usize::MAX;
+                }
+                rows.end_row(out)?;
+            }
+            // A layout without columns has no WKT.
+            Output::Csv(_) => return self.write_row(row),
+        }
+        self.written += 1;
+        Ok(())
+    }
+}
+
+/// Whether the bytes written to it would make a field need quotes (csv-core's rule, as
+/// [`FastRows`] has it).
+struct NeedsQuotes {
+    delimiter: u8,
+    found: bool,
+}
+
+impl Write for NeedsQuotes {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.found |= buf
+            .iter()
+            .any(|&b| b == self.delimiter || matches!(b, b'"' | b'\r' | b'\n'));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A field written in pieces into `buf`, which goes to `out` whenever it is full; quotes
+/// doubled when the field is quoted.
+struct QuotedField<'a> {
+    buf: &'a mut Vec<u8>,
+    out: &'a mut dyn Write,
+    quote: bool,
+}
+
+impl QuotedField<'_> {
+    /// The quote that opens or closes the field, if it has them.
+    fn open(&mut self) {
+        if self.quote {
+            self.buf.push(b'"');
+        }
+    }
+}
+
+impl Write for QuotedField<'_> {
+    fn write(&mut self, piece: &[u8]) -> io::Result<usize> {
+        if self.quote {
+            for part in piece.split_inclusive(|&b| b == b'"') {
+                self.buf.extend_from_slice(part);
+                if part.last() == Some(&b'"') {
+                    self.buf.push(b'"');
+                }
+            }
+        } else {
+            self.buf.extend_from_slice(piece);
+        }
+        if self.buf.len() >= FAST_FLUSH {
+            self.out.write_all(self.buf)?;
+            self.buf.clear();
+        }
+        Ok(piece.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// What one row is made of.
 struct Row<'a> {
     feature: Option<u64>,
@@ -628,17 +749,24 @@ impl<W: Write> Sink for RowWriter<W> {
         if self.rows != RowKind::Features {
             return Ok(());
         }
-        self.values.wkt.clear();
-        wkt::write(feature.parts, &mut self.values.wkt);
         // Features are numbered once each, so this never reuses a stale lookup.
         self.data_feature = None;
         self.locate_data(Some(feature.ordinal), feature.attributes);
-        self.write_row(&Row {
+        let row = Row {
             feature: Some(feature.ordinal),
             name: feature.name,
             attributes: feature.attributes,
             vertex: None,
-        })
+        };
+        self.values.wkt.clear();
+        let wkt = self.layout.columns.contains(&Column::Wkt);
+        if wkt && !feature.geometry.in_memory() {
+            return self.write_streamed_row(&row, feature.geometry);
+        }
+        if wkt {
+            wkt::write(feature.geometry, &mut self.values.wkt)?;
+        }
+        self.write_row(&row)
     }
 }
 
@@ -753,15 +881,17 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for delimiter in [b',', b'\t', b';', b'|'] {
-            let mut fast = FastRows::new(delimiter);
+        for (delimiter, width) in [(b',', 2), (b'\t', 3), (b';', 2), (b'|', 4), (b',', 1)] {
+            let mut fast = FastRows::new(delimiter, width);
             let mut reference = ::csv::WriterBuilder::new()
                 .flexible(true)
                 .delimiter(delimiter)
                 .terminator(::csv::Terminator::Any(b'\n'))
                 .from_writer(Vec::new());
+            let mut out = Vec::new();
             for _ in 0..2000 {
-                let fields: Vec<Vec<u8>> = (0..2 + next() % 4)
+                let n = if width == 1 { 1 } else { 2 + next() % 4 };
+                let fields: Vec<Vec<u8>> = (0..n)
                     .map(|_| {
                         (0..next() % 6)
                             .flat_map(|_| alphabet[(next() % 12) as usize].to_vec())
@@ -771,11 +901,12 @@ mod tests {
                 for (i, field) in fields.iter().enumerate() {
                     fast.field(i == 0, field);
                 }
-                fast.buf.push(b'\n');
+                fast.end_row(&mut out).unwrap();
                 reference.write_record(&fields).unwrap();
             }
+            out.extend_from_slice(&fast.buf);
             let expected = reference.into_inner().unwrap();
-            assert!(fast.buf == expected, "delimiter {:?}", delimiter as char);
+            assert!(out == expected, "delimiter {:?}", delimiter as char);
         }
     }
 
@@ -1117,7 +1248,7 @@ mod tests {
             ordinal: 0,
             name: "A",
             attributes: Some(&a),
-            parts: &parts,
+            geometry: &Geometry::from_parts(&parts).unwrap(),
         })
         .unwrap();
         w.vertex(&vertex("ignored in feature rows", Some(&a)))

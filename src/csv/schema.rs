@@ -352,13 +352,43 @@ fn field_of_header(header: &str) -> String {
     }
 }
 
-/// Add the field names of `more` that `union` lacks, keeping first-seen order.
-pub fn union_fields(union: &mut Vec<String>, more: &[String]) {
-    for field in more {
-        if !union.contains(field) {
-            union.push(field.clone());
+/// The ExtendedData field names of several inputs, in first-seen order. Each name is looked
+/// up in a hash set: a batch can have hundreds of thousands of distinct names.
+#[derive(Debug, Default)]
+pub struct FieldUnion {
+    order: Vec<String>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl FieldUnion {
+    /// Add the names of `more` not seen yet, in their order.
+    pub fn add(&mut self, more: &[String]) {
+        for field in more {
+            if !self.seen.contains(field) {
+                self.seen.insert(field.clone());
+                self.order.push(field.clone());
+            }
         }
     }
+
+    pub fn into_fields(self) -> Vec<String> {
+        self.order
+    }
+}
+
+/// From this many ExtendedData fields on, a CSV gets a warning: each field is a column of
+/// every row, and fields that few features have (a distinct name per Placemark) can turn a
+/// few megabytes of KML into hundreds of megabytes of mostly empty columns.
+pub const MANY_FIELDS: usize = 1000;
+
+/// The warning for a CSV with `fields` ExtendedData columns, if they are that many.
+pub fn many_fields_warning(fields: usize) -> Option<String> {
+    (fields >= MANY_FIELDS).then(|| {
+        format!(
+            "{fields} ExtendedData fields make {fields} columns in every row: the CSV may be \
+             far larger than the KML; name the fields wanted with --columns"
+        )
+    })
 }
 
 /// The columns of one output, in order.
@@ -432,11 +462,9 @@ mod tests {
 
     #[test]
     fn union_keeps_first_seen_order() {
-        let mut union = vec!["a".to_owned(), "b".to_owned()];
-        union_fields(
-            &mut union,
-            &["c".to_owned(), "a".to_owned(), "d".to_owned()],
-        );
-        assert_eq!(union, ["a", "b", "c", "d"]);
+        let mut union = FieldUnion::default();
+        union.add(&["a".to_owned(), "b".to_owned()]);
+        union.add(&["c".to_owned(), "a".to_owned(), "d".to_owned()]);
+        assert_eq!(union.into_fields(), ["a", "b", "c", "d"]);
     }
 }

@@ -1,7 +1,7 @@
 //! The WKT geometry of a whole feature, for `--rows features`.
 //!
 //! Exists so that one row per feature can be loaded as it is by PostGIS (`ST_GeomFromText`),
-//! QGIS or `ogr2ogr`. The coordinate sequences the reader reports ([`Part`]s) become:
+//! QGIS or `ogr2ogr`. The coordinate sequences the reader reports (a [`Geometry`]) become:
 //!
 //! - `Point` and `Model`: a point per tuple;
 //! - `LineString`, `LinearRing`, gx:`Track` and coordinates of any other element: a line string
@@ -16,160 +16,325 @@
 //!
 //! Numbers are copied verbatim from the KML, except that a leading `+` is dropped: GDAL (and so
 //! `ogr2ogr` and QGIS) rejects `POINT (+8.5 47)`.
+//!
+//! A feature's geometry can be far larger than memory (one LineString of ten million
+//! vertices), so the WKT is written as a stream: a first read through the [`Geometry`] decides
+//! its shape (single, `MULTI…` or `GEOMETRYCOLLECTION`, with or without `Z`), a second one
+//! writes it, holding no more than a tuple or two at a time.
 
-use std::fmt::Write;
+use std::io::{self, Write};
 
-use crate::kml::{Part, Ring};
+use crate::kml::{Geometry, GeometryItem, Ring};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Point,
+    Line,
+    Polygon,
+}
+
+impl Kind {
+    fn tag(self) -> &'static str {
+        match self {
+            Kind::Point => "POINT",
+            Kind::Line => "LINESTRING",
+            Kind::Polygon => "POLYGON",
+        }
+    }
+}
+
+/// What a part becomes, as far as its start tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// An inner ring: a hole of the polygon before it, or (without one) a polygon of its own.
+    Hole,
+    /// An outer ring or a LatLonQuad: a new polygon.
+    Polygon,
+    /// `Point` and `Model`: a point per tuple.
+    Points,
+    /// Anything else: a line string, or a point if it has a single tuple.
+    Line,
+}
+
+fn class(geometry: &str, ring: Ring) -> Class {
+    match (ring, geometry) {
+        (Ring::Inner, _) => Class::Hole,
+        (Ring::Outer, _) | (_, "LatLonQuad") => Class::Polygon,
+        (_, "Point" | "Model") => Class::Points,
+        _ => Class::Line,
+    }
+}
+
+/// The shape of the whole WKT, from the first read.
+#[derive(Debug, Default)]
+struct Shape {
+    z: bool,
+    /// Geometries counted up to 2.
+    count: u8,
+    first: Option<Kind>,
+    all_same: bool,
+    last: Option<Kind>,
+}
+
+impl Shape {
+    fn of(geometry: &Geometry) -> io::Result<Shape> {
+        let mut shape = Shape {
+            all_same: true,
+            ..Shape::default()
+        };
+        let mut part: Option<(Class, u8)> = None;
+        geometry.visit(&mut |item| {
+            match item {
+                GeometryItem::Part { geometry, ring } => {
+                    if let Some(done) = part.take() {
+                        shape.end_part(done);
+                    }
+                    part = Some((class(geometry, ring), 0));
+                }
+                GeometryItem::Tuple(t) => {
+                    shape.z |= !t[2].is_empty();
+                    if let Some((Class::Points, _)) = part {
+                        shape.add(Kind::Point);
+                    } else if let Some((_, tuples)) = &mut part {
+                        *tuples = tuples.saturating_add(1);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(done) = part {
+            shape.end_part(done);
+        }
+        Ok(shape)
+    }
+
+    fn end_part(&mut self, (class, tuples): (Class, u8)) {
+        match class {
+            Class::Hole if self.last == Some(Kind::Polygon) => {}
+            Class::Hole | Class::Polygon => self.add(Kind::Polygon),
+            Class::Points => {}
+            Class::Line if tuples == 1 => self.add(Kind::Point),
+            Class::Line => self.add(Kind::Line),
+        }
+    }
+
+    fn add(&mut self, kind: Kind) {
+        match self.first {
+            None => self.first = Some(kind),
+            Some(first) => self.all_same &= first == kind,
+        }
+        self.count = self.count.saturating_add(1).min(2);
+        self.last = Some(kind);
+    }
+}
+
+/// How the geometries of a feature are put together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Single,
+    Multi,
+    Collection,
+}
+
+/// How much WKT is gathered before it is handed to the output.
+const FLUSH: usize = 64 * 1024;
 
 type Tuple = [String; 3];
 
-enum Geometry<'a> {
-    Point(&'a Tuple),
-    Line(&'a [Tuple]),
-    /// Rings, the first one the shell; each ring closed on writing.
-    Polygon(Vec<&'a [Tuple]>),
-}
-
-impl Geometry<'_> {
-    fn tag(&self) -> &'static str {
-        match self {
-            Geometry::Point(_) => "POINT",
-            Geometry::Line(_) => "LINESTRING",
-            Geometry::Polygon(_) => "POLYGON",
-        }
-    }
-
-    fn same_kind(&self, other: &Geometry<'_>) -> bool {
-        std::mem::discriminant(self) == std::mem::discriminant(other)
+fn keep(slot: &mut Tuple, t: [&str; 3]) {
+    for (s, v) in slot.iter_mut().zip(t) {
+        s.clear();
+        s.push_str(v);
     }
 }
 
-/// Append the WKT of a feature made of `parts` to `out` (nothing for no coordinates).
-pub fn write(parts: &[Part], out: &mut String) {
-    let geometries = geometries(parts);
-    let Some(first) = geometries.first() else {
-        return;
+fn borrow(t: &Tuple) -> [&str; 3] {
+    [&t[0], &t[1], &t[2]]
+}
+
+/// Write the WKT of a feature made of `geometry` to `out` (nothing for no coordinates).
+pub fn write(geometry: &Geometry, out: &mut dyn Write) -> io::Result<()> {
+    let shape = Shape::of(geometry)?;
+    let Some(first) = shape.first else {
+        return Ok(());
     };
-    let z = parts
-        .iter()
-        .flat_map(|p| &p.tuples)
-        .any(|t| !t[2].is_empty());
-    let mut w = Writer { out, z };
-    if geometries.len() == 1 {
-        w.tagged(first);
-    } else if geometries.iter().all(|g| g.same_kind(first)) {
-        w.tag(&format!("MULTI{}", first.tag()));
-        w.out.push('(');
-        for (i, g) in geometries.iter().enumerate() {
-            if i > 0 {
-                w.out.push_str(", ");
-            }
-            w.body(g);
+    let mode = match (shape.count, shape.all_same) {
+        (1, _) => Mode::Single,
+        (_, true) => Mode::Multi,
+        _ => Mode::Collection,
+    };
+    let mut w = Writer {
+        buf: Vec::with_capacity(FLUSH + 1024),
+        out,
+        z: shape.z,
+        mode,
+        written: 0,
+        polygon_open: false,
+        part: None,
+        tuples: 0,
+        first: Tuple::default(),
+        last: Tuple::default(),
+    };
+    match mode {
+        Mode::Single => {}
+        Mode::Multi => {
+            w.tag(&format!("MULTI{}", first.tag()));
+            w.buf.push(b'(');
         }
-        w.out.push(')');
-    } else {
-        w.tag("GEOMETRYCOLLECTION");
-        w.out.push('(');
-        for (i, g) in geometries.iter().enumerate() {
-            if i > 0 {
-                w.out.push_str(", ");
-            }
-            w.tagged(g);
-        }
-        w.out.push(')');
-    }
-}
-
-fn geometries(parts: &[Part]) -> Vec<Geometry<'_>> {
-    let mut geometries = Vec::new();
-    for part in parts {
-        let tuples = part.tuples.as_slice();
-        if tuples.is_empty() {
-            continue;
-        }
-        match (part.ring, part.geometry.as_str()) {
-            (Ring::Inner, _) => match geometries.last_mut() {
-                Some(Geometry::Polygon(rings)) => rings.push(tuples),
-                // A hole without a shell: the best reading is a polygon of its own.
-                _ => geometries.push(Geometry::Polygon(vec![tuples])),
-            },
-            (Ring::Outer, _) | (_, "LatLonQuad") => {
-                geometries.push(Geometry::Polygon(vec![tuples]))
-            }
-            (_, "Point" | "Model") => geometries.extend(tuples.iter().map(Geometry::Point)),
-            _ if tuples.len() == 1 => geometries.push(Geometry::Point(&tuples[0])),
-            _ => geometries.push(Geometry::Line(tuples)),
+        Mode::Collection => {
+            w.tag("GEOMETRYCOLLECTION");
+            w.buf.push(b'(');
         }
     }
-    geometries
+    geometry.visit(&mut |item| match item {
+        GeometryItem::Part { geometry, ring } => {
+            w.end_part();
+            w.start_part(class(geometry, ring));
+            Ok(())
+        }
+        GeometryItem::Tuple(t) => w.tuple(t),
+    })?;
+    w.end_part();
+    w.close_polygon();
+    if mode != Mode::Single {
+        w.buf.push(b')');
+    }
+    w.out.write_all(&w.buf)
 }
 
 struct Writer<'a> {
-    out: &'a mut String,
+    buf: Vec<u8>,
+    out: &'a mut dyn Write,
     z: bool,
+    mode: Mode,
+    /// Geometries begun so far.
+    written: u64,
+    /// A polygon was begun and may still get holes.
+    polygon_open: bool,
+    /// The part being written, and how many of its tuples were seen.
+    part: Option<Class>,
+    tuples: u64,
+    /// The part's first tuple (a ring is closed with it; a line waits to know whether it has
+    /// a second one) and its last (to see whether a ring is closed).
+    first: Tuple,
+    last: Tuple,
 }
 
 impl Writer<'_> {
     fn tag(&mut self, tag: &str) {
-        self.out.push_str(tag);
-        self.out.push_str(if self.z { " Z " } else { " " });
+        self.buf.extend_from_slice(tag.as_bytes());
+        self.buf
+            .extend_from_slice(if self.z { b" Z " } else { b" " });
     }
 
-    fn tagged(&mut self, g: &Geometry<'_>) {
-        self.tag(g.tag());
-        self.body(g);
+    /// Start a geometry: end an open polygon, separate it from the one before, tag it unless
+    /// the collection is a `MULTI…` one.
+    fn begin(&mut self, kind: Kind) {
+        self.close_polygon();
+        if self.written > 0 {
+            self.buf.extend_from_slice(b", ");
+        }
+        self.written += 1;
+        if self.mode != Mode::Multi {
+            self.tag(kind.tag());
+        }
     }
 
-    /// The parenthesised coordinates of `g`, without its tag.
-    fn body(&mut self, g: &Geometry<'_>) {
-        match g {
-            Geometry::Point(t) => {
-                self.out.push('(');
-                self.tuple(t);
-                self.out.push(')');
+    fn close_polygon(&mut self) {
+        if self.polygon_open {
+            self.buf.push(b')');
+            self.polygon_open = false;
+        }
+    }
+
+    fn start_part(&mut self, class: Class) {
+        self.part = Some(class);
+        self.tuples = 0;
+        match class {
+            Class::Hole if self.polygon_open => {
+                self.buf.extend_from_slice(b", (");
             }
-            Geometry::Line(tuples) => self.sequence(tuples, false),
-            Geometry::Polygon(rings) => {
-                self.out.push('(');
-                for (i, ring) in rings.iter().enumerate() {
-                    if i > 0 {
-                        self.out.push_str(", ");
-                    }
-                    self.sequence(ring, true);
+            Class::Hole | Class::Polygon => {
+                self.begin(Kind::Polygon);
+                self.buf.extend_from_slice(b"((");
+                self.polygon_open = true;
+            }
+            Class::Points | Class::Line => {}
+        }
+    }
+
+    fn tuple(&mut self, t: [&str; 3]) -> io::Result<()> {
+        let n = self.tuples;
+        self.tuples += 1;
+        match self.part {
+            Some(Class::Points) => {
+                self.begin(Kind::Point);
+                self.buf.push(b'(');
+                self.coordinates(t);
+                self.buf.push(b')');
+            }
+            Some(Class::Line) if n == 0 => keep(&mut self.first, t),
+            Some(Class::Line) => {
+                if n == 1 {
+                    self.begin(Kind::Line);
+                    self.buf.push(b'(');
+                    let first = std::mem::take(&mut self.first);
+                    self.coordinates(borrow(&first));
+                    self.first = first;
                 }
-                self.out.push(')');
+                self.buf.extend_from_slice(b", ");
+                self.coordinates(t);
             }
-        }
-    }
-
-    fn sequence(&mut self, tuples: &[Tuple], close: bool) {
-        self.out.push('(');
-        for (i, t) in tuples.iter().enumerate() {
-            if i > 0 {
-                self.out.push_str(", ");
-            }
-            self.tuple(t);
-        }
-        if close {
-            if let (Some(first), Some(last)) = (tuples.first(), tuples.last()) {
-                if !same_position(first, last) {
-                    self.out.push_str(", ");
-                    self.tuple(first);
+            Some(Class::Hole | Class::Polygon) => {
+                if n == 0 {
+                    keep(&mut self.first, t);
+                } else {
+                    self.buf.extend_from_slice(b", ");
                 }
+                keep(&mut self.last, t);
+                self.coordinates(t);
             }
+            None => {}
         }
-        self.out.push(')');
+        if self.buf.len() >= FLUSH {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
     }
 
-    fn tuple(&mut self, t: &Tuple) {
-        let _ = write!(self.out, "{} {}", unsigned(&t[0]), unsigned(&t[1]));
+    fn end_part(&mut self) {
+        match self.part.take() {
+            Some(Class::Line) if self.tuples == 1 => {
+                self.begin(Kind::Point);
+                self.buf.push(b'(');
+                let first = std::mem::take(&mut self.first);
+                self.coordinates(borrow(&first));
+                self.first = first;
+                self.buf.push(b')');
+            }
+            Some(Class::Line) if self.tuples > 1 => self.buf.push(b')'),
+            Some(Class::Hole | Class::Polygon) => {
+                if !same_position(&self.first, &self.last) {
+                    self.buf.extend_from_slice(b", ");
+                    let first = std::mem::take(&mut self.first);
+                    self.coordinates(borrow(&first));
+                    self.first = first;
+                }
+                self.buf.push(b')');
+            }
+            _ => {}
+        }
+    }
+
+    fn coordinates(&mut self, t: [&str; 3]) {
+        self.buf.extend_from_slice(unsigned(t[0]).as_bytes());
+        self.buf.push(b' ');
+        self.buf.extend_from_slice(unsigned(t[1]).as_bytes());
         if self.z {
-            let altitude = if t[2].is_empty() {
-                "0"
-            } else {
-                unsigned(&t[2])
-            };
-            let _ = write!(self.out, " {altitude}");
+            let altitude = if t[2].is_empty() { "0" } else { unsigned(t[2]) };
+            self.buf.push(b' ');
+            self.buf.extend_from_slice(altitude.as_bytes());
         }
     }
 }
@@ -197,6 +362,7 @@ fn same_position(a: &Tuple, b: &Tuple) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kml::Part;
 
     fn part(geometry: &str, ring: Ring, tuples: &[&str]) -> Part {
         Part {
@@ -217,9 +383,15 @@ mod tests {
     }
 
     fn wkt(parts: &[Part]) -> String {
-        let mut out = String::new();
-        write(parts, &mut out);
-        out
+        let mut out = Vec::new();
+        write(&Geometry::from_parts(parts).unwrap(), &mut out).unwrap();
+        // The same, streamed from a geometry that lives in a temporary file.
+        let mut spilled = Vec::new();
+        let geometry = Geometry::from_parts_spilling(parts, 0).unwrap();
+        assert!(parts.is_empty() || !geometry.in_memory());
+        write(&geometry, &mut spilled).unwrap();
+        assert_eq!(out, spilled);
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
@@ -270,6 +442,42 @@ mod tests {
                 &["1,0", "2,0", "2,2", "1.0,0.0"]
             )]),
             "POLYGON ((1 0, 2 0, 2 2, 1.0 0.0))"
+        );
+    }
+
+    /// See: issue 17 (3): a whole feature's WKT used to be built from strings in memory.
+    #[test]
+    fn holes_points_and_lines_mixed_in_every_order() {
+        let hole = part("Polygon", Ring::Inner, &["1,1", "2,1", "2,2"]);
+        assert_eq!(
+            wkt(std::slice::from_ref(&hole)),
+            "POLYGON ((1 1, 2 1, 2 2, 1 1))"
+        );
+        let parts = [
+            part("Point", Ring::None, &["9,9"]),
+            hole.clone(),
+            hole.clone(),
+            part("LineString", Ring::None, &["7,7"]),
+            part("Polygon", Ring::Outer, &["0,0", "1,0", "0,0"]),
+            hole,
+            part("Model", Ring::None, &["3,4", "5,6"]),
+            part("Track", Ring::None, &["1,2", "3,4,5"]),
+        ];
+        assert_eq!(
+            wkt(&parts),
+            "GEOMETRYCOLLECTION Z (POINT Z (9 9 0), \
+             POLYGON Z ((1 1 0, 2 1 0, 2 2 0, 1 1 0), (1 1 0, 2 1 0, 2 2 0, 1 1 0)), \
+             POINT Z (7 7 0), \
+             POLYGON Z ((0 0 0, 1 0 0, 0 0 0), (1 1 0, 2 1 0, 2 2 0, 1 1 0)), \
+             POINT Z (3 4 0), POINT Z (5 6 0), LINESTRING Z (1 2 0, 3 4 5))"
+        );
+        let lines = [
+            part("LineString", Ring::None, &["1,2", "3,4"]),
+            part("LineString", Ring::None, &["5,6", "7,8", "9,10"]),
+        ];
+        assert_eq!(
+            wkt(&lines),
+            "MULTILINESTRING ((1 2, 3 4), (5 6, 7 8, 9 10))"
         );
     }
 

@@ -47,7 +47,7 @@
 //! # Whole features
 //!
 //! With [`ReadOptions::features`] the sink also gets every feature at its end, with its
-//! coordinate sequences ([`Part`]); with [`ReadOptions::attributes`], its descriptive fields:
+//! coordinate sequences ([`Geometry`]); with [`ReadOptions::attributes`], its descriptive fields:
 //!
 //! ```
 //! use std::io::{self, Cursor};
@@ -63,8 +63,9 @@
 //!     fn warning(&mut self, _: Warning) {}
 //!     fn feature(&mut self, f: &Feature<'_>) -> io::Result<()> {
 //!         let speed = f.attributes.and_then(|a| a.data.iter().find(|(k, _)| k == "speed"));
-//!         let parts: Vec<String> =
-//!             f.parts.iter().map(|p| format!("{} of {}", p.geometry, p.tuples.len())).collect();
+//!         // `to_parts` gathers the geometry in memory; `Geometry::visit` streams it.
+//!         let parts: Vec<String> = f.geometry.to_parts()?.iter()
+//!             .map(|p| format!("{} of {}", p.geometry, p.tuples.len())).collect();
 //!         self.0.push(format!("#{} {}: {} {:?}", f.ordinal, f.name, parts.join(", "), speed));
 //!         Ok(())
 //!     }
@@ -86,6 +87,7 @@ mod decode;
 mod kmz;
 mod reader;
 mod scan;
+mod sniff;
 mod spill;
 mod tracked;
 
@@ -177,7 +179,7 @@ pub struct Attributes {
     pub data: Vec<(String, String)>,
 }
 
-/// One coordinate sequence of a feature, as [`Sink::feature`] receives it.
+/// One coordinate sequence of a feature, gathered in memory by [`Geometry::to_parts`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Part {
     /// As the `geometry` column: `Point`, `LineString`, `LinearRing`, `Polygon`, `Track`, …
@@ -196,8 +198,150 @@ pub struct Feature<'a> {
     /// Present when [`ReadOptions::attributes`] is set.
     pub attributes: Option<&'a Attributes>,
     /// Its coordinate sequences in document order (the same parts, numbered from 0, as the
-    /// vertex rows). Empty for a feature without coordinates.
-    pub parts: &'a [Part],
+    /// vertex rows). Empty for a feature without coordinates, and with
+    /// [`ReadOptions::without_geometry`].
+    pub geometry: &'a Geometry,
+}
+
+/// What [`Geometry::visit`] hands over, in document order: each part starts with
+/// [`GeometryItem::Part`], followed by its tuples (at least one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeometryItem<'a> {
+    Part {
+        geometry: &'a str,
+        ring: Ring,
+    },
+    /// `[longitude, latitude, altitude]`, verbatim; altitude empty for two-value tuples.
+    Tuple([&'a str; 3]),
+}
+
+/// The coordinate sequences of one feature, kept for [`Sink::feature`].
+///
+/// A single LineString can hold millions of vertices, so the geometry is not a tree of
+/// strings: it is a log of records that stays in memory up to a few megabytes and continues
+/// in a temporary file beyond, read through (as often as needed) with [`Geometry::visit`].
+pub struct Geometry {
+    log: spill::RecordLog,
+    parts: u64,
+}
+
+impl Default for Geometry {
+    fn default() -> Self {
+        Geometry::new()
+    }
+}
+
+impl fmt::Debug for Geometry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Geometry")
+            .field("parts", &self.parts)
+            .field("in_memory", &self.in_memory())
+            .finish()
+    }
+}
+
+impl Geometry {
+    pub fn new() -> Self {
+        Geometry {
+            log: spill::RecordLog::new(),
+            parts: 0,
+        }
+    }
+
+    /// A geometry made of `parts` (parts without tuples are left out, as the reader does).
+    pub fn from_parts(parts: &[Part]) -> io::Result<Self> {
+        Self::from_parts_spilling(parts, spill::MEMORY_LIMIT)
+    }
+
+    /// [`Geometry::from_parts`] that moves to a temporary file past `memory_limit` bytes.
+    #[doc(hidden)]
+    pub fn from_parts_spilling(parts: &[Part], memory_limit: usize) -> io::Result<Self> {
+        let mut geometry = Geometry {
+            log: spill::RecordLog::with_memory_limit(memory_limit),
+            parts: 0,
+        };
+        for part in parts.iter().filter(|p| !p.tuples.is_empty()) {
+            geometry.start_part(&part.geometry, part.ring)?;
+            for [lon, lat, alt] in &part.tuples {
+                geometry.push_tuple(lon, lat, alt)?;
+            }
+        }
+        Ok(geometry)
+    }
+
+    /// How many coordinate sequences it has.
+    pub fn parts(&self) -> u64 {
+        self.parts
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts == 0
+    }
+
+    /// Whether it is all in memory (nothing went to a temporary file).
+    pub fn in_memory(&self) -> bool {
+        self.log.in_memory()
+    }
+
+    /// Hand every part and tuple, in document order, to `f`; stop at its first error.
+    pub fn visit(&self, f: &mut dyn FnMut(GeometryItem<'_>) -> io::Result<()>) -> io::Result<()> {
+        self.log.replay(&mut |mut fields| {
+            fn text(b: Option<&[u8]>) -> &str {
+                std::str::from_utf8(b.unwrap_or_default()).unwrap_or("")
+            }
+            let (a, b, c) = (fields.next(), fields.next(), fields.next());
+            match c {
+                Some(_) => f(GeometryItem::Tuple([text(a), text(b), text(c)])),
+                None => {
+                    let ring = match b.and_then(<[u8]>::first) {
+                        Some(1) => Ring::Outer,
+                        Some(2) => Ring::Inner,
+                        _ => Ring::None,
+                    };
+                    f(GeometryItem::Part {
+                        geometry: text(a),
+                        ring,
+                    })
+                }
+            }
+        })
+    }
+
+    /// The whole geometry as parts in memory; that memory grows with the geometry.
+    pub fn to_parts(&self) -> io::Result<Vec<Part>> {
+        let mut parts: Vec<Part> = Vec::new();
+        self.visit(&mut |item| {
+            match item {
+                GeometryItem::Part { geometry, ring } => parts.push(Part {
+                    geometry: geometry.to_owned(),
+                    ring,
+                    tuples: Vec::new(),
+                }),
+                GeometryItem::Tuple(t) => {
+                    if let Some(part) = parts.last_mut() {
+                        part.tuples.push(t.map(str::to_owned));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(parts)
+    }
+
+    pub(crate) fn start_part(&mut self, geometry: &str, ring: Ring) -> io::Result<()> {
+        self.parts += 1;
+        self.log.push(&[geometry.as_bytes(), &[ring as u8]])
+    }
+
+    pub(crate) fn push_tuple(&mut self, lon: &str, lat: &str, alt: &str) -> io::Result<()> {
+        self.log
+            .push(&[lon.as_bytes(), lat.as_bytes(), alt.as_bytes()])
+    }
+
+    pub(crate) fn clear(&mut self) -> io::Result<()> {
+        self.parts = 0;
+        self.log.clear()
+    }
 }
 
 /// Something suspicious that was skipped or repaired; the file still converts unless the
@@ -274,9 +418,12 @@ pub struct ReadOptions {
     /// The vertices of a feature are then held back until the feature ends (in bounded memory),
     /// since its fields may come after its geometry.
     pub attributes: bool,
-    /// Call [`Sink::feature`] at the end of every feature with its whole geometry. Memory then
-    /// grows with the largest feature (not with the file).
+    /// Call [`Sink::feature`] at the end of every feature with its whole geometry (kept in
+    /// bounded memory, the rest in a temporary file: see [`Geometry`]).
     pub features: bool,
+    /// With [`ReadOptions::features`]: hand features over without their geometry (a pass that
+    /// only wants their attributes).
+    pub without_geometry: bool,
 }
 
 /// What a finished read found.
@@ -307,6 +454,12 @@ pub enum ErrorKind {
     Encoding(String),
     #[error("bad KMZ: {0}")]
     Kmz(String),
+    /// The input is plainly something else (a program, an image, another archive format).
+    #[error("not KML: {0}")]
+    NotKml(String),
+    /// The input needs more memory than the reader allows itself (one feature's fields).
+    #[error("{0}")]
+    TooLarge(String),
     /// A warning promoted to an error by [`ReadOptions::strict`].
     #[error("{0} (--strict)")]
     Strict(String),

@@ -1,15 +1,16 @@
-//! A first-in first-out queue of byte records that moves to a temporary file when it grows.
+//! Queues and logs of byte records that move to a temporary file when they grow.
 //!
 //! Streaming KML sometimes has to hold things back: the rows of a Placemark whose `<name>`
-//! comes after its geometry, and the `<when>` elements of a gx:Track that all come before
-//! the first `<gx:coord>`. Both can be as long as the file, so in memory they are kept only
-//! up to a limit and the rest waits on disk, in order.
+//! comes after its geometry, the `<when>` elements of a gx:Track that all come before
+//! the first `<gx:coord>`, and the whole geometry of a feature that is written as one WKT
+//! value. All can be as long as the file, so in memory they are kept only up to a limit and
+//! the rest waits on disk, in order.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 /// Bytes kept in memory before the queue spills to disk.
-const MEMORY_LIMIT: usize = 4 << 20;
+pub(crate) const MEMORY_LIMIT: usize = 4 << 20;
 /// Bytes read back from disk at a time.
 const READ_BLOCK: usize = 1 << 20;
 
@@ -47,13 +48,7 @@ impl SpillQueue {
 
     /// Append a record made of `fields`.
     pub fn push(&mut self, fields: &[&[u8]]) -> io::Result<()> {
-        let len: usize = fields.iter().map(|f| 4 + f.len()).sum();
-        self.mem.extend_from_slice(&(len as u32).to_le_bytes());
-        for field in fields {
-            self.mem
-                .extend_from_slice(&(field.len() as u32).to_le_bytes());
-            self.mem.extend_from_slice(field);
-        }
+        encode(&mut self.mem, fields);
         self.records += 1;
         if self.mem.len() - self.mem_read > MEMORY_LIMIT {
             self.spill()?;
@@ -128,6 +123,121 @@ impl SpillQueue {
         self.file_read += end as u64;
         Ok(())
     }
+}
+
+/// Append the record made of `fields` to `buf`: its length, then each field's length and
+/// bytes.
+fn encode(buf: &mut Vec<u8>, fields: &[&[u8]]) {
+    let len: usize = fields.iter().map(|f| 4 + f.len()).sum();
+    buf.extend_from_slice(&(len as u32).to_le_bytes());
+    for field in fields {
+        buf.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        buf.extend_from_slice(field);
+    }
+}
+
+/// An append-only list of byte records that can be read through again and again: the newest
+/// records in memory, up to [`MEMORY_LIMIT`] bytes, the older ones in a temporary file.
+pub struct RecordLog {
+    mem: Vec<u8>,
+    file: Option<File>,
+    /// Bytes of records in `file` (it may be longer, from an earlier use).
+    file_len: u64,
+    memory_limit: usize,
+}
+
+impl RecordLog {
+    pub fn new() -> Self {
+        Self::with_memory_limit(MEMORY_LIMIT)
+    }
+
+    /// A log that spills past `limit` bytes (tests reach the file cheaply with a small one).
+    pub fn with_memory_limit(limit: usize) -> Self {
+        RecordLog {
+            mem: Vec::new(),
+            file: None,
+            file_len: 0,
+            memory_limit: limit,
+        }
+    }
+
+    /// Forget every record; the disk space the file took is given back.
+    pub fn clear(&mut self) -> io::Result<()> {
+        self.mem.clear();
+        if self.file_len > 0 {
+            self.file_len = 0;
+            if let Some(file) = &self.file {
+                file.set_len(0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every record is in memory.
+    pub fn in_memory(&self) -> bool {
+        self.file_len == 0
+    }
+
+    /// Append a record made of `fields`.
+    pub fn push(&mut self, fields: &[&[u8]]) -> io::Result<()> {
+        encode(&mut self.mem, fields);
+        if self.mem.len() > self.memory_limit {
+            let file = match &mut self.file {
+                Some(file) => file,
+                None => self.file.insert(tempfile::tempfile()?),
+            };
+            file.seek(SeekFrom::Start(self.file_len))?;
+            file.write_all(&self.mem)?;
+            self.file_len += self.mem.len() as u64;
+            self.mem.clear();
+        }
+        Ok(())
+    }
+
+    /// Hand every record, oldest first, to `f`; stop at its first error.
+    pub fn replay(&self, f: &mut dyn FnMut(Fields<'_>) -> io::Result<()>) -> io::Result<()> {
+        if let Some(mut file) = self.file.as_ref().filter(|_| self.file_len > 0) {
+            file.seek(SeekFrom::Start(0))?;
+            let mut left = self.file_len;
+            let mut block: Vec<u8> = Vec::new();
+            let mut start = 0;
+            while left > 0 || start < block.len() {
+                // Whole records first; then read on, keeping the partial one.
+                let mut at = start;
+                while let Some(record) = next_record(&block, at) {
+                    f(Fields { rest: record })?;
+                    at += 4 + record.len();
+                }
+                block.drain(..at);
+                start = 0;
+                if left == 0 {
+                    if !block.is_empty() {
+                        return Err(corrupted());
+                    }
+                    break;
+                }
+                let want = record_len(&block, 0)
+                    .map_or(0, |len| (4 + len).saturating_sub(block.len()))
+                    .max(READ_BLOCK)
+                    .min(left as usize);
+                let have = block.len();
+                block.resize(have + want, 0);
+                file.read_exact(&mut block[have..])?;
+                left -= want as u64;
+            }
+        }
+        let mut at = 0;
+        while at < self.mem.len() {
+            let record = next_record(&self.mem, at).ok_or_else(corrupted)?;
+            f(Fields { rest: record })?;
+            at += 4 + record.len();
+        }
+        Ok(())
+    }
+}
+
+fn corrupted() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "spilled records corrupted")
 }
 
 fn record_len(buf: &[u8], at: usize) -> Option<usize> {
@@ -213,6 +323,52 @@ mod tests {
             assert_eq!(got, expected.pop_front().unwrap());
         }
         assert!(expected.is_empty());
+    }
+
+    fn replay_all(log: &RecordLog) -> Vec<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        log.replay(&mut |f| {
+            out.push(f.map(<[u8]>::to_vec).collect());
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_record_log_replays_in_order_from_memory_and_file() {
+        for limit in [0, 7, 100, 1 << 20] {
+            let mut log = RecordLog::with_memory_limit(limit);
+            let mut expected = Vec::new();
+            for n in 0..5000u32 {
+                let a = n.to_string().into_bytes();
+                let b = vec![b'x'; (n % 13) as usize];
+                log.push(&[&a, &b]).unwrap();
+                expected.push(vec![a, b]);
+            }
+            assert_eq!(log.in_memory(), limit == 1 << 20);
+            // Twice: reading does not consume.
+            assert_eq!(replay_all(&log), expected);
+            assert_eq!(replay_all(&log), expected);
+            log.clear().unwrap();
+            assert!(replay_all(&log).is_empty());
+            log.push(&[b"again"]).unwrap();
+            assert_eq!(replay_all(&log), vec![vec![b"again".to_vec()]]);
+        }
+    }
+
+    #[test]
+    fn a_record_log_with_records_larger_than_a_block() {
+        let mut log = RecordLog::with_memory_limit(10);
+        let big = vec![7u8; READ_BLOCK * 3 + 5];
+        log.push(&[b"x"]).unwrap();
+        log.push(&[&big]).unwrap();
+        log.push(&[b"y"]).unwrap();
+        assert!(!log.in_memory());
+        let all = replay_all(&log);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[1][0], big);
+        assert_eq!(all[2][0], b"y");
     }
 
     #[test]

@@ -164,11 +164,7 @@ pub fn apply(plan: &mut Plan, strict: bool, retry: bool) -> Vec<usize> {
         };
         match lookup(&item.input, output, strict) {
             Lookup::None => {}
-            // A CSV already there (`--force`, `--update`) was converted after the record was
-            // made, by a run that crashed before removing it: the record no longer holds.
-            Lookup::Unchanged(_) if retry || fs::symlink_metadata(output).is_ok() => {
-                stale.push(index)
-            }
+            Lookup::Unchanged(_) if retry || converted_since(output) => stale.push(index),
             Lookup::Unchanged(record) => {
                 item.action = Action::FailedBefore {
                     output: output.clone(),
@@ -179,6 +175,23 @@ pub fn apply(plan: &mut Plan, strict: bool, retry: bool) -> Vec<usize> {
         }
     }
     stale
+}
+
+/// Whether the CSV `output` (`--force`, `--update`) was written after its record: converted by a
+/// run that crashed before removing the record, which no longer holds then. A CSV older than
+/// the record is one the input had before it broke (with `--update`): it stays, and the record
+/// holds. When the times cannot be compared, the input is tried again.
+fn converted_since(output: &Path) -> bool {
+    let Ok(csv) = fs::symlink_metadata(output) else {
+        return false;
+    };
+    match (
+        csv.modified(),
+        fs::metadata(path_for(output)).and_then(|m| m.modified()),
+    ) {
+        (Ok(csv), Ok(record)) => csv > record,
+        _ => true,
+    }
 }
 
 /// Record the failure of the input whose CSV is `output`, durably and atomically (it replaces
@@ -261,8 +274,18 @@ mod tests {
         assert_eq!(apply(&mut plan, false, true), [0]);
         assert!(matches!(plan.items[0].action, Action::Convert { .. }));
 
-        // A CSV is there (a crash came between it and the record's removal): the CSV wins.
-        fs::write(&output, "feature\n").unwrap();
+        // A CSV older than the record (the input's before it broke, kept by --update): the
+        // record holds. A CSV newer than it (a crash came between the CSV and the record's
+        // removal): the CSV wins, and the input is converted again.
+        let recorded = fs::metadata(path_for(&output)).unwrap().modified().unwrap();
+        let csv = fs::File::create(&output).unwrap();
+        csv.set_modified(recorded - std::time::Duration::from_secs(60))
+            .unwrap();
+        let mut plan = plan_of(dir.path(), &["bad"]);
+        assert!(apply(&mut plan, false, false).is_empty());
+        assert!(matches!(plan.items[0].action, Action::FailedBefore { .. }));
+        csv.set_modified(recorded + std::time::Duration::from_secs(60))
+            .unwrap();
         let mut plan = plan_of(dir.path(), &["bad"]);
         assert_eq!(apply(&mut plan, false, false), [0]);
         fs::remove_file(&output).unwrap();

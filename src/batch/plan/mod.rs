@@ -55,14 +55,17 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The folders that will receive outputs, each once; where stale temporaries are looked for.
+    /// The folders that will receive outputs (or hold the record of a failed input), each
+    /// once; where stale temporaries are looked for.
     pub fn output_dirs(&self) -> Vec<PathBuf> {
         let mut seen = HashSet::new();
         let mut dirs = Vec::new();
         for item in &self.items {
             let output = match &item.action {
-                Action::Convert { output, .. } | Action::Skip { output } => output,
-                Action::Fail { .. } | Action::FailedBefore { .. } => continue,
+                Action::Convert { output, .. }
+                | Action::Skip { output }
+                | Action::FailedBefore { output, .. } => output,
+                Action::Fail { .. } => continue,
             };
             let dir = parent_or_dot(output).to_path_buf();
             if seen.insert(dir.clone()) {

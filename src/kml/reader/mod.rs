@@ -27,16 +27,26 @@ use super::scan::{
     complete_chars, first_unusual_byte, floor_char_boundary, is_xml_char, local_start,
     normalize_newlines, tag_end, trim_xml_space, utf8_or_empty, utf8_width, xml_words, Section,
 };
+use super::sniff;
 use super::spill::SpillQueue;
 use super::tracked::{TooLong, Tracked};
 use super::{
-    decode, Attributes, Error, ErrorKind, Feature, Part, Position, ReadOptions, Ring, Sink,
+    decode, Attributes, Error, ErrorKind, Feature, Geometry, Position, ReadOptions, Ring, Sink,
     Summary, Vertex, Warning,
 };
 
 /// Longest `<name>`, `<when>` or `<gx:coord>` text kept; the rest is dropped with a warning so
 /// that a hostile document cannot make us hold gigabytes.
 const MAX_CAPTURE: usize = 1 << 20;
+
+/// Most bytes of descriptive text (ExtendedData names and values, description, style, times)
+/// one feature may carry: they are held until the feature ends, and each value's own limit
+/// ([`MAX_CAPTURE`]) does not bound how many values there are.
+const MAX_FEATURE_TEXT: usize = 16 << 20;
+
+/// From this many ExtendedData fields on, a feature's fields are also found by name through
+/// a hash set instead of a look at each of them.
+const INDEXED_FIELDS: usize = 32;
 
 /// Deepest nesting accepted, and most bytes of open element names: real KML nests a few
 /// dozen levels, and every open element costs memory (its name is kept to check the end tag),
@@ -58,7 +68,9 @@ fn is_feature(local: &str) -> bool {
     )
 }
 
-/// Read one KML document (not a KMZ) from `input`.
+/// Read one KML document (not a KMZ) from `input`. A gzip-compressed document is read
+/// through its decompression; other files that are plainly not KML (an empty zip, a program,
+/// an image) fail with a message that says what they are.
 pub fn read_document<R: Read>(
     input: R,
     sink: &mut dyn Sink,
@@ -68,7 +80,29 @@ pub fn read_document<R: Read>(
     // 128 KiB blocks, which a `BufReader` passes straight through once it is empty. A bigger
     // buffer only cost a copy of the text and, for an inner reader without `read_buf`, the
     // zeroing of the whole buffer per file.
-    let input = std::io::BufReader::with_capacity(8 * 1024, input);
+    let mut input = std::io::BufReader::with_capacity(8 * 1024, input);
+    let head = input.fill_buf().map_err(|e| io_error(e, None))?;
+    match sniff::file_type(head) {
+        Some(sniff::FileType::Gzip) => {
+            // One level only: a gzip inside a gzip is not taken apart.
+            let inflated = flate2::bufread::MultiGzDecoder::new(input);
+            read_text(
+                std::io::BufReader::with_capacity(8 * 1024, inflated),
+                sink,
+                options,
+            )
+        }
+        Some(sniff::FileType::NotKml(kind)) => Err(Error::new(kind, None)),
+        None => read_text(input, sink, options),
+    }
+}
+
+/// [`read_document`] on a document known not to be compressed.
+fn read_text<R: BufRead>(
+    input: R,
+    sink: &mut dyn Sink,
+    options: &ReadOptions,
+) -> Result<Summary, Error> {
     let text = decode::utf8_reader(input).map_err(|e| io_error(e, None))?;
     let mut reader = Reader::from_reader(Tracked::new(text));
     // Tags are read by `Document::read_tag`, which checks end tags against its own stack;
@@ -152,8 +186,12 @@ struct FeatureScope {
     parts: u64,
     /// Filled with [`ReadOptions::attributes`].
     attributes: Attributes,
+    /// Bytes of text in `attributes`, up to [`MAX_FEATURE_TEXT`].
+    attribute_bytes: usize,
+    /// The names in `attributes.data`, once there are [`INDEXED_FIELDS`] of them.
+    field_names: std::collections::HashSet<String>,
     /// Its whole geometry, kept with [`ReadOptions::features`].
-    geometry: Vec<Part>,
+    geometry: Geometry,
 }
 
 /// Assigns feature, part and vertex numbers and hands rows to the sink, holding back the rows
@@ -165,6 +203,10 @@ struct Emitter<'s> {
     attributes: bool,
     /// [`ReadOptions::features`].
     whole_features: bool,
+    /// [`ReadOptions::features`] without [`ReadOptions::without_geometry`].
+    keep_geometry: bool,
+    /// The geometry of the last finished feature, kept for its allocations.
+    spare_geometry: Option<Geometry>,
     features: Vec<FeatureScope>,
     /// Part counter for sequences outside any feature.
     outside_parts: u64,
@@ -248,19 +290,16 @@ impl Emitter<'_> {
         seq.vertices += 1;
         let ring = seq.ring.unwrap_or(Ring::None);
         self.summary.vertices += 1;
-        if self.whole_features {
+        if self.keep_geometry {
             if let Some(f) = self.features.last_mut() {
-                if f.geometry.len() as u64 == part {
-                    f.geometry.push(Part {
-                        geometry: seq.geometry.clone(),
-                        ring,
-                        tuples: Vec::new(),
-                    });
-                }
-                if let Some(p) = f.geometry.last_mut() {
-                    p.tuples
-                        .push([lon.to_owned(), lat.to_owned(), alt.to_owned()]);
-                }
+                let g = &mut f.geometry;
+                let kept = if g.parts() == part {
+                    g.start_part(&seq.geometry, ring)
+                        .and_then(|()| g.push_tuple(lon, lat, alt))
+                } else {
+                    g.push_tuple(lon, lat, alt)
+                };
+                kept.map_err(|e| Error::new(ErrorKind::Io(e), None))?;
             }
         }
         let hold = self.attributes;
@@ -353,18 +392,22 @@ impl Emitter<'_> {
     /// The innermost feature ends: write what it held back, then the feature itself.
     fn end_feature(&mut self) -> Result<(), Error> {
         self.flush_pending()?;
-        if let Some(f) = self.features.pop() {
+        if let Some(mut f) = self.features.pop() {
             if self.whole_features {
                 let feature = Feature {
                     ordinal: f.ordinal,
                     name: f.name.as_deref().unwrap_or(""),
                     attributes: self.attributes.then_some(&f.attributes),
-                    parts: &f.geometry,
+                    geometry: &f.geometry,
                 };
                 self.sink
                     .feature(&feature)
                     .map_err(|e| Error::new(ErrorKind::Sink(e), None))?;
             }
+            f.geometry
+                .clear()
+                .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
+            self.spare_geometry = Some(f.geometry);
         }
         Ok(())
     }
@@ -480,6 +523,8 @@ impl<'s> Document<'s> {
                 strict: options.strict,
                 attributes: options.attributes,
                 whole_features: options.features,
+                keep_geometry: options.features && !options.without_geometry,
+                spare_geometry: None,
                 features: Vec::new(),
                 outside_parts: 0,
                 next_feature: 0,
@@ -598,7 +643,9 @@ impl<'s> Document<'s> {
                     name: None,
                     parts: 0,
                     attributes: Attributes::default(),
-                    geometry: Vec::new(),
+                    attribute_bytes: 0,
+                    field_names: Default::default(),
+                    geometry: self.emitter.spare_geometry.take().unwrap_or_default(),
                 });
             }
             _ if self.emitter.attributes => self.start_attribute(element, local, depth),
@@ -693,7 +740,7 @@ impl<'s> Document<'s> {
                 if let Some((_, false)) = self.field {
                     // A Data without a <value>.
                     self.captured.clear();
-                    self.set_field();
+                    self.set_field(at)?;
                 }
                 self.field = None;
             }
@@ -770,8 +817,13 @@ impl<'s> Document<'s> {
                 }
             }
             Capture::Field => {
-                self.captured = text.to_string();
-                self.set_field();
+                let (start, end) = (
+                    text.as_ptr() as usize - self.captured.as_ptr() as usize,
+                    text.len(),
+                );
+                self.captured.truncate(start + end);
+                self.captured.drain(..start);
+                self.set_field(at)?;
             }
             Capture::Description
             | Capture::Style
@@ -789,8 +841,10 @@ impl<'s> Document<'s> {
                     };
                     if slot.is_empty() {
                         slot.push_str(text);
+                        f.attribute_bytes += text.len();
                     }
                 }
+                self.check_feature_text(at)?;
             }
         }
         Ok(())
@@ -798,18 +852,50 @@ impl<'s> Document<'s> {
 
     /// Record the ExtendedData field being read, with `captured` as its value; the first of
     /// two fields with the same name wins.
-    fn set_field(&mut self) {
+    fn set_field(&mut self, at: u64) -> Result<(), Error> {
         if let Some((_, seen)) = &mut self.field {
             if *seen {
-                return;
+                return Ok(());
             }
             *seen = true;
         }
-        if let Some(f) = self.emitter.features.last_mut() {
-            let data = &mut f.attributes.data;
-            if !data.iter().any(|(name, _)| *name == self.field_name) {
-                data.push((self.field_name.clone(), self.captured.clone()));
+        let Some(f) = self.emitter.features.last_mut() else {
+            return Ok(());
+        };
+        let data = &mut f.attributes.data;
+        // A feature with a hundred thousand fields is an attack, not a mistake: each field
+        // must be found in constant time, not by a look at all the others.
+        let known = if data.len() < INDEXED_FIELDS {
+            data.iter().any(|(name, _)| *name == self.field_name)
+        } else {
+            if f.field_names.is_empty() {
+                f.field_names = data.iter().map(|(name, _)| name.clone()).collect();
             }
+            !f.field_names.insert(self.field_name.clone())
+        };
+        if !known {
+            f.attribute_bytes += self.field_name.len() + self.captured.len();
+            data.push((self.field_name.clone(), self.captured.clone()));
+        }
+        self.check_feature_text(at)
+    }
+
+    /// Fail the file when the innermost feature's descriptive text exceeds
+    /// [`MAX_FEATURE_TEXT`].
+    fn check_feature_text(&mut self, at: u64) -> Result<(), Error> {
+        match self.emitter.features.last() {
+            Some(f) if f.attribute_bytes > MAX_FEATURE_TEXT => {
+                let message = format!(
+                    "feature {} carries more than {} MiB of descriptive text (ExtendedData, \
+                     description, times, style); kml2csv holds a feature's fields in memory \
+                     until its end",
+                    f.ordinal,
+                    MAX_FEATURE_TEXT >> 20
+                );
+                self.emitter.error_offset = Some(at);
+                Err(Error::new(ErrorKind::TooLarge(message), None))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -951,7 +1037,17 @@ impl<'s> Document<'s> {
             return Ok(());
         }
         if lon.is_empty() || lat.is_empty() {
-            self.warn(at, "Model Location lacks a longitude or a latitude".into())?;
+            // Like a tuple without one: a row with an empty latitude, or the WKT
+            // `POINT (8.5 )`, is rejected by every tool that loads it.
+            let missing = if lon.is_empty() {
+                "no longitude"
+            } else {
+                "no latitude"
+            };
+            return self.warn(
+                at,
+                format!("Model Location {lon:?},{lat:?},{alt:?} skipped: {missing}"),
+            );
         }
         if [&lon, &lat, &alt]
             .iter()
