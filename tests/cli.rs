@@ -923,3 +923,41 @@ fn a_huge_jobs_count_on_one_file_starts_one_worker_quietly() {
     assert_eq!(run.lines().len(), 1, "only the summary\n{run}");
     assert_eq!(env.read("a.csv"), format!("{HEADER}{POINT_ROW}"));
 }
+
+/// See: issue 15, item 3: `-j 100000` on one file started threads for the whole run, and even a
+/// plain run of one file started 19. Counted from `strace` (skipped, with a message, without it).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_of_one_file_starts_a_handful_of_threads_whatever_the_jobs() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        assert!(std::env::var_os("CI").is_none(), "CI must have strace");
+        return;
+    }
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    let log = env.path("trace.log");
+    let run = common::run_of(
+        std::process::Command::new("strace")
+            .current_dir(env.root())
+            .args(["-f", "-qq", "-e", "trace=clone,clone3", "-o"])
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_kml2csv"))
+            .args(["-j", "100000", "a.kml"])
+            .output()
+            .unwrap(),
+    );
+    let trace = fs::read_to_string(&log).unwrap_or_default();
+    if trace.is_empty() {
+        eprintln!("SKIPPED: strace cannot trace here\n{run}");
+        return;
+    }
+    assert_code(&run, 0);
+    let threads = trace.lines().filter(|l| l.contains("clone")).count();
+    // A worker, a syncing thread, a releasing thread and the committer.
+    assert!(threads <= 6, "{threads} threads started\n{trace}");
+}

@@ -272,8 +272,8 @@ fn feature_rows_have_wkt_that_a_wkt_parser_reads_back() {
     );
     assert_eq!(column(&csv, "feature"), ["0", "1", "2", "3", "4", "5"]);
     let wkt = column(&csv, "wkt");
-    // Numbers verbatim, but without the `+` that GDAL rejects.
-    assert_eq!(wkt[0], "POINT Z (008.50 47.25 410)");
+    // Numbers in canonical text (`+008.50` in the KML).
+    assert_eq!(wkt[0], "POINT Z (8.50 47.25 410)");
     assert_eq!(wkt[4], "", "a feature without coordinates");
 
     let parse = |text: &str| -> Wkt<f64> { text.parse().unwrap_or_else(|e| panic!("{text}: {e}")) };

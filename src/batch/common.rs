@@ -99,7 +99,7 @@ pub(crate) fn warn_fields_not_found(
         .iter()
         .map(csv::Column::header)
         .collect();
-    available.extend(fields.iter().map(|f| csv::data_header(f)));
+    available.extend(csv::field_headers(fields));
     reporter.warn(format_args!(
         "--columns {}: no ExtendedData field of {} in the {read} {} read, so {} empty; \
          available: {}",

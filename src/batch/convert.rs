@@ -138,12 +138,9 @@ pub fn write_csv<W: Write>(
     let spooled;
     let input = match settings.layout {
         None if settings.shape.needs_fields() && !input.rereadable() => {
-            spooled = input.spooled().map_err(|e| WriteFailure::Failed {
-                position: None,
-                message: format!("cannot read: {e}"),
-                warnings: Warnings::default(),
-                of_input: false,
-            })?;
+            spooled = input
+                .spooled(settings.read)
+                .map_err(|e| read_failure(&e.kind, e.position, Warnings::default()))?;
             &spooled
         }
         _ => input,

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::kml::{self, Error, ErrorKind, Feature, ReadOptions, Sink, Summary, Vertex, Warning};
@@ -25,47 +25,82 @@ pub enum Input {
     Path(PathBuf),
     /// Standard input, streamed (readable once).
     Stdin,
-    /// Standard input, copied to an anonymous temporary file (readable again and again).
-    Spooled(File),
+    /// Standard input or a pipe, copied to an anonymous temporary file (readable again and
+    /// again), with the names of its ExtendedData fields when the copy found them.
+    Spooled(File, Option<Vec<String>>),
 }
 
 impl Input {
-    /// Copy standard input to an anonymous temporary file, so that it can be read twice.
-    pub fn spool_stdin() -> io::Result<Input> {
-        let mut file = tempfile::tempfile()?;
-        io::copy(&mut io::stdin().lock(), &mut file)?;
-        Ok(Input::Spooled(file))
-    }
-
     /// Whether the input can be read a second time: not standard input, nor a FIFO or other
     /// non-regular file (`kml2csv -a <(zcat x.kml.gz)`).
     pub fn rereadable(&self) -> bool {
         match self {
             Input::Path(path) => std::fs::metadata(path).is_ok_and(|m| m.is_file()),
             Input::Stdin => false,
-            Input::Spooled(_) => true,
+            Input::Spooled(..) => true,
         }
     }
 
     /// A copy of this input that can be read again and again (itself, if it already can).
-    pub fn spooled(&self) -> io::Result<Input> {
-        match self {
-            Input::Stdin => Input::spool_stdin(),
+    ///
+    /// A pipe is copied while its ExtendedData field names are read from it, and the copy
+    /// stops where that reading fails: input that is not KML from its first byte
+    /// (`/dev/zero`, a stalled download's error page) costs a buffer of temporary disk, not
+    /// all of `$TMPDIR`. The conversion then fails on the copy, at the same place and with
+    /// the same message. A KMZ needs the whole archive before it can be read, and is copied
+    /// whole.
+    pub fn spooled(&self, options: &ReadOptions) -> Result<Input, Error> {
+        let source: Box<dyn Read> = match self {
+            Input::Stdin => Box::new(Watched::new(io::stdin().lock(), true, options)),
             Input::Path(path) if !self.rereadable() => {
-                let mut file = tempfile::tempfile()?;
-                io::copy(&mut open_input(path)?, &mut file)?;
-                Ok(Input::Spooled(file))
+                let file = open_input(path).map_err(io_error)?;
+                Box::new(Watched::new(file, true, options))
             }
-            Input::Path(path) => Ok(Input::Path(path.clone())),
-            Input::Spooled(file) => Ok(Input::Spooled(file.try_clone()?)),
+            Input::Path(path) => return Ok(Input::Path(path.clone())),
+            Input::Spooled(file, fields) => {
+                let file = file.try_clone().map_err(io_error)?;
+                return Ok(Input::Spooled(file, fields.clone()));
+            }
+        };
+        stopped_or(Self::spool(source, options), options)
+    }
+
+    /// [`Input::spooled`] for a source that is read once.
+    fn spool(source: Box<dyn Read>, options: &ReadOptions) -> Result<Input, Error> {
+        let mut file = tempfile::tempfile().map_err(io_error)?;
+        let mut source = source;
+        let mut head = Vec::with_capacity(ZIP_MAGIC.len());
+        (&mut source)
+            .take(ZIP_MAGIC.len() as u64)
+            .read_to_end(&mut head)
+            .map_err(io_error)?;
+        file.write_all(&head).map_err(io_error)?;
+        if head == ZIP_MAGIC {
+            io::copy(&mut source, &mut file).map_err(io_error)?;
+            return Ok(Input::Spooled(file, None));
         }
+        let mut copy = Copied {
+            inner: source,
+            copy: &mut file,
+        };
+        let fields = match field_names(io::Cursor::new(head).chain(&mut copy), options) {
+            Ok(fields) => {
+                // The reader reads to the end already; anything it left is copied too.
+                io::copy(&mut copy, &mut io::sink()).map_err(io_error)?;
+                Some(fields)
+            }
+            Err(e) if matches!(e.kind, ErrorKind::Cancelled | ErrorKind::Io(_)) => return Err(e),
+            // The conversion reads the copy and fails there, with the position.
+            Err(_) => None,
+        };
+        Ok(Input::Spooled(file, fields))
     }
 
     /// The input as the user named it (`-` for standard input).
     pub fn label(&self) -> String {
         match self {
             Input::Path(path) => path.to_string_lossy().into_owned(),
-            Input::Stdin | Input::Spooled(_) => STDIN.to_owned(),
+            Input::Stdin | Input::Spooled(..) => STDIN.to_owned(),
         }
     }
 
@@ -74,42 +109,74 @@ impl Input {
         match self {
             Input::Path(path) => {
                 let file = open_input(path).map_err(io_error)?;
-                let budget = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let metadata = file.metadata().map_err(io_error)?;
+                let budget = if metadata.is_file() {
+                    metadata.len()
+                } else {
+                    0
+                };
                 let mut counted = Counted {
-                    inner: file,
+                    inner: Watched::new(file, !metadata.is_file(), options),
                     budget,
                 };
                 let result = kml::read(&mut counted, sink, options);
                 // Bytes a KMZ never read (or the rest of a failed file) still count as done.
                 progress::add_bytes(counted.budget);
-                result
+                stopped_or(result, options)
             }
-            Input::Spooled(file) => {
+            Input::Spooled(file, _) => {
                 let mut file = file;
                 file.seek(SeekFrom::Start(0)).map_err(io_error)?;
                 kml::read(file, sink, options)
             }
-            Input::Stdin => read_stdin(sink, options),
+            Input::Stdin => stopped_or(read_stdin(sink, options), options),
         }
     }
 
     /// The names of the ExtendedData fields of every feature, in first-seen order: a first
     /// pass that keeps nothing but the names.
     pub fn fields(&self, options: &ReadOptions) -> Result<Vec<String>, Error> {
-        let options = ReadOptions {
-            strict: false,
-            cancel: options.cancel.clone(),
-            attributes: true,
-            features: true,
-            without_geometry: true,
-        };
+        let options = field_options(options);
         let mut names = FieldNames::default();
         match self {
+            Input::Spooled(_, Some(fields)) => return Ok(fields.clone()),
             // The second pass counts on the progress bar, this one does not.
             Input::Path(path) => kml::read_path(path, &mut names, &options)?,
             other => other.read(&mut names, &options)?,
         };
         Ok(names.order)
+    }
+}
+
+/// How the first pass, for the field names only, reads.
+fn field_options(options: &ReadOptions) -> ReadOptions {
+    ReadOptions {
+        strict: false,
+        cancel: options.cancel.clone(),
+        attributes: true,
+        features: true,
+        without_geometry: true,
+    }
+}
+
+/// The ExtendedData field names of the KML document `input`.
+fn field_names(input: impl Read, options: &ReadOptions) -> Result<Vec<String>, Error> {
+    let mut names = FieldNames::default();
+    kml::read_document(input, &mut names, &field_options(options))?;
+    Ok(names.order)
+}
+
+/// A reader that writes what it reads into `copy`.
+struct Copied<'a, R> {
+    inner: R,
+    copy: &'a mut File,
+}
+
+impl<R: Read> Read for Copied<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
     }
 }
 
@@ -119,7 +186,7 @@ fn io_error(e: io::Error) -> Error {
 
 /// Stream standard input into the reader; a KMZ is copied to a temporary file first.
 fn read_stdin(sink: &mut dyn Sink, options: &ReadOptions) -> Result<Summary, Error> {
-    let mut stdin = io::stdin().lock();
+    let mut stdin = Watched::new(io::stdin().lock(), true, options);
     let mut head = Vec::with_capacity(ZIP_MAGIC.len());
     (&mut stdin)
         .take(ZIP_MAGIC.len() as u64)
@@ -134,6 +201,98 @@ fn read_stdin(sink: &mut dyn Sink, options: &ReadOptions) -> Result<Summary, Err
         kml::read(file, sink, options)
     } else {
         kml::read_document(rest, sink, options)
+    }
+}
+
+/// `result`, or [`ErrorKind::Cancelled`] if it failed because the run is stopping (a
+/// [`Watched`] read gave up).
+fn stopped_or<T>(result: Result<T, Error>, options: &ReadOptions) -> Result<T, Error> {
+    match result {
+        Err(e) if matches!(e.kind, ErrorKind::Io(_)) && is_stopping(options) => {
+            Err(Error::new(ErrorKind::Cancelled, None))
+        }
+        other => other,
+    }
+}
+
+fn is_stopping(options: &ReadOptions) -> bool {
+    options
+        .cancel
+        .as_ref()
+        .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// A pipe (standard input, a FIFO) read so that a stop is seen while no data comes.
+///
+/// The signal handlers restart a blocked `read`, so a pipe whose writer is idle (a stalled
+/// download piped in) would keep the run deaf to SIGINT and SIGTERM until the writer closes
+/// it. Before each read the pipe is polled in short rounds, and between them the stop flag is
+/// looked at; once it is set, the read fails, and the caller turns that into a cancellation.
+struct Watched<R> {
+    inner: R,
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl<R> Watched<R> {
+    /// Watch `inner` if `pipe` (a regular file never blocks for long).
+    fn new(inner: R, pipe: bool, options: &ReadOptions) -> Self {
+        Watched {
+            inner,
+            cancel: options.cancel.clone().filter(|_| pipe),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl<R: Read + std::os::fd::AsRawFd> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(flag) = &self.cancel {
+            let mut poll = libc::pollfd {
+                fd: self.inner.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            loop {
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(io::Error::other("the run is stopping"));
+                }
+                // SAFETY: one valid pollfd for the duration of the call. Any event (data, the
+                // writer closing, an error) means the read below will not block.
+                let ready = unsafe { libc::poll(&mut poll, 1, 100) };
+                if ready > 0 {
+                    break;
+                }
+                if ready < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// A Windows pipe cannot be polled like that: the stop is seen before each read, not while
+/// one waits.
+#[cfg(not(unix))]
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let stopping = self
+            .cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed));
+        if stopping {
+            return Err(io::Error::other("the run is stopping"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for Watched<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
     }
 }
 

@@ -324,13 +324,13 @@ fn layout_for(
     for job in jobs.iter_mut() {
         if let Ok(input) = &job.input {
             if !input.rereadable() {
-                job.input = input.spooled().map_err(|e| format!("cannot read: {e}"));
+                job.input = input.spooled(read).map_err(|e| e.to_string());
             }
         }
     }
     let inputs: Vec<Input> = jobs
         .iter()
-        .filter_map(|j| j.input.as_ref().ok()?.spooled().ok())
+        .filter_map(|j| j.input.as_ref().ok()?.spooled(read).ok())
         .collect();
     let fields = union_of_fields(pool, &inputs, read);
     if !inputs.is_empty() {
@@ -343,7 +343,7 @@ fn layout_for(
         .filter(|c| matches!(c, csv::Column::Data(_)))
         .count();
     if let Some(warning) = csv::many_fields_warning(data_columns) {
-        reporter.warn(format_args!("the merged CSV: {warning}"));
+        reporter.warn(format_args!("{warning}"));
     }
     layout
 }

@@ -172,6 +172,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         let committed = commit::start(
             threads,
             settings.stop,
+            converting,
             |(index, input): (usize, &Path), output, outcome| {
                 if matches!(outcome, Outcome::Converted { .. })
                     && recorded.binary_search(&index).is_ok()

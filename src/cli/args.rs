@@ -144,6 +144,12 @@ pub struct Args {
     #[arg(long, help_heading = CSV)]
     pub formula_guard: bool,
 
+    /// How coordinates are written: `canonical` decimal text (no leading `+` or zeros, `.5` as
+    /// `0.5`; the digits, trailing zeros and exponent as written), which every CSV reader
+    /// types as a number, or `verbatim`, exactly as in the KML.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = NumbersArg::Canonical, help_heading = CSV)]
+    pub numbers: NumbersArg,
+
     /// Number of files converted at the same time [default: number of cores].
     #[arg(short, long, value_name = "N", value_parser = parse_jobs, help_heading = RUN)]
     pub jobs: Option<usize>,
@@ -189,6 +195,14 @@ pub enum RowsArg {
     Vertices,
     /// One row per feature, its geometry as WKT.
     Features,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NumbersArg {
+    /// No leading `+` or zeros, `.5` as `0.5`; digits never changed.
+    Canonical,
+    /// Exactly as in the KML.
+    Verbatim,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::batch::{Config, Merge};
-use crate::cli::args::{Args, ColorArg, RowsArg};
-use crate::csv::{Dialect, RowKind, Shape};
+use crate::cli::args::{Args, ColorArg, NumbersArg, RowsArg};
+use crate::csv::{Dialect, Numbers, RowKind, Shape};
 use crate::ui::report::Verbosity;
 
 impl Config {
@@ -62,6 +62,10 @@ impl Config {
             header: !args.no_header,
             bom: args.bom,
             formula_guard: args.formula_guard,
+            numbers: match args.numbers {
+                NumbersArg::Canonical => Numbers::Canonical,
+                NumbersArg::Verbatim => Numbers::Verbatim,
+            },
         };
         Config {
             inputs: args.inputs,

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 
 use crate::kml::{Attributes, Feature, Geometry, Ring, Sink, Vertex, Warning, Warnings};
 
+use super::number::{self, Numbers};
 use super::wkt;
 use super::{Column, Dialect, Layout, RowKind, Shape, BOM};
 
@@ -353,6 +354,9 @@ fn same_short(a: &[u8], b: &[u8]) -> bool {
 /// Turns a column of a row into the bytes of its field, with the buffers it reuses.
 struct Values {
     guard: bool,
+    numbers: Numbers,
+    /// A coordinate in canonical text, when it differs from the KML's.
+    number: Vec<u8>,
     /// The `source` column's value.
     source: String,
     /// Formatting buffer for the integer columns.
@@ -374,9 +378,15 @@ impl Values {
     fn varying<'a>(&'a mut self, column: PerVertex, v: &'a Vertex<'_>) -> &'a [u8] {
         match column {
             PerVertex::Vertex => self.vertex.format(v.vertex),
-            PerVertex::Longitude => v.longitude.as_bytes(),
-            PerVertex::Latitude => v.latitude.as_bytes(),
-            PerVertex::Altitude => v.altitude.as_bytes(),
+            PerVertex::Longitude => {
+                number::text(v.longitude.as_bytes(), self.numbers, &mut self.number)
+            }
+            PerVertex::Latitude => {
+                number::text(v.latitude.as_bytes(), self.numbers, &mut self.number)
+            }
+            PerVertex::Altitude => {
+                number::text(v.altitude.as_bytes(), self.numbers, &mut self.number)
+            }
             PerVertex::When => guarded(self.guard, v.when, &mut self.scratch),
         }
     }
@@ -462,6 +472,8 @@ impl<W: Write> RowWriter<W> {
             rows,
             values: Values {
                 guard: dialect.formula_guard,
+                numbers: dialect.numbers,
+                number: Vec::new(),
                 source: source.to_owned(),
                 ints: Default::default(),
                 vertex: Default::default(),
@@ -574,11 +586,12 @@ impl<W: Write> RowWriter<W> {
             }
             buf.extend_from_slice(self.values.vertex.format(v.vertex));
             buf.push(d);
-            buf.extend_from_slice(v.longitude.as_bytes());
+            let numbers = self.values.numbers;
+            number::push(buf, v.longitude.as_bytes(), numbers);
             buf.push(d);
-            buf.extend_from_slice(v.latitude.as_bytes());
+            number::push(buf, v.latitude.as_bytes(), numbers);
             buf.push(d);
-            buf.extend_from_slice(v.altitude.as_bytes());
+            number::push(buf, v.altitude.as_bytes(), numbers);
             buf.push(d);
             buf.extend_from_slice(&cache.bytes[split..]);
             rows.end_row(out)?;
@@ -628,8 +641,9 @@ impl<W: Write> RowWriter<W> {
             delimiter: self.delimiter,
             found: false,
         };
-        wkt::write(geometry, &mut check)?;
+        wkt::write_numbers(geometry, &mut check, self.values.numbers)?;
         let quote = check.found;
+        let numbers = self.values.numbers;
         let columns = &self.layout.columns;
         match &mut self.output {
             Output::Fast { out, rows } => {
@@ -647,7 +661,7 @@ impl<W: Write> RowWriter<W> {
                         quote,
                     };
                     field.open();
-                    wkt::write(geometry, &mut field)?;
+                    wkt::write_numbers(geometry, &mut field, numbers)?;
                     field.open();
                     // The row is not empty, and may have been written out in part.
                     rows.row_start = usize::MAX;
@@ -764,7 +778,7 @@ impl<W: Write> Sink for RowWriter<W> {
             return self.write_streamed_row(&row, feature.geometry);
         }
         if wkt {
-            wkt::write(feature.geometry, &mut self.values.wkt)?;
+            wkt::write_numbers(feature.geometry, &mut self.values.wkt, self.values.numbers)?;
         }
         self.write_row(&row)
     }
@@ -1105,14 +1119,54 @@ mod tests {
         String::from_utf8(w.finish().unwrap().0).unwrap()
     }
 
+    /// Both ways of writing a row (the first of a sequence, and the straight-line code for
+    /// the next ones) write numbers alike. See: issue 13, item 5.
     #[test]
-    fn header_and_verbatim_numbers() {
+    fn canonical_numbers_by_default_and_verbatim_on_request() {
+        for (numbers, longitude) in [
+            (Numbers::Canonical, "-8.50"),
+            (Numbers::Verbatim, "-008.50"),
+        ] {
+            let dialect = Dialect {
+                numbers,
+                ..Dialect::default()
+            };
+            let mut w = default_writer(&Shape::default(), &dialect);
+            let mut v = vertex("plain", None);
+            v.latitude = "+.5";
+            w.vertex(&v).unwrap();
+            v.vertex = 11;
+            v.altitude = "0012.";
+            w.vertex(&v).unwrap();
+            let latitude = if numbers == Numbers::Canonical {
+                "0.5"
+            } else {
+                "+.5"
+            };
+            let altitude = if numbers == Numbers::Canonical {
+                "12"
+            } else {
+                "0012."
+            };
+            assert_eq!(
+                text(w),
+                format!(
+                    "feature,name,geometry,part,ring,vertex,longitude,latitude,altitude,when\n\
+                     3,plain,Point,0,,10,{longitude},{latitude},,\n\
+                     3,plain,Point,0,,11,{longitude},{latitude},{altitude},\n"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn header_and_canonical_numbers() {
         let mut w = default_writer(&Shape::default(), &Dialect::default());
         w.vertex(&vertex("plain", None)).unwrap();
         assert_eq!(
             text(w),
             "feature,name,geometry,part,ring,vertex,longitude,latitude,altitude,when\n\
-             3,plain,Point,0,,10,-008.50,1e-3,,\n"
+             3,plain,Point,0,,10,-8.50,1e-3,,\n"
         );
     }
 
@@ -1122,7 +1176,7 @@ mod tests {
         w.vertex(&vertex("a,\"b\"\nc", None)).unwrap();
         let text = text(w);
         assert!(
-            text.ends_with("3,\"a,\"\"b\"\"\nc\",Point,0,,10,-008.50,1e-3,,\n"),
+            text.ends_with("3,\"a,\"\"b\"\"\nc\",Point,0,,10,-8.50,1e-3,,\n"),
             "{text}"
         );
     }
@@ -1140,9 +1194,9 @@ mod tests {
         w.vertex(&vertex("fine", None)).unwrap();
         assert_eq!(
             text(w),
-            "3,\"'=HYPERLINK(\"\"x\"\")\",Point,0,,10,-008.50,1e-3,,\n\
-             3,'@SUM,Point,0,,10,-008.50,1e-3,,\n\
-             3,fine,Point,0,,10,-008.50,1e-3,,\n"
+            "3,\"'=HYPERLINK(\"\"x\"\")\",Point,0,,10,-8.50,1e-3,,\n\
+             3,'@SUM,Point,0,,10,-8.50,1e-3,,\n\
+             3,fine,Point,0,,10,-8.50,1e-3,,\n"
         );
     }
 
@@ -1157,7 +1211,7 @@ mod tests {
         w.vertex(&vertex("a b", None)).unwrap();
         let out = text(w);
         assert!(out.starts_with("\u{feff}feature\tname\t"), "{out:?}");
-        assert!(out.ends_with("3\ta b\tPoint\t0\t\t10\t-008.50\t1e-3\t\t\n"));
+        assert!(out.ends_with("3\ta b\tPoint\t0\t\t10\t-8.50\t1e-3\t\t\n"));
 
         let dialect = Dialect {
             header: false,
@@ -1165,7 +1219,7 @@ mod tests {
         };
         let mut w = default_writer(&Shape::default(), &dialect);
         w.vertex(&vertex("x", None)).unwrap();
-        assert_eq!(text(w), "3,x,Point,0,,10,-008.50,1e-3,,\n");
+        assert_eq!(text(w), "3,x,Point,0,,10,-8.50,1e-3,,\n");
     }
 
     fn attributes() -> Attributes {

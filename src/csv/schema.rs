@@ -1,7 +1,10 @@
 //! What a CSV's columns are: the fixed columns, the ExtendedData fields, `--columns`, the
 //! dialect. Decided before the first row, apart from how rows are written.
 
+use std::collections::HashSet;
 use std::fmt;
+
+use super::Numbers;
 
 /// The header row of the default CSV (one row per vertex), in order.
 pub const COLUMNS: [&str; 10] = [
@@ -57,6 +60,8 @@ pub struct Dialect {
     pub bom: bool,
     /// Put `'` before text fields that a spreadsheet would run as a formula.
     pub formula_guard: bool,
+    /// How coordinates are written.
+    pub numbers: Numbers,
 }
 
 impl Default for Dialect {
@@ -66,6 +71,7 @@ impl Default for Dialect {
             header: true,
             bom: false,
             formula_guard: false,
+            numbers: Numbers::Canonical,
         }
     }
 }
@@ -167,14 +173,40 @@ impl Column {
     }
 }
 
-/// The header of ExtendedData field `field`: its name, with `data.` in front when that name is
-/// taken by a standard column (so `name` becomes `data.name`).
+/// The header of ExtendedData field `field` taken alone: its name, with `data.` in front when
+/// that name is taken by a standard column (so `name` becomes `data.name`), and `data.unnamed`
+/// for a field without a name. [`field_headers`] makes the headers of several fields unique.
 pub fn data_header(field: &str) -> String {
-    if Column::fixed(field).is_some() {
+    if field.is_empty() {
+        format!("{DATA_PREFIX}unnamed")
+    } else if Column::fixed(field).is_some() {
         format!("{DATA_PREFIX}{field}")
     } else {
         field.to_owned()
     }
+}
+
+/// The headers of the ExtendedData `fields` (in first-seen order), every one non-empty and
+/// different from the others and from every standard column, so that a CSV loads into a
+/// table: each is [`data_header`], and one already taken by an earlier field gets `_2`, `_3`,
+/// … (the first free), so the fields `name` and `data.name` are `data.name` and
+/// `data.name_2`, in the order they were first seen.
+pub fn field_headers(fields: &[String]) -> Vec<String> {
+    let mut taken: HashSet<String> = FIXED.iter().map(|(n, _)| (*n).to_owned()).collect();
+    fields
+        .iter()
+        .map(|field| {
+            let base = data_header(field);
+            let mut header = base.clone();
+            let mut n = 1;
+            while taken.contains(&header) {
+                n += 1;
+                header = format!("{base}_{n}");
+            }
+            taken.insert(header.clone());
+            header
+        })
+        .collect()
 }
 
 /// What the command line asks the CSV to look like, before any input is read.
@@ -305,9 +337,10 @@ impl Shape {
             return Vec::new();
         };
         let mut missing: Vec<String> = Vec::new();
+        let headers = field_headers(fields);
         for name in select {
             if self.fixed_column(name).is_none()
-                && !fields.iter().any(|f| data_header(f) == *name)
+                && !headers.contains(name)
                 && !missing.contains(name)
             {
                 missing.push(name.clone());
@@ -319,28 +352,37 @@ impl Shape {
     /// The columns of an output whose input(s) have the ExtendedData `fields` (names in
     /// first-seen order). Names in `--columns` are assumed checked.
     pub fn layout(&self, fields: &[String]) -> Layout {
-        let columns = match &self.select {
-            Some(select) => select
-                .iter()
-                .map(|name| {
-                    self.fixed_column(name).unwrap_or_else(|| {
-                        let field = fields
-                            .iter()
-                            .find(|f| data_header(f) == *name)
-                            .map_or_else(|| field_of_header(name), String::clone);
-                        Column::Data(field)
+        let headers = field_headers(fields);
+        match &self.select {
+            Some(select) => Layout {
+                columns: select
+                    .iter()
+                    .map(|name| {
+                        self.fixed_column(name).unwrap_or_else(|| {
+                            let field = headers
+                                .iter()
+                                .position(|h| h == name)
+                                .map_or_else(|| field_of_header(name), |i| fields[i].clone());
+                            Column::Data(field)
+                        })
                     })
-                })
-                .collect(),
+                    .collect(),
+                // As the user named them.
+                headers: select.clone(),
+            },
             None => {
                 let mut columns = self.fixed_columns();
+                let mut names: Vec<String> = columns.iter().map(Column::header).collect();
                 if self.attributes {
                     columns.extend(fields.iter().cloned().map(Column::Data));
+                    names.extend(headers);
                 }
-                columns
+                Layout {
+                    columns,
+                    headers: names,
+                }
             }
-        };
-        Layout { columns }
+        }
     }
 }
 
@@ -395,11 +437,13 @@ pub fn many_fields_warning(fields: usize) -> Option<String> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
     pub columns: Vec<Column>,
+    /// The header of each column.
+    headers: Vec<String>,
 }
 
 impl Layout {
     pub fn headers(&self) -> Vec<String> {
-        self.columns.iter().map(Column::header).collect()
+        self.headers.clone()
     }
 
     /// Whether any column is an ExtendedData field or a descriptive column.
@@ -411,6 +455,58 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `<Data>` without a name gave an empty header, and the fields `name` and `data.name`
+    /// two `data.name` columns. See: issue 13, item 5.
+    #[test]
+    fn every_field_header_is_named_and_unique() {
+        let fields: Vec<String> = [
+            "name",
+            "data.name",
+            "",
+            "speed",
+            "speed",
+            "data.unnamed",
+            "when",
+        ]
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+        assert_eq!(
+            field_headers(&fields),
+            [
+                "data.name",
+                "data.name_2",
+                "data.unnamed",
+                "speed",
+                "speed_2",
+                "data.unnamed_2",
+                "data.when"
+            ]
+        );
+        let shape = Shape {
+            attributes: true,
+            ..Shape::default()
+        };
+        let headers = shape.layout(&fields).headers();
+        let mut unique = headers.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), headers.len(), "{headers:?}");
+        // `--columns` names them by these headers.
+        let select = Shape {
+            attributes: true,
+            select: Some(vec!["data.name_2".into(), "data.name".into()]),
+            ..Shape::default()
+        };
+        assert_eq!(
+            select.layout(&fields).columns,
+            [
+                Column::Data("data.name".into()),
+                Column::Data("name".into())
+            ]
+        );
+    }
 
     #[test]
     fn unknown_columns_list_the_available_ones() {

@@ -14,7 +14,8 @@
 //! - `Z` when any tuple has an altitude; a tuple without one is then given altitude `0`;
 //! - nothing (an empty string) for a feature without coordinates.
 //!
-//! Numbers are copied verbatim from the KML, except that a leading `+` is dropped: GDAL (and so
+//! Numbers are the KML's text in canonical form, as in the other columns, or with
+//! `--numbers verbatim` as written, except that a leading `+` is always dropped: GDAL (and so
 //! `ogr2ogr` and QGIS) rejects `POINT (+8.5 47)`.
 //!
 //! A feature's geometry can be far larger than memory (one LineString of ten million
@@ -23,6 +24,8 @@
 //! writes it, holding no more than a tuple or two at a time.
 
 use std::io::{self, Write};
+
+use super::number::{self, Numbers};
 
 use crate::kml::{Geometry, GeometryItem, Ring};
 
@@ -152,8 +155,14 @@ fn borrow(t: &Tuple) -> [&str; 3] {
     [&t[0], &t[1], &t[2]]
 }
 
-/// Write the WKT of a feature made of `geometry` to `out` (nothing for no coordinates).
+/// Write the WKT of a feature made of `geometry` to `out` (nothing for no coordinates), its
+/// numbers in canonical text (see [`Numbers`]).
 pub fn write(geometry: &Geometry, out: &mut dyn Write) -> io::Result<()> {
+    write_numbers(geometry, out, Numbers::Canonical)
+}
+
+/// [`write`], the numbers as `numbers` asks (a leading `+` is dropped either way).
+pub fn write_numbers(geometry: &Geometry, out: &mut dyn Write, numbers: Numbers) -> io::Result<()> {
     let shape = Shape::of(geometry)?;
     let Some(first) = shape.first else {
         return Ok(());
@@ -167,6 +176,7 @@ pub fn write(geometry: &Geometry, out: &mut dyn Write) -> io::Result<()> {
         buf: Vec::with_capacity(FLUSH + 1024),
         out,
         z: shape.z,
+        numbers,
         mode,
         written: 0,
         polygon_open: false,
@@ -206,6 +216,7 @@ struct Writer<'a> {
     buf: Vec<u8>,
     out: &'a mut dyn Write,
     z: bool,
+    numbers: Numbers,
     mode: Mode,
     /// Geometries begun so far.
     written: u64,
@@ -328,13 +339,13 @@ impl Writer<'_> {
     }
 
     fn coordinates(&mut self, t: [&str; 3]) {
-        self.buf.extend_from_slice(unsigned(t[0]).as_bytes());
+        number::push(&mut self.buf, unsigned(t[0]).as_bytes(), self.numbers);
         self.buf.push(b' ');
-        self.buf.extend_from_slice(unsigned(t[1]).as_bytes());
+        number::push(&mut self.buf, unsigned(t[1]).as_bytes(), self.numbers);
         if self.z {
             let altitude = if t[2].is_empty() { "0" } else { unsigned(t[2]) };
             self.buf.push(b' ');
-            self.buf.extend_from_slice(altitude.as_bytes());
+            number::push(&mut self.buf, altitude.as_bytes(), self.numbers);
         }
     }
 }
@@ -400,8 +411,18 @@ mod tests {
         assert_eq!(wkt(&[part("Point", Ring::None, &["1,2"])]), "POINT (1 2)");
         assert_eq!(
             wkt(&[part("Point", Ring::None, &["+008.50,1e-3,3"])]),
-            "POINT Z (008.50 1e-3 3)"
+            "POINT Z (8.50 1e-3 3)"
         );
+        // Verbatim numbers still lose the `+` GDAL rejects.
+        let mut verbatim = Vec::new();
+        let parts = [part("Point", Ring::None, &["+008.50,.5"])];
+        write_numbers(
+            &Geometry::from_parts(&parts).unwrap(),
+            &mut verbatim,
+            Numbers::Verbatim,
+        )
+        .unwrap();
+        assert_eq!(verbatim, b"POINT (008.50 .5)");
         assert_eq!(
             wkt(&[part("Track", Ring::None, &["1,2,5", "3,4"])]),
             "LINESTRING Z (1 2 5, 3 4 0)"

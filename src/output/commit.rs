@@ -140,10 +140,12 @@ impl<T> Queue<T> {
 
 /// Start the syncing threads and the committer on `scope`: they commit what is sent on the
 /// returned queue and hand each job's outcome to `done`. They end once every clone of the queue
-/// is dropped.
+/// is dropped. `files` (how many will be sent, at most) bounds the threads started: a run of
+/// one file needs one syncing thread, not sixteen.
 pub fn start<'scope, T, F>(
     scope: &'scope thread::Scope<'scope, '_>,
     stop: &'scope AtomicBool,
+    files: usize,
     mut done: F,
 ) -> io::Result<Queue<T>>
 where
@@ -154,7 +156,8 @@ where
     let (queue, received) = mpsc::sync_channel::<Pending<T>>(limits.queue);
     let (synced, to_publish) = mpsc::sync_channel::<Synced<T>>(limits.queue);
     let received = std::sync::Arc::new(Mutex::new(received));
-    for i in 0..limits.sync_threads {
+    let threads = limits.sync_threads.min(files).max(1);
+    for i in 0..threads {
         let received = received.clone();
         let synced = synced.clone();
         thread::Builder::new()
@@ -169,7 +172,7 @@ where
     // each one waiting is an open descriptor, counted in the limits.
     let (release, to_release) = mpsc::sync_channel::<Replaced>(limits.queue);
     let to_release = std::sync::Arc::new(Mutex::new(to_release));
-    for i in 0..limits.sync_threads {
+    for i in 0..threads {
         let to_release = to_release.clone();
         thread::Builder::new()
             .name(format!("kml2csv-release-{i}"))
@@ -683,7 +686,7 @@ mod tests {
         let stop = AtomicBool::new(false);
         let mut seen = Vec::new();
         thread::scope(|scope| {
-            let queue = start(scope, &stop, |tag: String, _, outcome| {
+            let queue = start(scope, &stop, 3, |tag: String, _, outcome| {
                 assert!(matches!(outcome, Outcome::Converted { .. }));
                 seen.push(tag);
             })

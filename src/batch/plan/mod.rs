@@ -296,6 +296,9 @@ fn build_with(
 
     let mut owners: HashMap<PathBuf, &Path> = HashMap::new();
     for item in items.iter().filter(|_| target.is_some()) {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Plan::default());
+        }
         let output = match &item.action {
             Action::Convert { output, .. } | Action::Skip { output } => output,
             Action::Fail { .. } | Action::FailedBefore { .. } => continue,
@@ -315,7 +318,10 @@ fn build_with(
         }
     }
 
-    check_clashes(&found, &items, extra, &mut resolve, &mut problems);
+    check_clashes(&found, &items, extra, &mut resolve, &mut problems, stop);
+    if stop.load(Ordering::Relaxed) {
+        return Ok(Plan::default());
+    }
 
     // Sharding comes after the collision checks, so that every shard refuses a collision even
     // when its two inputs fall into different shards.
@@ -517,6 +523,9 @@ fn expand_pattern(
     let base = fixed_base(pattern);
     let before = found.len();
     for entry in matches {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         match entry {
             Entry::Match(path) => {
                 let path = names::portable(path);
@@ -771,6 +780,7 @@ fn check_clashes(
     extra: &[Extra<'_>],
     resolve: &mut Canonical,
     problems: &mut Vec<UsageError>,
+    stop: &AtomicBool,
 ) {
     /// A claim on a path: what it is and whether the run writes it.
     struct Claim<'a> {
@@ -807,6 +817,9 @@ fn check_clashes(
         _ => None,
     });
     for (item, output) in skips {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         claims.push(Claim {
             path: output,
             what: format!("the existing CSV of {}", escaped(&item.input)),
@@ -820,6 +833,9 @@ fn check_clashes(
         _ => None,
     });
     for (item, output) in converts {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         claims.push(Claim {
             path: output,
             what: format!("the CSV of {}", escaped(&item.input)),
@@ -840,6 +856,9 @@ fn check_clashes(
 
     let mut owner: HashMap<&Key, usize> = HashMap::new();
     for (index, claim) in claims.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let mut reported = false;
         for key in &claim.keys {
             let Some(&first) = owner.get(key) else {
