@@ -204,6 +204,43 @@ fn read_stdin(sink: &mut dyn Sink, options: &ReadOptions) -> Result<Summary, Err
     }
 }
 
+/// What tells one version of an input file from another without reading it: its size,
+/// modification time and (on Unix) device and inode, which a replacement by rename changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    file: (u64, u64),
+}
+
+impl Identity {
+    /// The identity of the regular file at `path`; `None` for anything else (a pipe, a
+    /// missing file), which has no version to compare.
+    pub fn of(path: &Path) -> Option<Identity> {
+        let meta = fs::metadata(path).ok().filter(fs::Metadata::is_file)?;
+        Some(Identity {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            file: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino())
+            },
+        })
+    }
+
+    /// One line of a manifest: size, modification time (nanoseconds since the epoch) and
+    /// `label`, escaped so that any name stays on its line.
+    pub fn manifest_line(&self, label: &Path) -> String {
+        let nanos = self
+            .modified
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("{} {nanos} {:?}\n", self.len, label.as_os_str())
+    }
+}
+
 /// `result`, or [`ErrorKind::Cancelled`] if it failed because the run is stopping (a
 /// [`Watched`] read gave up).
 fn stopped_or<T>(result: Result<T, Error>, options: &ReadOptions) -> Result<T, Error> {
