@@ -531,12 +531,16 @@ fn merge_follows_update_and_dry_run() {
 
     let run = env.run(&["-n", "--merge", "all.csv", "b.kml", "a.kml", "gone.kml"]);
     assert_code(&run, 1);
+    // The system words "not found" (ENOENT, ERROR_FILE_NOT_FOUND: both 2) its own way.
+    let not_found = std::io::Error::from_raw_os_error(2);
     assert_eq!(
         run.stdout,
-        "convert a.kml -> all.csv\n\
-         convert b.kml -> all.csv\n\
-         refuse  gone.kml: cannot read: No such file or directory (os error 2)\n\
-         refuse  all.csv: not written, 1 input would fail\n"
+        format!(
+            "convert a.kml -> all.csv\n\
+             convert b.kml -> all.csv\n\
+             refuse  gone.kml: cannot read: {not_found}\n\
+             refuse  all.csv: not written, 1 input would fail\n"
+        )
     );
     assert!(!env.exists("all.csv"));
 

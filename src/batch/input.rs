@@ -311,9 +311,18 @@ impl<R: Read + std::os::fd::AsRawFd> Read for Watched<R> {
     }
 }
 
+/// A Windows pipe cannot be polled like that: the stop is seen before each read, not while
+/// one waits.
 #[cfg(not(unix))]
 impl<R: Read> Read for Watched<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let stopping = self
+            .cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed));
+        if stopping {
+            return Err(io::Error::other("the run is stopping"));
+        }
         self.inner.read(buf)
     }
 }
@@ -375,6 +384,7 @@ impl Sink for FieldNames {
 }
 
 /// How long a FIFO input may wait for a program to start writing to it.
+#[cfg(unix)]
 const FIFO_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Open an input without ever blocking in `open`: a FIFO with no writer would otherwise hang
@@ -387,7 +397,7 @@ const FIFO_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 fn open_input(input: &Path) -> io::Result<File> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     use std::os::unix::io::AsRawFd;
-    let file = fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(input)?;
