@@ -323,6 +323,124 @@ fn an_output_is_never_written_outside_out() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// One command means one thing on every platform (see README, "On Windows")
+
+#[test]
+fn paths_are_written_with_forward_slashes_whatever_the_separator_typed() {
+    let env = TestEnv::new();
+    env.write("in/sub/a.kml", POINT_KML);
+    env.write("in/sub/b.kml", "<kml><Placemark><Point><coordinates>1,");
+    // Windows takes `\` as a separator, other systems take it as part of a name.
+    let pattern = if cfg!(windows) {
+        r"in\sub\*.kml"
+    } else {
+        "in/sub/*.kml"
+    };
+    let run = env.run(&["-o", "out", "--dry-run", pattern]);
+    assert_code(&run, 0);
+    assert!(
+        run.stdout.contains("convert in/sub/a.kml -> out/a.csv"),
+        "{run}"
+    );
+    let run = env.run(&["-v", "-o", "out", pattern, "in/sub/missing.kml"]);
+    assert_code(&run, 1);
+    assert_stderr_has(&run, "kml2csv: in/sub/a.kml: converted to out/a.csv");
+    assert_stderr_has(&run, "kml2csv: in/sub/b.kml:1:");
+    assert_stderr_has(&run, "kml2csv: in/sub/missing.kml: cannot read");
+    assert!(!run.stderr.contains('\\'), "{run}");
+}
+
+#[test]
+fn names_differing_only_in_case_collide_where_the_file_system_ignores_case() {
+    let env = TestEnv::new();
+    env.write("x/A.kml", POINT_KML);
+    env.write("y/a.kml", POINT_KML);
+    let run = env.run(&["-o", "out", "x/A.kml", "y/a.kml"]);
+    if cfg!(any(windows, target_os = "macos")) {
+        // `out/A.csv` and `out/a.csv` are one file there: refused before any work.
+        assert_code(&run, 2);
+        assert_stderr_has(&run, "x/A.kml and y/a.kml would both be written to");
+        assert!(env.files_ending(".csv").is_empty(), "{run}");
+    } else {
+        assert_code(&run, 0);
+        assert_eq!(env.files_ending(".csv"), ["out/A.csv", "out/a.csv"]);
+    }
+}
+
+#[test]
+fn names_windows_cannot_hold_fail_that_input_with_a_clear_message() {
+    let env = TestEnv::new();
+    // Such names come from other systems; on Windows only a verbatim `\\?\` path makes them.
+    let root = fs::canonicalize(env.root()).unwrap();
+    for name in ["good.kml", "con.kml", "Nul.track.kml"] {
+        let path = root.join("data").join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, POINT_KML).unwrap();
+    }
+    let run = env.run(&["-o", "out", "data/**/*.kml"]);
+    assert_clean_stderr(&run);
+    if cfg!(windows) {
+        assert_code(&run, 1);
+        assert_stderr_has(
+            &run,
+            r#"data/con.kml: cannot be read on Windows: "con.kml" is a device name"#,
+        );
+        assert_stderr_has(
+            &run,
+            r#"data/Nul.track.kml: cannot be read on Windows: "Nul.track.kml""#,
+        );
+        assert_eq!(env.files_ending(".csv"), ["out/good.csv"]);
+    } else {
+        assert_code(&run, 0);
+        assert_eq!(env.files_ending(".csv").len(), 3, "{run}");
+    }
+}
+
+/// Windows paths as users type them: a drive-letter pattern with backslashes, folders longer
+/// than 260 characters, and the same through a UNC share (`\\localhost\C$\…`), as inputs and
+/// as --out.
+#[test]
+#[cfg_attr(
+    not(windows),
+    ignore = "drive letters and UNC shares are Windows syntax"
+)]
+fn drive_letter_patterns_long_paths_and_unc_shares_convert() {
+    let env = TestEnv::new();
+    let long = ["a".repeat(90), "b".repeat(90), "c".repeat(90)].join("/");
+    env.write(&format!("{long}/in/sub/x.kml"), POINT_KML);
+    let root = std::path::absolute(env.root()).unwrap();
+    let deep = root.join(&long).to_string_lossy().replace('/', "\\");
+    assert!(deep.len() > 260 && deep.as_bytes()[1] == b':', "{deep}");
+    let expected = format!("{HEADER}{POINT_ROW}");
+
+    let pattern = format!(r"{deep}\in\**\*.kml");
+    let run = env.run(&["-o", &format!(r"{deep}\out"), &pattern]);
+    assert_code(&run, 0);
+    assert_eq!(env.read(&format!("{long}/out/sub/x.csv")), expected);
+
+    // The administrative share of the drive; the CI's wine prefix has one.
+    let unc = format!(r"\\localhost\{}${}", &deep[..1], &deep[2..]);
+    if !std::path::Path::new(r"\\localhost\C$").is_dir() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "no share \\\\localhost\\C$"
+        );
+        eprintln!("skipped the UNC case: no share \\\\localhost\\C$ on this machine");
+        return;
+    }
+    let run = env.run(&[
+        "-v",
+        "-o",
+        &format!(r"{unc}\unc-out"),
+        &format!(r"{unc}\in\**\*.kml"),
+    ]);
+    assert_code(&run, 0);
+    assert_stderr_has(&run, "/in/sub/x.kml: converted to //localhost/");
+    assert_eq!(env.read(&format!("{long}/unc-out/sub/x.csv")), expected);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Failures stay per file
 
 #[test]
@@ -531,9 +649,12 @@ fn two_runs_at_once_leave_every_output_whole() {
     let env = TestEnv::new();
     twenty_files(&env);
     let reference = env.run(&["-o", "ref", "in"]);
+    // --retry-failed: a run that starts once the other has recorded broken.kml's failure
+    // (as under wine, where starting a process is slow) would report it as failed before,
+    // with status 0, instead of failing it again.
     let spawn = || {
         env.command()
-            .args(["-o", "out", "-j", "2", "in"])
+            .args(["-o", "out", "-j", "2", "--retry-failed", "in"])
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()

@@ -531,16 +531,21 @@ fn merge_follows_update_and_dry_run() {
 
     let run = env.run(&["-n", "--merge", "all.csv", "b.kml", "a.kml", "gone.kml"]);
     assert_code(&run, 1);
+    // The system words "not found" (ENOENT, ERROR_FILE_NOT_FOUND: both 2) its own way.
+    let not_found = std::io::Error::from_raw_os_error(2);
     assert_eq!(
         run.stdout,
-        "convert a.kml -> all.csv\n\
-         convert b.kml -> all.csv\n\
-         refuse  gone.kml: cannot read: No such file or directory (os error 2)\n\
-         refuse  all.csv: not written, 1 input would fail\n"
+        format!(
+            "convert a.kml -> all.csv\n\
+             convert b.kml -> all.csv\n\
+             refuse  gone.kml: cannot read: {not_found}\n\
+             refuse  all.csv: not written, 1 input would fail\n"
+        )
     );
     assert!(!env.exists("all.csv"));
 
-    let run = env.run(&["--merge", "all.csv", "a.kml", "b.kml"]);
+    // Made with --update, which records its inputs (see: issue 17, item 7).
+    let run = env.run(&["-u", "--merge", "all.csv", "a.kml", "b.kml"]);
     assert_code(&run, 0);
     let run = env.run(&["-n", "-u", "--merge", "all.csv", "a.kml", "b.kml"]);
     assert_code(&run, 0);
@@ -1175,4 +1180,86 @@ fn a_one_column_csv_keeps_its_empty_rows() {
     let run = env.run(&["a.kml", "--columns", "altitude", "--out", "-"]);
     assert_code(&run, 0);
     assert_eq!(run.stdout, "altitude\n\"\"\n");
+}
+
+/// See: issue 17 (7): `--merge --update` compared dates only, so it never took in a new input
+/// whose date is old (copied with its date, unpacked from an archive) and kept the rows of a
+/// deleted one. A merged CSV is now up to date only when its exact set of inputs, in the same
+/// versions, is what it was made of.
+#[test]
+fn a_merged_csv_is_up_to_date_only_for_the_same_inputs() {
+    let env = TestEnv::new();
+    env.write("in/a.kml", points_kml("a", 1));
+    env.write("in/b.kml", points_kml("b", 1));
+    let args = ["in/*.kml", "--merge", "all.csv", "--update"];
+    let sources = |env: &TestEnv| column(&env.read("all.csv"), "source");
+    assert_code(&env.run(&args), 0);
+    assert_eq!(sources(&env), ["in/a.kml", "in/b.kml"]);
+    assert!(env.exists(".all.csv.kml2csv-inputs"), "{:?}", env.files());
+    let run = env.run(&args);
+    assert_code(&run, 0);
+    assert_stderr_has(&run, "0 converted, 2 skipped");
+
+    // A new input dated long before the merged CSV.
+    env.write("in/c.kml", points_kml("c", 1));
+    set_mtime(
+        &env.path("in/c.kml"),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
+    );
+    assert_code(&env.run(&args), 0);
+    assert_eq!(sources(&env), ["in/a.kml", "in/b.kml", "in/c.kml"]);
+    // An input deleted.
+    fs::remove_file(env.path("in/b.kml")).unwrap();
+    assert_code(&env.run(&args), 0);
+    assert_eq!(sources(&env), ["in/a.kml", "in/c.kml"]);
+    // An input replaced by an older version of the same size.
+    env.write("in/a.kml", points_kml("z", 1));
+    set_mtime(
+        &env.path("in/a.kml"),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
+    );
+    assert_code(&env.run(&args), 0);
+    assert!(env.read("all.csv").contains("z-0"));
+    let run = env.run(&args);
+    assert_stderr_has(&run, "0 converted, 2 skipped");
+    // A run without --update that writes the CSV drops the record it no longer matches.
+    assert_code(&env.run(&["in/a.kml", "--merge", "all.csv", "--force"]), 0);
+    assert!(!env.exists(".all.csv.kml2csv-inputs"), "{:?}", env.files());
+}
+
+/// See: issue 17 (7): a KML rewritten while it was converted gave a CSV of neither version,
+/// dated after the new one, which `--update` then took as up to date for ever. A file that
+/// changes while it is read is read again, and fails (writing nothing) if it keeps changing.
+#[test]
+fn a_file_that_changes_while_it_is_read_is_not_converted_from_a_mix() {
+    let env = TestEnv::new();
+    let path = env.write("busy.kml", common::long_line_kml(300_000));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let toucher = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // A writer still at work: the file grows and its date moves.
+                n += 1;
+                (&file).write_all(b" ").unwrap();
+                file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(n))
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let run = env.run(&["busy.kml"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    toucher.join().unwrap();
+    assert_code(&run, 1);
+    assert_stderr_has(
+        &run,
+        "busy.kml: the file changed while it was read, 3 times in a row",
+    );
+    assert!(!env.exists("busy.csv"), "{:?}", env.files());
+    // Once the writer is done, it converts.
+    assert_code(&env.run(&["busy.kml", "--update"]), 0);
+    assert!(env.exists("busy.csv"));
 }

@@ -10,6 +10,10 @@
 //!   stderr naming the file (with a `:LINE:COLUMN:` position for the XML ones), no output and
 //!   no temporary file left behind, no panic.
 //!
+//! CI runs this on Linux and, cross-built, on Windows under wine: the same expected files for
+//! both, so the fixtures convert byte-identical on the two (`.gitattributes` keeps a Windows
+//! checkout from changing their line ends).
+//!
 //! Every fixture is checked and all failures are reported together, so one run shows the whole
 //! picture. To add a fixture: put it in one of those directories and add its expected CSV (the
 //! test fails while either side is missing). `fixtures/make_fixtures.py` regenerates the

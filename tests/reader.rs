@@ -646,3 +646,19 @@ fn a_model_location_without_a_latitude_is_skipped_with_a_warning() {
         ]
     );
 }
+
+/// See: issue 17 (10): a file with CR-only line endings (old Mac) had every warning and
+/// error on line 1, at huge columns.
+#[test]
+fn positions_in_a_file_with_cr_only_line_endings() {
+    let doc = "<kml>\r<Placemark>\r<LineString><coordinates>1,2 x,3</coordinates></LineString>\r</Placemark>\r</kml>\r";
+    let sink = read_with(doc.as_bytes(), &ReadOptions::default()).unwrap();
+    let warnings: Vec<String> = sink.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings, [r#"3:30: tuple "x,3" skipped: not a number"#]);
+    let err = error(b"<kml>\r\r<Placemark>\r</kml>");
+    assert_eq!(
+        err.position,
+        Some(kml::Position { line: 4, column: 1 }),
+        "{err}"
+    );
+}

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::batch::input::Input;
+use crate::batch::input::{Identity, Input};
 use crate::batch::pipeline;
 use crate::csv::{Column, Dialect, Layout, RowWriter, Shape};
 use crate::kml::{ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
@@ -68,17 +68,42 @@ pub fn write(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Writ
             dir.display()
         )));
     }
-    let temp = match Temp::create(dir, settings.force) {
-        Ok(temp) => temp,
-        Err(e) => {
-            return Err(failed(format!(
-                "cannot create a temporary file in {}: {e}",
-                dir.display()
-            )))
+    let path = input;
+    let input = Input::Path(input.to_path_buf());
+    let mut attempts = 0;
+    let (temp, result) = loop {
+        let temp = match Temp::create(dir, settings.force) {
+            Ok(temp) => temp,
+            Err(e) => {
+                return Err(failed(format!(
+                    "cannot create a temporary file in {}: {e}",
+                    dir.display()
+                )))
+            }
+        };
+        // A file replaced or rewritten while it is read gives a CSV of neither version, and
+        // one dated after the new version, which `--update` would then take as up to date
+        // for ever: read it again. Dropping `temp` removes what was written.
+        let before = Identity::of(path);
+        let result = write_csv(WriteBack::new(temp.as_file()), &input, "", settings);
+        if matches!(result, Err(WriteFailure::Interrupted)) || Identity::of(path) == before {
+            break (temp, result);
+        }
+        attempts += 1;
+        if attempts == CHANGED_ATTEMPTS {
+            return Err(Outcome::Failed {
+                position: None,
+                message: format!(
+                    "the file changed while it was read, {CHANGED_ATTEMPTS} times in a row; \
+                     nothing was written (convert it again once it is complete)"
+                ),
+                warnings: Warnings::default(),
+                // Not the content's fault: the next run must read it again.
+                of_input: false,
+            });
         }
     };
-    let input = Input::Path(input.to_path_buf());
-    match write_csv(WriteBack::new(temp.as_file()), &input, "", settings) {
+    match result {
         Ok((rows, warnings)) => Ok(Written {
             temp,
             rows,
@@ -100,6 +125,9 @@ pub fn write(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Writ
         }),
     }
 }
+
+/// How many times a file that changes while it is read is read before it fails.
+const CHANGED_ATTEMPTS: u32 = 3;
 
 fn failed(message: String) -> Outcome {
     Outcome::Failed {

@@ -204,6 +204,43 @@ fn read_stdin(sink: &mut dyn Sink, options: &ReadOptions) -> Result<Summary, Err
     }
 }
 
+/// What tells one version of an input file from another without reading it: its size,
+/// modification time and (on Unix) device and inode, which a replacement by rename changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    file: (u64, u64),
+}
+
+impl Identity {
+    /// The identity of the regular file at `path`; `None` for anything else (a pipe, a
+    /// missing file), which has no version to compare.
+    pub fn of(path: &Path) -> Option<Identity> {
+        let meta = fs::metadata(path).ok().filter(fs::Metadata::is_file)?;
+        Some(Identity {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            file: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino())
+            },
+        })
+    }
+
+    /// One line of a manifest: size, modification time (nanoseconds since the epoch) and
+    /// `label`, escaped so that any name stays on its line.
+    pub fn manifest_line(&self, label: &Path) -> String {
+        let nanos = self
+            .modified
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("{} {nanos} {:?}\n", self.len, label.as_os_str())
+    }
+}
+
 /// `result`, or [`ErrorKind::Cancelled`] if it failed because the run is stopping (a
 /// [`Watched`] read gave up).
 fn stopped_or<T>(result: Result<T, Error>, options: &ReadOptions) -> Result<T, Error> {
@@ -274,9 +311,18 @@ impl<R: Read + std::os::fd::AsRawFd> Read for Watched<R> {
     }
 }
 
+/// A Windows pipe cannot be polled like that: the stop is seen before each read, not while
+/// one waits.
 #[cfg(not(unix))]
 impl<R: Read> Read for Watched<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let stopping = self
+            .cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed));
+        if stopping {
+            return Err(io::Error::other("the run is stopping"));
+        }
         self.inner.read(buf)
     }
 }
@@ -338,6 +384,7 @@ impl Sink for FieldNames {
 }
 
 /// How long a FIFO input may wait for a program to start writing to it.
+#[cfg(unix)]
 const FIFO_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Open an input without ever blocking in `open`: a FIFO with no writer would otherwise hang
@@ -350,7 +397,7 @@ const FIFO_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 fn open_input(input: &Path) -> io::Result<File> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     use std::os::unix::io::AsRawFd;
-    let file = fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(input)?;

@@ -22,7 +22,7 @@ use anyhow::Context;
 use crate::batch::common::{self, finish, read_options, union_of_fields, warn_fields_not_found};
 use crate::batch::convert::{self, Settings, WriteFailure};
 use crate::batch::dry_run;
-use crate::batch::input::{Input, STDIN};
+use crate::batch::input::{Identity, Input, STDIN};
 use crate::batch::plan::{self, Action};
 use crate::batch::status::{self, ExitStatus, QuietPanics, Stop};
 use crate::batch::{Config, Merge};
@@ -117,8 +117,10 @@ pub(crate) fn run(
     // Sorted, so that a merged CSV does not depend on the order of arguments or matches.
     jobs.sort_by(|a, b| a.label.cmp(&b.label));
 
+    // The inputs as they are before any is read: what the merged CSV will be made of.
+    let identities: Vec<Option<String>> = jobs.iter().map(Job::manifest_line).collect();
     let target = match merge {
-        Merge::File(file) => decide_target(file, config, &jobs),
+        Merge::File(file) => decide_target(file, config, &jobs, &identities),
         Merge::Stdout => Target::Write,
     };
     let shown = match merge {
@@ -269,7 +271,23 @@ pub(crate) fn run(
         Merge::Stdout => join_to_stdout(&layout, &config.dialect, parts, &stop.requested),
     };
     match written {
-        Ok(()) => {}
+        Ok(()) => {
+            if let Merge::File(file) = merge {
+                // Failed inputs (--keep-going) count too: like the dates before, the record
+                // lets them come back when they change, not at every run.
+                let manifest: Option<String> = identities.iter().cloned().collect();
+                // Recorded by --update runs only; any other run that writes the CSV removes
+                // the record, which no longer describes it. Without a record the next
+                // --update converts everything again.
+                let manifest = manifest.filter(|_| config.update);
+                if let Err(e) = write_manifest(file, manifest.as_deref()) {
+                    reporter.warn(format_args!(
+                        "{}: cannot record its inputs for --update: {e}",
+                        escaped(&shown)
+                    ));
+                }
+            }
+        }
         Err(JoinError::Closed) => return Ok(ExitStatus::Success),
         // Nothing was published; the summary says the run was interrupted.
         Err(JoinError::Interrupted) => {
@@ -348,7 +366,64 @@ fn layout_for(
     layout
 }
 
-fn decide_target(file: &Path, config: &Config, jobs: &[Job]) -> Target {
+impl Job {
+    /// This input's line in a merged CSV's manifest; `None` for one without a version to
+    /// compare (standard input, a pipe, a file that cannot be read).
+    fn manifest_line(&self) -> Option<String> {
+        match &self.input {
+            Ok(Input::Path(path)) => Identity::of(path).map(|id| id.manifest_line(&self.label)),
+            _ => None,
+        }
+    }
+}
+
+/// Where `--update` records the inputs a merged CSV was made of: a hidden file beside it.
+fn manifest_path(file: &Path) -> PathBuf {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    parent_or_dot(file).join(format!(".{name}.kml2csv-inputs"))
+}
+
+/// Record `manifest` for the merged CSV `file`, or remove the record if there is none to
+/// make (an input without a version): a missing record means "convert again".
+fn write_manifest(file: &Path, manifest: Option<&str>) -> io::Result<()> {
+    let path = manifest_path(file);
+    let Some(manifest) = manifest else {
+        return match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(parent_or_dot(file))?;
+    temp.write_all(manifest.as_bytes())?;
+    temp.persist(&path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Whether the merged CSV `file` (with metadata `meta`) was made of exactly these inputs, in
+/// these versions, and is not older than any of them.
+fn up_to_date(
+    file: &Path,
+    meta: &fs::Metadata,
+    jobs: &[Job],
+    identities: &[Option<String>],
+) -> bool {
+    let Some(current) = identities.iter().cloned().collect::<Option<String>>() else {
+        return false;
+    };
+    let recorded = fs::read_to_string(manifest_path(file)).ok();
+    recorded.as_deref() == Some(current.as_str())
+        && jobs.iter().all(|j| match &j.input {
+            Ok(Input::Path(p)) => !plan::is_older(meta, p),
+            _ => false,
+        })
+}
+
+fn decide_target(
+    file: &Path,
+    config: &Config,
+    jobs: &[Job],
+    identities: &[Option<String>],
+) -> Target {
     match fs::symlink_metadata(file) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Target::Write,
         Err(e) => Target::Refuse(format!("cannot check {}: {e}", file.display())),
@@ -361,16 +436,14 @@ fn decide_target(file: &Path, config: &Config, jobs: &[Job]) -> Target {
             file.display()
         )),
         Ok(_) if config.force => Target::Write,
+        // Up to date only if made of exactly these inputs as they are now: an input added
+        // (whatever its date), removed, replaced or failed last time makes it stale, as does
+        // standard input, which is always new.
         Ok(meta) if config.update => {
-            let stale = jobs.iter().any(|j| match &j.input {
-                Ok(Input::Path(p)) => plan::is_older(&meta, p),
-                // Standard input is always new.
-                _ => true,
-            });
-            if stale {
-                Target::Write
-            } else {
+            if up_to_date(file, &meta, jobs, identities) {
                 Target::Skip("up to date")
+            } else {
+                Target::Write
             }
         }
         Ok(_) => Target::Skip("already exists (--force overwrites it)"),

@@ -58,6 +58,9 @@ impl Stop {
         }
         let requested = Arc::new(AtomicBool::new(false));
         let signal = Arc::new(AtomicUsize::new(0));
+        #[cfg(windows)]
+        console::install(&requested, &signal).context("cannot install the Ctrl-C handler")?;
+        #[cfg(not(windows))]
         for sig in [SIGINT, SIGTERM] {
             // Order matters: the conditional exit must see the flag before this signal sets it.
             signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, requested.clone())
@@ -81,9 +84,86 @@ impl Stop {
 
 pub(crate) fn signal_name(signal: i32) -> &'static str {
     match signal {
+        SIGINT if cfg!(windows) => "Ctrl-C",
         SIGINT => "SIGINT",
         SIGTERM => "SIGTERM",
         _ => "a signal",
+    }
+}
+
+/// Ctrl-C and Ctrl-Break on a Windows console, where signals do not reach a program: the same
+/// stop as SIGINT (exit status 130), and a second one ends the process at once. Closing the
+/// console, logging off and shutting down keep the system's default (the process ends; the
+/// next run removes its temporaries).
+#[cfg(windows)]
+mod console {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use signal_hook::consts::SIGINT;
+    use windows_sys::core::BOOL;
+    use windows_sys::Win32::System::Console::{
+        SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_C_EVENT,
+    };
+    use windows_sys::Win32::System::Threading::ExitProcess;
+
+    /// The stop request of the latest run in this process; a handler cannot take arguments.
+    type Request = (Arc<AtomicBool>, Arc<AtomicUsize>);
+    static STOP: Mutex<Option<Request>> = Mutex::new(None);
+
+    pub fn install(requested: &Arc<AtomicBool>, signal: &Arc<AtomicUsize>) -> std::io::Result<()> {
+        static INSTALLED: OnceLock<bool> = OnceLock::new();
+        *STOP.lock().unwrap_or_else(|p| p.into_inner()) = Some((requested.clone(), signal.clone()));
+        // SAFETY: `handler` is a valid handler for the life of the process.
+        let installed =
+            *INSTALLED.get_or_init(|| unsafe { SetConsoleCtrlHandler(Some(handler), 1) } != 0);
+        if installed {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("SetConsoleCtrlHandler failed"))
+        }
+    }
+
+    /// Runs on a thread of its own that the system starts for each event.
+    unsafe extern "system" fn handler(event: u32) -> BOOL {
+        if event != CTRL_C_EVENT && event != CTRL_BREAK_EVENT {
+            return 0;
+        }
+        let Some((requested, signal)) = STOP.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        else {
+            return 0;
+        };
+        if requested.swap(true, Ordering::SeqCst) {
+            // SAFETY: ends the process; the temporaries left are removed by the next run.
+            unsafe { ExitProcess(128 + SIGINT as u32) };
+        }
+        signal.store(SIGINT as usize, Ordering::SeqCst);
+        1
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use windows_sys::Win32::System::Console::CTRL_CLOSE_EVENT;
+
+        #[test]
+        fn ctrl_c_and_ctrl_break_request_the_stop_that_sigint_does() {
+            let (requested, signal) = (Arc::new(AtomicBool::new(false)), Arc::default());
+            install(&requested, &signal).unwrap();
+            // Closing the console is left to the system.
+            // SAFETY: called as the system would, on a thread of the process.
+            assert_eq!(unsafe { handler(CTRL_CLOSE_EVENT) }, 0);
+            assert!(!requested.load(Ordering::SeqCst));
+            // A second event would end the test process, so one of each kind is not sent.
+            // SAFETY: as above.
+            assert_eq!(unsafe { handler(CTRL_BREAK_EVENT) }, 1);
+            assert!(requested.load(Ordering::SeqCst));
+            assert_eq!(signal.load(Ordering::SeqCst), SIGINT as usize);
+            let stop = super::super::Stop { requested, signal };
+            assert_eq!(stop.signal(), Some(SIGINT));
+            assert_eq!(super::super::ExitStatus::Signal(SIGINT).code(), 130);
+            assert_eq!(super::super::signal_name(SIGINT), "Ctrl-C");
+        }
     }
 }
 

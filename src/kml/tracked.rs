@@ -30,6 +30,8 @@ pub struct Tracked<R> {
     /// Line (1-based) of `buf[0]`, and the absolute offset where that line starts.
     buf_line: u64,
     buf_line_start: u64,
+    /// The byte before `buf[0]` was a CR: an LF at `buf[0]` ends no line of its own.
+    buf_after_cr: bool,
     /// The last resolved position, to resume from: index into `buf`, its line and the offset
     /// where that line starts.
     cursor: (usize, u64, u64),
@@ -71,6 +73,7 @@ impl<R: Read> Tracked<R> {
             buf_offset: 0,
             buf_line: 1,
             buf_line_start: 0,
+            buf_after_cr: false,
             cursor: (0, 1, 0),
             limit: None,
         }
@@ -100,10 +103,13 @@ impl<R: Read> Tracked<R> {
             (0, self.buf_line, self.buf_line_start)
         };
         let span = &self.buf[from..index];
-        let newlines = count_newlines(span);
-        if newlines > 0 {
-            line += newlines;
-            let last = memchr::memrchr(b'\n', span).unwrap_or(0);
+        let after_cr = match from {
+            0 => self.buf_after_cr,
+            _ => self.buf[from - 1] == b'\r',
+        };
+        line += count_line_breaks(span, after_cr);
+        // The LF of a CR LF ends no line of its own, but the next line starts after it.
+        if let Some(last) = memchr::memrchr2(b'\n', b'\r', span) {
             line_start = self.buf_offset + (from + last + 1) as u64;
         }
         self.cursor = (index, line, line_start);
@@ -116,11 +122,12 @@ impl<R: Read> Tracked<R> {
     /// Drop `buf[..keep_from]`, carrying its lines into the count.
     fn retire(&mut self, keep_from: usize) {
         let gone = &self.buf[..keep_from];
-        let newlines = count_newlines(gone);
-        if newlines > 0 {
-            self.buf_line += newlines;
-            let last = memchr::memrchr(b'\n', gone).unwrap_or(0);
+        self.buf_line += count_line_breaks(gone, self.buf_after_cr);
+        if let Some(last) = memchr::memrchr2(b'\n', b'\r', gone) {
             self.buf_line_start = self.buf_offset + last as u64 + 1;
+        }
+        if let Some(&b) = gone.last() {
+            self.buf_after_cr = b == b'\r';
         }
         self.buf_offset += keep_from as u64;
         self.cursor = (0, self.buf_line, self.buf_line_start);
@@ -155,6 +162,27 @@ impl<R: Read> Tracked<R> {
 
 /// Newlines in `bytes`. Counting into a byte per lane lets the compiler compare 16 or 32
 /// bytes at a time; a `u64` per byte, as `sum` would use, was 4 % of a whole conversion.
+/// The line breaks in `bytes` by XML's end-of-line rule: LF, CR LF and a lone CR (old Mac
+/// files) each end a line. A CR counts where it is, so an LF right after one counts for
+/// nothing; `after_cr` says the byte before `bytes` was a CR.
+fn count_line_breaks(bytes: &[u8], after_cr: bool) -> u64 {
+    if memchr::memchr(b'\r', bytes).is_none() {
+        let lf = count_newlines(bytes);
+        return if after_cr && bytes.first() == Some(&b'\n') {
+            lf - 1
+        } else {
+            lf
+        };
+    }
+    let mut breaks = 0;
+    let mut after_cr = after_cr;
+    for &b in bytes {
+        breaks += u64::from(b == b'\r' || (b == b'\n' && !after_cr));
+        after_cr = b == b'\r';
+    }
+    breaks
+}
+
 fn count_newlines(bytes: &[u8]) -> u64 {
     bytes
         .chunks(255)
@@ -190,6 +218,7 @@ impl<R: Read> BufRead for Tracked<R> {
                 self.buf_offset,
                 self.buf_line,
                 self.buf_line_start,
+                self.buf_after_cr,
                 self.cursor,
             );
             let old_end = self.end;
@@ -205,6 +234,7 @@ impl<R: Read> BufRead for Tracked<R> {
                             self.buf_offset,
                             self.buf_line,
                             self.buf_line_start,
+                            self.buf_after_cr,
                             self.cursor,
                         ) = kept;
                         self.pos = old_end;
@@ -294,6 +324,47 @@ mod tests {
         assert_eq!(r.position_of(r.offset()), at(100_001, 1));
         // The last buffer stays known at the end of input.
         assert_eq!(r.position_of(199_998), at(100_000, 1));
+    }
+
+    /// See: issue 17 (10): with CR-only line endings (old Mac files) every position was on
+    /// line 1. CR, LF and CR LF each end a line, also where a buffer ends between CR and LF.
+    #[test]
+    fn cr_lf_and_lone_cr_each_end_a_line() {
+        let text = b"a\rbc\r\nd\n\r\re\r\n\nf\r";
+        // The reference: the line and column of every offset, by XML's end-of-line rule.
+        let mut expected = Vec::new();
+        let (mut line, mut start) = (1, 0);
+        for (i, &b) in text.iter().enumerate() {
+            expected.push(at(line, (i - start + 1) as u64));
+            let lf_after_cr = b == b'\n' && i > 0 && text[i - 1] == b'\r';
+            if b == b'\r' || b == b'\n' {
+                if !lf_after_cr {
+                    line += 1;
+                }
+                start = i + 1;
+            }
+        }
+        expected.push(at(line, (text.len() - start + 1) as u64));
+        // Read whole, then two bytes at a time (positions asked as the buffers pass).
+        let mut whole = Tracked::new(&text[..]);
+        whole.fill_buf().unwrap();
+        let got: Vec<_> = (0..=text.len() as u64)
+            .map(|o| whole.position_of(o))
+            .collect();
+        assert_eq!(got, expected);
+        let mut trickle = Tracked::new(Trickle(text));
+        let mut one = [0u8; 1];
+        for offset in 0..text.len() as u64 {
+            assert_eq!(
+                trickle.position_of(offset).or_else(|| {
+                    trickle.fill_buf().unwrap();
+                    trickle.position_of(offset)
+                }),
+                expected[offset as usize],
+                "offset {offset}"
+            );
+            trickle.read_exact(&mut one).unwrap();
+        }
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub struct Pending<T> {
 
 /// A CSV up to this size is left to its group's `syncfs` (see [`settle`]): for it, a call of
 /// its own costs more than its data. A bigger one is `fsync`ed as soon as it is finished.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const SMALL: u64 = 1 << 20;
 
 /// The fewest small files of one group and file system that are made durable by a `syncfs`.

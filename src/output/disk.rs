@@ -122,6 +122,7 @@ const BLOCK: u64 = 4096;
 
 /// Local file systems of Linux whose durability `fsync` and `syncfs` ensure in full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) enum Local {
     Ext4,
     Xfs,
@@ -150,6 +151,7 @@ pub(crate) fn local(file: &File) -> Option<Local> {
 }
 
 #[cfg(not(target_os = "linux"))]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn local(_file: &File) -> Option<Local> {
     None
 }
@@ -485,13 +487,14 @@ mod tests {
         let path = dir.path().join("a.csv");
         let file = File::create(&path).unwrap();
         let data = pattern(DIRECT_FROM as usize + (3 << 20) + 5);
-        let mut out = WriteBack::new(&file);
-        let (head, tail) = data.split_at(DIRECT_FROM as usize + (2 << 20) + 3);
-        out.write_all(head).unwrap();
-        out.flush().unwrap();
-        out.write_all(tail).unwrap();
-        out.flush().unwrap();
-        drop(out);
+        {
+            let mut out = WriteBack::new(&file);
+            let (head, tail) = data.split_at(DIRECT_FROM as usize + (2 << 20) + 3);
+            out.write_all(head).unwrap();
+            out.flush().unwrap();
+            out.write_all(tail).unwrap();
+            out.flush().unwrap();
+        }
         assert!(fs::read(&path).unwrap() == data);
     }
 }

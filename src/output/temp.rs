@@ -17,6 +17,11 @@
 //! an exclusive advisory lock while it is written and renamed into place. That lock lets
 //! [`remove_stale_temporaries`] tell the leftovers of a killed run (unlocked) from the work of
 //! a live one (locked).
+//!
+//! On Windows the named temporary is renamed with `MoveFileExW` and `MOVEFILE_WRITE_THROUGH`,
+//! which returns only once the rename is on disk (Windows has no `fsync` of a folder), and
+//! without `MOVEFILE_REPLACE_EXISTING` unless the output may be replaced, so that a CSV another
+//! run published meanwhile is kept, as `linkat` keeps it on Linux.
 
 use std::fs::{self, File, TryLockError};
 use std::io;
@@ -80,6 +85,7 @@ impl Temp {
     }
 
     /// The temporary as a message about `output`, its future name, calls it.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
     pub fn describe(&self, output: &Path) -> String {
         match &self.kind {
             #[cfg(target_os = "linux")]
@@ -127,11 +133,15 @@ impl Temp {
         let (placed, how) = match self.kind {
             #[cfg(target_os = "linux")]
             Kind::Unnamed(file) => (link(&file, output), "link"),
+            #[cfg(windows)]
+            Kind::Named(temp) => (windows::rename(temp, output, self.replace), "rename"),
+            #[cfg(not(windows))]
             Kind::Named(temp) if self.replace => (
                 temp.persist(output).map(drop).map_err(|e| e.error),
                 "rename",
             ),
             // On failure the temporary comes back inside the error and is removed when dropped.
+            #[cfg(not(windows))]
             Kind::Named(temp) => (
                 temp.persist_noclobber(output)
                     .map(drop)
@@ -224,6 +234,80 @@ fn link(file: &File, output: &Path) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(windows)]
+mod windows {
+    use std::io;
+    use std::os::windows::ffi::OsStrExt;
+    use std::path::Path;
+
+    use tempfile::NamedTempFile;
+    use windows_sys::Win32::Storage::FileSystem::{
+        MoveFileExW, MOVEFILE_REPLACE_EXISTING, MOVEFILE_WRITE_THROUGH,
+    };
+
+    /// Rename `temp` to `output`, the rename on disk when this returns; replacing an existing
+    /// `output` only with `replace` (else `AlreadyExists`). A temporary not renamed is removed.
+    pub fn rename(temp: NamedTempFile, output: &Path, replace: bool) -> io::Result<()> {
+        let mut flags = MOVEFILE_WRITE_THROUGH;
+        if replace {
+            flags |= MOVEFILE_REPLACE_EXISTING;
+        }
+        // The file stays open (and locked) across the rename, so that no cleaner of another run
+        // takes it for a leftover; tempfile opened it with FILE_SHARE_DELETE, which allows that.
+        let (file, path) = temp.into_parts();
+        // Kept first: keeping also clears the temporary attribute (a hint to keep the data out
+        // of the disk), which must go by path, so before the path changes.
+        let path = path.keep().map_err(io::Error::from)?;
+        let from = verbatim(&path)?;
+        let to = verbatim(output)?;
+        let mut result;
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            // SAFETY: both are NUL-terminated wide strings that outlive the call.
+            let moved = unsafe { MoveFileExW(from.as_ptr(), to.as_ptr(), flags) } != 0;
+            result = if moved {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            };
+            // A CSV being replaced by another run at the same instant, or held open for a
+            // moment by a virus scanner or the indexer, refuses to be replaced for that moment
+            // (access denied, sharing violation): try again for up to about half a second.
+            let busy = matches!(&result, Err(e) if matches!(e.raw_os_error(), Some(5 | 32)));
+            if !(busy && replace) || pause.as_millis() > 256 {
+                break;
+            }
+            std::thread::sleep(pause);
+            pause *= 2;
+        }
+        drop(file);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        result
+    }
+
+    /// `path` as an absolute `\\?\` path, NUL-terminated: without that prefix `MoveFileExW`
+    /// refuses paths longer than 260 characters (std adds it for its own calls).
+    pub fn verbatim(path: &Path) -> io::Result<Vec<u16>> {
+        let absolute: Vec<u16> = std::path::absolute(path)?
+            .as_os_str()
+            .encode_wide()
+            .collect();
+        let wide = |text: &str| text.encode_utf16().collect::<Vec<u16>>();
+        let mut verbatim =
+            if absolute.starts_with(&wide(r"\\?\")) || absolute.starts_with(&wide(r"\\.\")) {
+                absolute
+            } else if let Some(unc) = absolute.strip_prefix(wide(r"\\").as_slice()) {
+                [wide(r"\\?\UNC\").as_slice(), unc].concat()
+            } else {
+                [wide(r"\\?\").as_slice(), &absolute].concat()
+            };
+        verbatim.push(0);
+        Ok(verbatim)
     }
 }
 
@@ -377,6 +461,28 @@ mod tests {
         assert_eq!(temp.publish(&output), Ok(Published::Placed));
         assert_eq!(fs::read_to_string(&output).unwrap(), "ours");
         assert_eq!(names(dir.path()), ["x.csv"]);
+    }
+
+    #[test]
+    fn outputs_whose_path_is_longer_than_260_characters_are_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a".repeat(100)).join("b".repeat(100));
+        let deep = deep.join("c".repeat(100));
+        fs::create_dir_all(&deep).unwrap();
+        for replace in [false, true] {
+            let output = deep.join(format!("{replace}.csv"));
+            assert!(output.as_os_str().len() > 300);
+            fs::write(&output, "theirs").unwrap();
+            let temp = written(&deep, replace, "ours");
+            let expected = if replace {
+                (Published::Placed, "ours")
+            } else {
+                (Published::AlreadyThere, "theirs")
+            };
+            assert_eq!(temp.publish(&output), Ok(expected.0));
+            assert_eq!(fs::read_to_string(&output).unwrap(), expected.1);
+        }
+        assert_eq!(names(&deep), ["false.csv", "true.csv"]);
     }
 
     #[test]

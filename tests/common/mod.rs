@@ -226,10 +226,16 @@ pub fn slow_kml(blocks: usize) -> Vec<u8> {
 
 /// Add `n` to the figure `key` of the reliability report (`tests/report.rs` sums them).
 /// Figures live in files under the target folder, one line per recording, so that test
-/// binaries and threads never share state.
+/// binaries and threads never share state. The Windows suite (under wine, same target folder)
+/// keeps its figures apart: the report speaks of the Linux runs.
 pub fn record(key: &str, n: u64) {
     use std::io::Write;
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
+    let folder = if cfg!(windows) {
+        "reliability-windows"
+    } else {
+        "reliability"
+    };
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(folder);
     let _ = fs::create_dir_all(&dir);
     if let Ok(mut file) = fs::OpenOptions::new()
         .create(true)

@@ -288,6 +288,8 @@ mod tests {
             .unwrap();
         let mut plan = plan_of(dir.path(), &["bad"]);
         assert_eq!(apply(&mut plan, false, false), [0]);
+        // Closed first: Windows removes an open file only once its last handle is closed.
+        drop(csv);
         fs::remove_file(&output).unwrap();
 
         // Changed: converted again.

@@ -6,6 +6,7 @@
 //! ready-made job each.
 
 pub mod failed;
+pub mod names;
 pub(crate) mod pattern;
 pub mod shard;
 
@@ -376,17 +377,17 @@ struct Canonical {
 impl Canonical {
     fn of(&mut self, path: &Path) -> io::Result<PathBuf> {
         let Some(name) = path.file_name() else {
-            return fs::canonicalize(path);
+            return names::canonical(path);
         };
         if fs::symlink_metadata(path)?.file_type().is_symlink() {
-            return fs::canonicalize(path);
+            return names::canonical(path);
         }
         Ok(self.dir(parent_or_dot(path))?.join(name))
     }
 
     fn dir(&mut self, dir: &Path) -> io::Result<&Path> {
         if !self.dirs.contains_key(dir) {
-            let resolved = fs::canonicalize(dir)?;
+            let resolved = names::canonical(dir)?;
             self.dirs.insert(dir.to_path_buf(), resolved);
         }
         Ok(&self.dirs[dir])
@@ -394,9 +395,11 @@ impl Canonical {
 }
 
 fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>, stop: &AtomicBool) {
+    let raw = names::portable_arg(raw);
+    let raw = raw.as_os_str();
     let path = Path::new(raw);
     // An existing path wins over a pattern reading, so `maps[1].kml` can be named as it is.
-    if fs::symlink_metadata(path).is_ok() {
+    if names::exists_as_written(path) {
         expand_path(path, found, stop);
         return;
     }
@@ -414,6 +417,9 @@ fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>, s
 }
 
 fn expand_path(path: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
+    if let Some(unfit) = unfit_input(path, &file_name(path)) {
+        return found.push(unfit);
+    }
     match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => expand_dir(path, found, stop),
         Ok(meta) => found.push(Found::file(path.to_path_buf(), file_name(path), &meta)),
@@ -437,6 +443,7 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
         Ok(entries) => entries,
         Err(e) => return found.push(failed(fail_io(&e))),
     };
+    let before = found.len();
     let mut files = Vec::new();
     for entry in entries {
         if stop.load(Ordering::Relaxed) {
@@ -450,7 +457,11 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
         if name.as_encoded_bytes().starts_with(b".") || !has_kml_extension(Path::new(&name)) {
             continue;
         }
-        let path = dir.join(&name);
+        let path = names::portable(dir.join(&name));
+        if let Some(unfit) = unfit_input(&path, Path::new(&name)) {
+            found.push(unfit);
+            continue;
+        }
         // Follows symlinks: a link to a KML file is a KML file.
         if let Ok(meta) = fs::metadata(&path) {
             if meta.is_file() {
@@ -458,7 +469,7 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
             }
         }
     }
-    if files.is_empty() {
+    if files.is_empty() && found.len() == before {
         return found.push(failed(fail(format!(
             "no .kml or .kmz file in this folder (a folder stands for the files directly in \
              it; for its sub-folders too, give the pattern \"{}\")",
@@ -471,6 +482,21 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
             .into_iter()
             .map(|(name, path, meta)| Found::file(path, PathBuf::from(name), &meta)),
     );
+}
+
+/// An input that Windows cannot open under the name it was found by (a file made by another
+/// system, or through a `\\?\` path): `rel`, the part of `path` found by listing folders,
+/// holds a device name or a name ending in a dot or space. Without this the message would be
+/// the system's "Invalid handle".
+fn unfit_input(path: &Path, rel: &Path) -> Option<Found> {
+    let (name, why) = names::unfit_component(rel)?;
+    Some(Found::Failed(Item {
+        input: path.to_path_buf(),
+        action: fail(format!(
+            "cannot be read on Windows: \"{}\" {why}; rename it",
+            escaped(Path::new(name))
+        )),
+    }))
 }
 
 fn has_kml_extension(path: &Path) -> bool {
@@ -501,26 +527,31 @@ fn expand_pattern(
             return;
         }
         match entry {
-            Entry::Match(path) => match fs::metadata(&path) {
-                Ok(meta) if meta.is_dir() => found.push(Found::Failed(Item {
-                    input: path,
-                    action: fail(
-                        "is a directory (name it as an argument of its own to convert the \
-                         .kml/.kmz files in it)",
-                    ),
-                })),
-                Ok(meta) => {
-                    let rel = relative_to(&path, &base);
-                    found.push(Found::file(path, rel, &meta))
+            Entry::Match(path) => {
+                let path = names::portable(path);
+                let rel = relative_to(&path, &base);
+                if let Some(unfit) = unfit_input(&path, &rel) {
+                    found.push(unfit);
+                    continue;
                 }
-                Err(e) => found.push(Found::Failed(Item {
-                    action: fail_io(&e),
-                    input: path,
-                })),
-            },
+                match fs::metadata(&path) {
+                    Ok(meta) if meta.is_dir() => found.push(Found::Failed(Item {
+                        input: path,
+                        action: fail(
+                            "is a directory (name it as an argument of its own to convert the \
+                             .kml/.kmz files in it)",
+                        ),
+                    })),
+                    Ok(meta) => found.push(Found::file(path, rel, &meta)),
+                    Err(e) => found.push(Found::Failed(Item {
+                        action: fail_io(&e),
+                        input: path,
+                    })),
+                }
+            }
             // A folder below the pattern could not be read.
             Entry::Unreadable(path, e) => found.push(Found::Failed(Item {
-                input: path,
+                input: names::portable(path),
                 action: fail_io(&e),
             })),
         }
@@ -574,7 +605,7 @@ fn decide(
     let output = match target.out_dir {
         None => csv_name(input, keep),
         Some(dir) => match confine(rel) {
-            Some(rel) => csv_name(&dir.join(rel), keep),
+            Some(rel) => names::portable(csv_name(&dir.join(rel), keep)),
             None => {
                 return fail(format!(
                     "its output {} would lie outside the --out folder; refusing to write it",
@@ -585,6 +616,20 @@ fn decide(
     };
     if output.file_name().is_none() {
         return fail("cannot name an output for it");
+    }
+    // Only the part of the output this run names: the folders above it exist already.
+    let named = match target.out_dir {
+        None => output.file_name().map(Path::new).unwrap_or(&output),
+        Some(dir) => output
+            .strip_prefix(names::portable(dir.to_path_buf()))
+            .unwrap_or(&output),
+    };
+    if let Some((name, why)) = names::unfit_component(named) {
+        return fail(format!(
+            "its output {} cannot be written: \"{}\" {why}; rename the input",
+            escaped(&output),
+            escaped(Path::new(name))
+        ));
     }
     if let Some(dir) = target.out_dir {
         if let Some(why) = link_below(dir, &output) {
@@ -681,8 +726,13 @@ fn confine(rel: &Path) -> Option<PathBuf> {
 }
 
 /// A path that is equal for two spellings of the same output (`out/x.csv`, `./out/x.csv`,
-/// through a symlinked folder), whether or not the output's folder exists yet.
+/// through a symlinked folder; on Windows and macOS, `X.csv` and `x.csv`), whether or not the
+/// output's folder exists yet.
 fn collision_key(output: &Path, resolve: &mut Canonical) -> PathBuf {
+    names::folded(collision_path(output, resolve))
+}
+
+fn collision_path(output: &Path, resolve: &mut Canonical) -> PathBuf {
     let name = output.file_name().unwrap_or_default();
     match resolve.dir(parent_or_dot(output)) {
         Ok(dir) => dir.join(name),
@@ -750,7 +800,8 @@ fn check_clashes(
             ..
         } = candidate
         {
-            let mut keys = vec![Key::Path(canonical.clone())];
+            // Folded as the output keys are (see `collision_key`).
+            let mut keys = vec![Key::Path(names::folded(canonical.clone()))];
             keys.extend(id.map(Key::Id));
             claims.push(Claim {
                 path,

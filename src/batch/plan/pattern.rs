@@ -237,7 +237,7 @@ struct DirId(PathBuf);
 
 #[cfg(not(unix))]
 fn dir_id(dir: &Path) -> io::Result<DirId> {
-    fs::canonicalize(dir).map(DirId)
+    super::names::canonical(dir).map(DirId)
 }
 
 #[cfg(test)]
@@ -250,7 +250,11 @@ mod tests {
             .unwrap()
             .iter()
             .map(|e| {
-                let path = e.path().strip_prefix(root).unwrap();
+                // With `/`, as the plan shows paths on every platform.
+                let path = super::super::names::portable(
+                    e.path().strip_prefix(root).unwrap().to_path_buf(),
+                );
+                let path = path.as_path();
                 match e {
                     Entry::Match(_) => path.to_string_lossy().into_owned(),
                     Entry::Unreadable(..) => format!("unreadable {}", path.display()),
