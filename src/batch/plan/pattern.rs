@@ -152,12 +152,12 @@ fn walk(base: &Path, parts: &[Part], stop: &AtomicBool, found: &mut Vec<Entry>) 
             // Zero folders more.
             queue.push_back((dir.clone(), index + 1));
         }
-        for name in names {
+        for (name, kind) in names {
             let hidden = name.as_encoded_bytes().starts_with(b".");
             let path = dir.join(&name);
             match part {
                 Part::Any => {
-                    if !hidden && path.is_dir() {
+                    if !hidden && kind.is_dir(&path) {
                         queue.push_back((path, index));
                     }
                 }
@@ -169,7 +169,7 @@ fn walk(base: &Path, parts: &[Part], stop: &AtomicBool, found: &mut Vec<Entry>) 
                     }
                     if last {
                         found.push(Entry::Match(path));
-                    } else if path.is_dir() {
+                    } else if kind.is_dir(&path) {
                         queue.push_back((path, index + 1));
                     }
                 }
@@ -181,16 +181,42 @@ fn walk(base: &Path, parts: &[Part], stop: &AtomicBool, found: &mut Vec<Entry>) 
 
 /// The names in `dir`, sorted, so that the walk (and which of two ways to a folder it takes)
 /// does not depend on the order the file system lists them in.
-fn list(dir: &Path, stop: &AtomicBool) -> io::Result<Vec<OsString>> {
+fn list(dir: &Path, stop: &AtomicBool) -> io::Result<Vec<(OsString, Kind)>> {
     let mut names = Vec::new();
     for entry in fs::read_dir(dir)? {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        names.push(entry?.file_name());
+        let entry = entry?;
+        let kind = match entry.file_type() {
+            Ok(t) if t.is_dir() => Kind::Dir,
+            Ok(t) if t.is_file() => Kind::File,
+            _ => Kind::Unknown,
+        };
+        names.push((entry.file_name(), kind));
     }
     names.sort();
     Ok(names)
+}
+
+/// What a directory listing says an entry is, without a `stat` of its own: on a crawl of
+/// 100 000 files under `**` that spares 100 000 system calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Dir,
+    File,
+    /// A symlink, or a file system that does not say: look.
+    Unknown,
+}
+
+impl Kind {
+    fn is_dir(self, path: &Path) -> bool {
+        match self {
+            Kind::Dir => true,
+            Kind::File => false,
+            Kind::Unknown => path.is_dir(),
+        }
+    }
 }
 
 /// Which real folder a path leads to.
