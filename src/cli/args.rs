@@ -87,7 +87,8 @@ pub struct Args {
     pub force: bool,
 
     /// Reconvert a CSV that is older than its input, skip it when it is up to date (as make
-    /// and `cp -u` do).
+    /// and `cp -u` do). A --merge CSV is up to date only while its inputs are exactly those it
+    /// was made of, in the same sizes and dates (recorded in .NAME.kml2csv-inputs beside it).
     #[arg(short, long, help_heading = OUTPUT)]
     pub update: bool,
 
