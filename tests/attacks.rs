@@ -850,7 +850,7 @@ fn a_feature_of_millions_of_vertices_is_bounded_in_memory() {
 }
 
 /// See: issue 17 (3, b): with `--attributes`, one Placemark holding 300 ExtendedData values of
-/// 1 MiB each took 929 MB. A feature's descriptive text is now capped (16 MiB), and past the
+/// 1 MiB each took 929 MB. A feature's descriptive data is now capped (16 MiB), and past the
 /// cap the file fails with a message that says so; the other files still convert.
 #[test]
 fn a_feature_with_too_much_field_text_fails_with_a_clear_error() {
@@ -871,13 +871,27 @@ fn a_feature_with_too_much_field_text_fails_with_a_clear_error() {
         run.stderr.contains("fat.kml:1:")
             && run
                 .stderr
-                .contains("feature 0 carries more than 16 MiB of descriptive text"),
+                .contains("feature 0 carries more than 16 MiB of descriptive data"),
         "{run}"
     );
     assert!(env.exists("out/good.csv") && !env.exists("out/fat.csv"));
     // Without --attributes nothing of it is kept, and the file converts.
     let run = env.run(&["-o", "plain", "fat.kml"]);
     assert_code(&run, 0);
+    // Nor do hundreds of thousands of empty fields pass for no data at all.
+    let mut kml = format!("{KML_OPEN}<Placemark><ExtendedData>");
+    for i in 0..300_000 {
+        kml.push_str(&format!("<Data name=\"f{i}\"/>"));
+    }
+    kml.push_str("</ExtendedData></Placemark></kml>");
+    env.write("many.kml", &kml);
+    let run = env.run(&["-a", "-o", "out", "many.kml"]);
+    assert_code(&run, 1);
+    assert!(
+        run.stderr
+            .contains("feature 0 carries more than 16 MiB of descriptive data"),
+        "{run}"
+    );
     record("attack_files", 1);
 }
 

@@ -39,10 +39,14 @@ use super::{
 /// that a hostile document cannot make us hold gigabytes.
 const MAX_CAPTURE: usize = 1 << 20;
 
-/// Most bytes of descriptive text (ExtendedData names and values, description, style, times)
+/// Most bytes of descriptive data (ExtendedData names and values, description, style, times)
 /// one feature may carry: they are held until the feature ends, and each value's own limit
 /// ([`MAX_CAPTURE`]) does not bound how many values there are.
 const MAX_FEATURE_TEXT: usize = 16 << 20;
+
+/// What an ExtendedData field costs beyond its text (two strings, an index entry), counted
+/// against [`MAX_FEATURE_TEXT`]: millions of empty fields must not pass for no text at all.
+const FIELD_COST: usize = 64;
 
 /// From this many ExtendedData fields on, a feature's fields are also found by name through
 /// a hash set instead of a look at each of them.
@@ -874,21 +878,21 @@ impl<'s> Document<'s> {
             !f.field_names.insert(self.field_name.clone())
         };
         if !known {
-            f.attribute_bytes += self.field_name.len() + self.captured.len();
+            f.attribute_bytes += self.field_name.len() + self.captured.len() + FIELD_COST;
             data.push((self.field_name.clone(), self.captured.clone()));
         }
         self.check_feature_text(at)
     }
 
-    /// Fail the file when the innermost feature's descriptive text exceeds
+    /// Fail the file when the innermost feature's descriptive data exceeds
     /// [`MAX_FEATURE_TEXT`].
     fn check_feature_text(&mut self, at: u64) -> Result<(), Error> {
         match self.emitter.features.last() {
             Some(f) if f.attribute_bytes > MAX_FEATURE_TEXT => {
                 let message = format!(
-                    "feature {} carries more than {} MiB of descriptive text (ExtendedData, \
-                     description, times, style); kml2csv holds a feature's fields in memory \
-                     until its end",
+                    "feature {} carries more than {} MiB of descriptive data (description, \
+                     times, style, ExtendedData fields at their text plus {FIELD_COST} bytes \
+                     each); kml2csv holds a feature's fields in memory until its end",
                     f.ordinal,
                     MAX_FEATURE_TEXT >> 20
                 );
