@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -19,7 +18,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 #[cfg(unix)]
 use std::{
-    ffi::OsStr,
+    ffi::{OsStr, OsString},
     io::Read,
     os::unix::ffi::{OsStrExt, OsStringExt},
 };
@@ -426,22 +425,21 @@ fn kmz_entry_names_that_climb_out_are_never_extracted() {
         kmz.start_file(name, stored).unwrap();
         kmz.write_all(POINT_KML.as_bytes()).unwrap();
     }
-    env.write("in/x.kmz", kmz.finish().unwrap().into_inner());
-    let before: Vec<_> = list(env.root().parent().unwrap());
-    let run = env.run(&["-o", "out", "in/x.kmz"]);
+    // Run three folders deep inside the test's own root, so that every name that climbs stays
+    // inside it: counting the shared temporary folder instead failed whenever anything else
+    // (another test, another program) made a file there meanwhile.
+    env.write("a/b/c/in/x.kmz", kmz.finish().unwrap().into_inner());
+    let output = env
+        .command()
+        .current_dir(env.path("a/b/c"))
+        .args(["-o", "out", "in/x.kmz"])
+        .output()
+        .expect("start kml2csv");
+    let run = common::run_of(output);
     assert_code(&run, 0);
-    assert_eq!(env.files(), ["in/x.kmz", "out/x.csv"], "{run}");
-    assert_eq!(list(env.root().parent().unwrap()).len(), before.len());
+    assert_eq!(env.files(), ["a/b/c/in/x.kmz", "a/b/c/out/x.csv"], "{run}");
+    assert!(!Path::new("/abs/evil.kml").exists());
     record("attack_files", 1);
-}
-
-fn list(dir: &Path) -> Vec<OsString> {
-    fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .filter(|n| !n.as_encoded_bytes().starts_with(b"kml2csv-test-"))
-        .collect()
 }
 
 // See: glob panicked (`Option::unwrap()` on `None`, exit 101, nothing converted) on any
