@@ -777,6 +777,7 @@ fn sigint_during_the_join_of_a_merge_publishes_nothing() {
             assert_code(&run, 130);
             assert!(!env.exists("m/all.csv"), "published after SIGINT\n{run}");
             assert!(env.temporaries().is_empty(), "{:?}\n{run}", env.files());
+            record("faults_injected", 1);
             handled("SIGINT during the join of --merge");
             return;
         }
