@@ -673,15 +673,21 @@ fn a_symlinked_folder_inside_out_is_refused_by_name() {
 /// Run kml2csv with `args` allowed only 64 open files (`ulimit -n 64`).
 #[cfg(unix)]
 fn run_with_64_open_files(env: &TestEnv, args: &[&str]) -> Run {
+    run_with_open_files(env, args, 64)
+}
+
+/// Run kml2csv with `args` allowed only `open` open files (`ulimit -n`).
+#[cfg(unix)]
+fn run_with_open_files(env: &TestEnv, args: &[&str], open: libc::rlim_t) -> Run {
     use std::os::unix::process::CommandExt;
     let mut command = env.command();
     command.args(args);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             let limit = libc::rlimit {
-                rlim_cur: 64,
-                rlim_max: 64,
+                rlim_cur: open,
+                rlim_max: open,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -827,5 +833,36 @@ fn a_merged_csv_made_meanwhile_by_another_run_is_kept_and_not_a_failure() {
         );
         assert_eq!(env.read("m/all.csv"), "theirs\n");
         assert!(env.temporaries().is_empty(), "{run}");
+    }
+}
+
+/// See: issue 15, item 3: with fewer workers than `-j` allows, the warning said "-j 2" when no
+/// `-j` was given (the default is the number of cores), and "1 files".
+#[test]
+#[cfg_attr(
+    windows,
+    ignore = "RLIMIT_NOFILE is Unix only; Windows has no small limit on open handles"
+)]
+fn fewer_workers_than_jobs_is_told_without_a_flag_the_user_never_gave() {
+    #[cfg(unix)]
+    {
+        let env = TestEnv::new();
+        for i in 0..20 {
+            env.write(&format!("in/f{i}.kml"), POINT_KML);
+        }
+        for (args, out) in [(&["in"][..], "a"), (&["-j", "8", "in"][..], "b")] {
+            let mut args = args.to_vec();
+            args.extend(["-o", out]);
+            let run = run_with_open_files(&env, &args, 40);
+            assert_code(&run, 0);
+            assert!(!run.stderr.contains("-j "), "{run}");
+            assert!(!run.stderr.contains(" 1 files"), "{run}");
+            if args.contains(&"8") {
+                assert_stderr_has(
+                    &run,
+                    "at a time instead of 8, as this process may only have",
+                );
+            }
+        }
     }
 }

@@ -225,14 +225,16 @@ pub(crate) fn workers(jobs: usize, files: usize, reporter: &Reporter) -> usize {
     let most = max_workers().min(limits.workers);
     let workers = jobs.min(files).clamp(1, most.max(1));
     if workers < jobs.min(files) {
+        let at_a_time = if workers == 1 { "file" } else { "files" };
         match limits.open_files {
+            // Not "-j N": without -j, N is the number of cores, which the user never typed.
             Some(open) if limits.workers < max_workers() => reporter.warn(format_args!(
-                "-j {jobs}: converting {workers} files at a time, as this process may only \
-                 have {open} files open (ulimit -n)"
+                "converting {workers} {at_a_time} at a time instead of {jobs}, as this process \
+                 may only have {open} files open (ulimit -n)"
             )),
             _ => reporter.warn(format_args!(
-                "-j {jobs}: converting {workers} files at a time, the most that helps on this \
-                 machine"
+                "-j {jobs}: converting {workers} {at_a_time} at a time, the most that helps on \
+                 this machine"
             )),
         }
     }
