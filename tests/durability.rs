@@ -699,3 +699,94 @@ fn replaced_outputs_are_let_go_of_on_other_threads_after_their_folder_sync() {
         }
     }
 }
+
+/// See: issue 15, item 4: threads follow the work, not the number of files or the flag. One
+/// worker over many small files used to start a syncing and a releasing thread per slot and
+/// more for every group (over a hundred threads), and to close a group 20 ms after its first
+/// file whatever followed, so that `-j1` made many more syncs than `-j2`. Now threads start
+/// only when work waits for one, and a group gathers while files keep coming.
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "traces system calls with strace, which is Linux only"
+)]
+fn many_small_files_are_made_durable_in_a_few_groups_on_a_few_threads() {
+    #[cfg(target_os = "linux")]
+    {
+        if Command::new("strace").arg("-V").output().is_err() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "strace is missing under CI"
+            );
+            eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+            return;
+        }
+        const FILES: usize = 400;
+        let env = TestEnv::new();
+        for i in 0..FILES {
+            env.write(&format!("in/f{i:03}.kml"), points_kml(&format!("f{i}"), 20));
+        }
+        // `syncfs` serves small files only on the local file systems that write everything
+        // back with it; elsewhere each file is synced on its own, by design.
+        let fs_type = Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(env.root())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let grouped = ["ext2/ext3", "xfs", "btrfs", "f2fs"].contains(&fs_type.as_str());
+        for jobs in ["1", "2"] {
+            let out = format!("out{jobs}");
+            let log = env.path(&format!("trace-{jobs}.log"));
+            let run = common::run_of(
+                Command::new("strace")
+                    .current_dir(env.root())
+                    .args([
+                        "-f",
+                        "-qq",
+                        "-e",
+                        "trace=fsync,fdatasync,syncfs,clone,clone3",
+                    ])
+                    .arg("-o")
+                    .arg(&log)
+                    .arg(env!("CARGO_BIN_EXE_kml2csv"))
+                    .args(["-j", jobs, "-o", &out, "in/*.kml"])
+                    .output()
+                    .unwrap(),
+            );
+            let trace = fs::read_to_string(&log).unwrap_or_default();
+            if trace.is_empty() {
+                eprintln!("SKIPPED: strace cannot trace here\n{run}");
+                return;
+            }
+            assert_eq!(run.code, Some(0), "-j{jobs}\n{run}");
+            let csvs = env.files_ending(".csv");
+            let made = csvs
+                .iter()
+                .filter(|f| f.starts_with(&format!("{out}/")))
+                .count();
+            assert_eq!(made, FILES, "-j{jobs}\n{run}");
+            let calls = parse_trace(&trace);
+            let count = |names: &[&str]| {
+                calls
+                    .iter()
+                    .filter(|c| names.contains(&c.name.as_str()))
+                    .count()
+            };
+            // The main thread and those it started.
+            let threads = 1 + count(&["clone", "clone3"]);
+            assert!(threads <= 16, "-j{jobs}: {threads} threads\n{trace}");
+            let syncs = count(&["fsync", "fdatasync", "syncfs"]);
+            if grouped {
+                // A group costs a `syncfs` and a folder sync; one per file would be 800.
+                assert!(
+                    syncs <= FILES / 8,
+                    "-j{jobs}: {syncs} syncs for {FILES} files\n{trace}"
+                );
+            } else {
+                eprintln!("{fs_type}: each file is synced on its own ({syncs} syncs)");
+            }
+        }
+    }
+}

@@ -11,14 +11,19 @@
 //!    one flush each, and a big file's sync never holds up the small ones behind it. A small
 //!    CSV (up to `SMALL`) goes straight to the committer instead, on Linux 5.8 and later and
 //!    on ext4, XFS, btrfs or F2FS;
-//! 2. publishing: one committer thread gathers the temporaries that arrive within `GATHER`
-//!    of the first (or while the previous group was published) into a group. It makes the small
-//!    ones durable with one `syncfs` per file system if there are enough of them, or an
-//!    `fsync` each (`settle`). It gives each temporary whose sync succeeded its final name
-//!    ([`crate::output::temp::Temp::publish`]: never before, and never once a stop was requested: those
-//!    temporaries are dropped instead), then syncs each folder that received a name once
-//!    (`fsync` of the directory), so that the names themselves survive a power cut, and only
-//!    then reports the files.
+//! 2. publishing: one committer thread gathers temporaries into a group for as long as they
+//!    keep coming (each within `GATHER` of the last, `GATHER_AT_MOST` in all, or while the
+//!    previous group was published). It makes the small ones durable with one `syncfs` per
+//!    file system if there are enough of them, or an `fsync` each (`settle`). It gives each
+//!    temporary whose sync succeeded its final name
+//!    ([`crate::output::temp::Temp::publish`]: never before, and never once a stop was
+//!    requested: those temporaries are dropped instead), then syncs each folder that received a
+//!    name once (`fsync` of the directory), so that the names themselves survive a power cut,
+//!    and only then reports the files.
+//!
+//! Threads start only when work waits for them ([`crate::output::pool`]): `-j1` over
+//! thousands of small files runs on three threads and makes about one `syncfs` and one folder
+//! sync per 250 ms, the same as `-j2`.
 //!
 //! The queues are bounded: workers wait rather than holding an unbounded number of open
 //! temporaries. A failing sync fails only the file it concerns.
@@ -28,14 +33,14 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::sync::mpsc::{self, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::kml::{Position, Warnings};
 use crate::output::durable::{self, parent_or_dot};
 use crate::output::limits;
+use crate::output::pool::Pool;
 use crate::output::temp::{Published, Replaced, Temp};
 
 /// What became of one job.
@@ -71,9 +76,11 @@ pub struct Written {
 // How many temporaries may wait for the committer (workers block beyond), the largest group
 // made durable at once and the threads that call `fsync` at the same time come from
 // [`crate::output::limits`]: 128, 256 and 16 unless few files may be open.
-/// How long a group waits for more temporaries after its first; it waits no longer once every
-/// worker is done.
+/// How long a group waits for its next temporary; it waits no longer once every worker is done.
 const GATHER: Duration = Duration::from_millis(20);
+/// How long a group may gather in all: how much later than without grouping a CSV may be
+/// published.
+const GATHER_AT_MOST: Duration = Duration::from_millis(250);
 
 /// A finished temporary waiting to be made durable and renamed; `tag` says which job it is.
 pub struct Pending<T> {
@@ -108,12 +115,12 @@ type Synced<T> = (Pending<T>, SyncState);
 type Settled<T> = (Pending<T>, Option<io::Result<()>>);
 
 /// Where workers hand in their finished temporaries.
-pub struct Queue<T> {
-    to_sync: SyncSender<Pending<T>>,
+pub struct Queue<'scope, 'env, T> {
+    to_sync: Pool<'scope, 'env, Pending<T>>,
     to_publish: SyncSender<Synced<T>>,
 }
 
-impl<T> Clone for Queue<T> {
+impl<T> Clone for Queue<'_, '_, T> {
     fn clone(&self) -> Self {
         Queue {
             to_sync: self.to_sync.clone(),
@@ -122,7 +129,7 @@ impl<T> Clone for Queue<T> {
     }
 }
 
-impl<T> Queue<T> {
+impl<'scope, T: Send + 'scope> Queue<'scope, '_, T> {
     /// Hand in a finished temporary; it comes back if the committer is gone. Waits while the
     /// queue is full.
     pub fn send(&self, pending: Pending<T>) -> Result<(), Pending<T>> {
@@ -133,79 +140,90 @@ impl<T> Queue<T> {
                 .to_publish
                 .send((pending, SyncState::Deferred { dev }))
                 .map_err(|e| e.0 .0),
-            None => self.to_sync.send(pending).map_err(|e| e.0),
+            None => {
+                self.to_sync.send(pending);
+                Ok(())
+            }
         }
     }
 }
 
-/// Start the syncing threads and the committer on `scope`: they commit what is sent on the
-/// returned queue and hand each job's outcome to `done`. They end once every clone of the queue
-/// is dropped. `files` (how many will be sent, at most) bounds the threads started: a run of
-/// one file needs one syncing thread, not sixteen.
-pub fn start<'scope, T, F>(
-    scope: &'scope thread::Scope<'scope, '_>,
+/// Start the committer on `scope`, with its pools of syncing and releasing threads: they commit
+/// what is sent on the returned queue and hand each job's outcome to `done`. They end once every
+/// clone of the queue is dropped. Threads start only for work that waits for one (see
+/// [`Pool`]), and `files` (how many will be sent, at most) bounds them: a batch of small files
+/// made durable by `syncfs` needs none but the committer.
+pub fn start<'scope, 'env, T, F>(
+    scope: &'scope thread::Scope<'scope, 'env>,
     stop: &'scope AtomicBool,
     files: usize,
     mut done: F,
-) -> io::Result<Queue<T>>
+) -> io::Result<Queue<'scope, 'env, T>>
 where
     T: Send + 'scope,
     F: FnMut(T, PathBuf, Outcome) + Send + 'scope,
 {
     let limits = limits::get();
-    let (queue, received) = mpsc::sync_channel::<Pending<T>>(limits.queue);
-    let (synced, to_publish) = mpsc::sync_channel::<Synced<T>>(limits.queue);
-    let received = std::sync::Arc::new(Mutex::new(received));
     let threads = limits.sync_threads.min(files).max(1);
-    for i in 0..threads {
-        let received = received.clone();
-        let synced = synced.clone();
-        thread::Builder::new()
-            .name(format!("kml2csv-sync-{i}"))
-            .spawn_scoped(scope, move || sync_queue(&received, &synced, stop))?;
-    }
+    let (synced, to_publish) = mpsc::sync_channel::<Synced<T>>(limits.queue);
+    let to_committer = synced.clone();
+    let to_sync = Pool::new(
+        scope,
+        "kml2csv-sync",
+        threads,
+        limits.queue,
+        move |pending: Pending<T>| {
+            let state = if stop.load(Ordering::Relaxed) {
+                SyncState::Stopped
+            } else {
+                SyncState::Done(durable::sync_file(pending.written.temp.as_file()))
+            };
+            // Should the committer be gone, the temporary is dropped, which removes it.
+            let _ = to_committer.send((pending, state));
+        },
+    );
     let queue = Queue {
-        to_sync: queue,
+        to_sync,
         to_publish: synced,
     };
-    // Threads that let go of the outputs `--force` and `--update` replaced (see [`Replaced`]);
-    // each one waiting is an open descriptor, counted in the limits.
-    let (release, to_release) = mpsc::sync_channel::<Replaced>(limits.queue);
-    let to_release = std::sync::Arc::new(Mutex::new(to_release));
-    for i in 0..threads {
-        let to_release = to_release.clone();
-        thread::Builder::new()
-            .name(format!("kml2csv-release-{i}"))
-            .spawn_scoped(scope, move || loop {
-                let next = match to_release.lock() {
-                    Ok(received) => received.recv(),
-                    Err(_) => return,
-                };
-                // Dropped here, outside the lock: freeing it may wait for the disk.
-                let Ok(_replaced) = next else { return };
-            })?;
-    }
     thread::Builder::new()
         .name("kml2csv-committer".to_owned())
         .spawn_scoped(scope, move || {
+            // Threads that let go of the outputs `--force` and `--update` replaced (see
+            // [`Replaced`]); each one waiting is an open descriptor, counted in the limits.
+            let release = Pool::new(scope, "kml2csv-release", threads, limits.queue, drop);
+            // Threads that sync the files of a group too small for a `syncfs`, and the folders
+            // of a group, all at once: syncs in flight together are flushed together.
+            let syncs: Pool<Job<'scope>> =
+                Pool::new(scope, "kml2csv-flush", threads, limits.group, |job: Job| {
+                    job()
+                });
             while let Ok(first) = to_publish.recv() {
-                // Give a group a moment to fill: every group costs a folder sync (and, for
-                // small files, a `syncfs`), which two files or two hundred cost alike.
-                let until = Instant::now() + GATHER;
+                // Let a group fill while files keep coming: every group costs a folder sync
+                // (and, for small files, a `syncfs`), which two files or two hundred cost
+                // alike. So one worker's steady stream makes as few groups as many workers'.
+                let opened = Instant::now();
                 let mut group = vec![first];
                 while group.len() < limits.group {
+                    let until = (Instant::now() + GATHER).min(opened + GATHER_AT_MOST);
                     let left = until.saturating_duration_since(Instant::now());
                     match to_publish.recv_timeout(left) {
                         Ok(next) => group.push(next),
                         Err(_) => break,
                     }
                 }
-                let group = settle(group, stop, group_sync::syncfs, durable::sync_file);
-                let released = |replaced| {
-                    // Should the threads be gone, it is let go of here.
-                    let _ = release.send(replaced);
+                let fsync_each = |files: &[&File]| {
+                    let owned = files.iter().map(|file| file.try_clone()).collect();
+                    on_pool(&syncs, owned, durable::sync_file)
                 };
-                for (tag, output, outcome) in publish_group(group, stop, released) {
+                let group = settle(group, stop, group_sync::syncfs, fsync_each);
+                let sync_dirs = |dirs: &[&Path]| {
+                    let owned = dirs.iter().map(|dir| Ok(dir.to_path_buf())).collect();
+                    on_pool(&syncs, owned, |dir: &PathBuf| durable::sync_dir(dir))
+                };
+                for (tag, output, outcome) in
+                    publish_group(group, stop, sync_dirs, |replaced| release.send(replaced))
+                {
                     done(tag, output, outcome);
                 }
             }
@@ -213,27 +231,44 @@ where
     Ok(queue)
 }
 
-/// One syncing thread: `fsync` the next queued temporary, pass it on, until the queue closes.
-fn sync_queue<T>(
-    received: &Mutex<Receiver<Pending<T>>>,
-    synced: &SyncSender<Synced<T>>,
-    stop: &AtomicBool,
-) {
-    loop {
-        let next = match received.lock() {
-            Ok(received) => received.recv(),
-            Err(_) => return,
-        };
-        let Ok(pending) = next else { return };
-        let state = if stop.load(Ordering::Relaxed) {
-            SyncState::Stopped
-        } else {
-            SyncState::Done(durable::sync_file(pending.written.temp.as_file()))
-        };
-        if synced.send((pending, state)).is_err() {
-            return;
+/// A sync to do on the committer's pool.
+type Job<'scope> = Box<dyn FnOnce() + Send + 'scope>;
+
+/// Apply `sync` to every item at once on `pool`'s threads; one result per item, in order. An
+/// item that could not be made (a file whose descriptor could not be duplicated) fails alone
+/// with that error.
+fn on_pool<'scope, I: Send + 'scope>(
+    pool: &Pool<'scope, '_, Job<'scope>>,
+    items: Vec<io::Result<I>>,
+    sync: fn(&I) -> io::Result<()>,
+) -> Vec<io::Result<()>> {
+    if items.len() <= 1 {
+        return items.into_iter().map(|item| sync(&item?)).collect();
+    }
+    let count = items.len();
+    let (reply, replies) = mpsc::channel();
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Ok(item) => {
+                let reply = reply.clone();
+                pool.send(Box::new(move || {
+                    let _ = reply.send((i, sync(&item)));
+                }));
+            }
+            Err(e) => {
+                let _ = reply.send((i, Err(e)));
+            }
         }
     }
+    drop(reply);
+    let mut results: Vec<Option<io::Result<()>>> = (0..count).map(|_| None).collect();
+    for (i, result) in replies {
+        results[i] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(io::Error::other("a syncing thread ended"))))
+        .collect()
 }
 
 /// Make a group durable and name it: sync all data (in parallel), name each file, sync each
@@ -245,7 +280,12 @@ pub fn commit_group<T>(group: Vec<Pending<T>>, stop: &AtomicBool) -> Vec<(T, Pat
         let files: Vec<&File> = group.iter().map(|p| p.written.temp.as_file()).collect();
         sync_files(&files).into_iter().map(Some).collect()
     };
-    publish_group(group.into_iter().zip(synced).collect(), stop, drop)
+    publish_group(
+        group.into_iter().zip(synced).collect(),
+        stop,
+        sync_dirs,
+        drop,
+    )
 }
 
 /// Make the small temporaries of `group` durable together: one `syncfs` per file system
@@ -256,7 +296,7 @@ fn settle<T>(
     group: Vec<Synced<T>>,
     stop: &AtomicBool,
     syncfs: impl Fn(&File) -> io::Result<()>,
-    fsync: impl Fn(&File) -> io::Result<()> + std::marker::Sync,
+    fsync_each: impl Fn(&[&File]) -> Vec<io::Result<()>>,
 ) -> Vec<Settled<T>> {
     let mut deferred: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     let mut settled: Vec<Settled<T>> = Vec::with_capacity(group.len());
@@ -285,7 +325,7 @@ fn settle<T>(
         let synced: Vec<io::Result<()>> = if synced_together {
             files.iter().map(|_| Ok(())).collect()
         } else {
-            parallel(&files, |file| fsync(file))
+            fsync_each(&files)
         };
         for (&i, result) in members.iter().zip(synced) {
             settled[i].1 = Some(result);
@@ -300,6 +340,7 @@ fn settle<T>(
 fn publish_group<T>(
     group: Vec<Settled<T>>,
     stop: &AtomicBool,
+    sync_dirs: impl Fn(&[&Path]) -> Vec<io::Result<()>>,
     release: impl Fn(Replaced),
 ) -> Vec<(T, PathBuf, Outcome)> {
     // Rename only what is durable. A temporary dropped here is removed from disk.
@@ -614,7 +655,8 @@ mod tests {
                     Ok(())
                 }
             };
-            let settled = settle(group(), &AtomicBool::new(false), syncfs, fsync);
+            let fsync_each = |files: &[&File]| files.iter().map(|f| fsync(f)).collect();
+            let settled = settle(group(), &AtomicBool::new(false), syncfs, fsync_each);
             let results: Vec<Option<bool>> = settled
                 .iter()
                 .map(|(_, r)| r.as_ref().map(|r| r.is_ok()))
@@ -642,7 +684,7 @@ mod tests {
                 syncfs_calls.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             },
-            fsync,
+            |files: &[&File]| files.iter().map(|f| fsync(f)).collect(),
         );
         assert_eq!(syncfs_calls.load(Ordering::Relaxed), 0);
         assert_eq!(fsync_calls.load(Ordering::Relaxed), 0);

@@ -6,4 +6,5 @@ pub mod commit;
 pub(crate) mod disk;
 pub mod durable;
 pub mod limits;
+pub(crate) mod pool;
 pub mod temp;
