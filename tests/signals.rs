@@ -1,0 +1,204 @@
+//! SIGINT and SIGTERM are answered in every phase of a run: while the inputs are planned,
+//! while the workers start, while files convert and while a merged CSV is made. Each test
+//! catches the run in its phase (frozen with SIGSTOP, the phase told by the threads it has
+//! started and the files it has written), sends the signal, lets it go, and checks that it ends
+//! soon with 130 or 143, publishing nothing and leaving no temporary.
+//!
+//! The bound on the time to answer is a guard against a run that goes on, far above the second
+//! the README promises, not a measurement: these machines are shared and noisy.
+//!
+//! Signals and `/proc` are Linux's here; on Windows, Ctrl-C and Ctrl-Break are tested in
+//! tests/crash.rs.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{points_kml, TestEnv};
+
+/// How long a run may take to end after the signal before the test calls it a failure.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
+#[cfg(target_os = "linux")]
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill only sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+/// Threads the child runs now (the main one included).
+#[cfg(target_os = "linux")]
+fn threads(child: &Child) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", child.id())).map_or(0, |d| d.count())
+}
+
+/// Send `sig` to the frozen `child`, let it go, and check how it ends: with `code`, soon,
+/// saying so, and with no temporary left in `env`.
+#[cfg(target_os = "linux")]
+fn interrupt(env: &TestEnv, mut child: Child, sig: i32, code: i32, phase: &str) {
+    signal(&child, sig);
+    let sent = Instant::now();
+    signal(&child, libc::SIGCONT);
+    while child.try_wait().unwrap().is_none() {
+        if sent.elapsed() > ANSWER_WITHIN {
+            let _ = child.kill();
+            panic!("{phase}: still running {ANSWER_WITHIN:?} after the signal");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = sent.elapsed();
+    let run = common::run_of(child.wait_with_output().unwrap());
+    assert_eq!(run.code, Some(code), "{phase}\n{run}");
+    assert!(
+        run.stderr.contains("interrupted"),
+        "{phase}: the run does not say it was interrupted\n{run}"
+    );
+    assert!(
+        env.temporaries().is_empty(),
+        "{phase}: temporaries left {:?}",
+        env.temporaries()
+    );
+    eprintln!("{phase}: ended {took:?} after the signal");
+}
+
+/// Files in `count` folders of a tree, enough to make planning take a while.
+fn tree(env: &TestEnv, folders: usize, per_folder: usize) {
+    let kml = points_kml("p", 1);
+    for f in 0..folders {
+        for i in 0..per_folder {
+            env.write(&format!("crawl/d{f:03}/sub/x{i:03}.kml"), &kml);
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "catches the run's phase with SIGSTOP and /proc, which are Linux's"
+)]
+fn a_signal_while_planning_ends_the_run_before_any_work() {
+    #[cfg(target_os = "linux")]
+    for (attempt, per_folder) in [20, 60, 200].into_iter().enumerate() {
+        let env = TestEnv::new();
+        tree(&env, 200, per_folder);
+        let child = env
+            .command()
+            .args(["crawl/**/*.kml", "-o", "out"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(15));
+        signal(&child, libc::SIGSTOP);
+        // Planning runs on the main thread alone; the workers start after it.
+        if threads(&child) != 1 || env.exists("out") {
+            eprintln!("attempt {attempt}: planning ended before it could be caught");
+            signal(&child, libc::SIGCONT);
+            let _ = child.wait_with_output();
+            continue;
+        }
+        interrupt(&env, child, libc::SIGTERM, 143, "planning");
+        assert!(env.files_ending(".csv").is_empty(), "{:?}", env.files());
+        return;
+    }
+    panic!("planning was never caught in progress");
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "catches the run's phase with SIGSTOP and /proc, which are Linux's"
+)]
+fn a_signal_while_the_workers_start_ends_the_run() {
+    #[cfg(target_os = "linux")]
+    {
+        let env = TestEnv::new();
+        tree(&env, 50, 100);
+        let mut child = env
+            .command()
+            .args(["crawl/**/*.kml", "-o", "out", "-j", "100000"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The first thread beyond the main one: the pool is starting.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while threads(&child) < 2 {
+            assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+            assert!(Instant::now() < deadline, "no worker ever started");
+            std::thread::yield_now();
+        }
+        signal(&child, libc::SIGSTOP);
+        let started = threads(&child);
+        interrupt(&env, child, libc::SIGINT, 130, "starting the workers");
+        eprintln!("caught with {started} threads");
+        // Whatever was published is whole: every CSV has its row.
+        for csv in env.files_ending(".csv") {
+            assert_eq!(env.read(&csv).lines().count(), 2, "{csv}");
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "catches the run's phase with SIGSTOP and /proc, which are Linux's"
+)]
+fn a_signal_while_converting_many_files_ends_the_run() {
+    #[cfg(target_os = "linux")]
+    {
+        let env = TestEnv::new();
+        tree(&env, 40, 100);
+        let child = env
+            .command()
+            .args(["crawl/**/*.kml", "-o", "out", "-j", "2"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while env.files_ending(".csv").len() < 20 {
+            assert!(Instant::now() < deadline, "nothing was converted");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        signal(&child, libc::SIGSTOP);
+        let done = env.files_ending(".csv").len();
+        assert!(done < 4000, "the run ended before it could be caught");
+        interrupt(&env, child, libc::SIGTERM, 143, "converting");
+        for csv in env.files_ending(".csv") {
+            assert_eq!(env.read(&csv).lines().count(), 2, "{csv}");
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "catches the run's phase with SIGSTOP and /proc, which are Linux's"
+)]
+fn a_signal_while_merging_publishes_nothing() {
+    #[cfg(target_os = "linux")]
+    {
+        let env = TestEnv::new();
+        tree(&env, 40, 100);
+        let mut child = env
+            .command()
+            .args(["crawl/**/*.kml", "--merge", "all.csv", "-j", "2"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The workers have started and had a moment to write their parts (unnamed files).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while threads(&child) < 3 {
+            assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+            assert!(Instant::now() < deadline, "no worker ever started");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        signal(&child, libc::SIGSTOP);
+        assert!(
+            !env.exists("all.csv"),
+            "the merge ended before it could be caught"
+        );
+        interrupt(&env, child, libc::SIGINT, 130, "merging");
+        assert!(!env.exists("all.csv"), "published after the signal");
+    }
+}
