@@ -958,6 +958,48 @@ fn a_run_of_one_file_starts_a_handful_of_threads_whatever_the_jobs() {
     }
     assert_code(&run, 0);
     let threads = trace.lines().filter(|l| l.contains("clone")).count();
-    // A worker, a syncing thread, a releasing thread and the committer.
+    // A worker and the committer; a syncing thread where `syncfs` does not serve.
     assert!(threads <= 6, "{threads} threads started\n{trace}");
+}
+
+/// See: issue 15, item 2: a lone file to standard output was read and written on two threads
+/// even with `-j1`, which asks for one core (a Slurm task of one CPU, say) and costs a fifth
+/// more CPU time in all for the hand-over between them.
+#[cfg(target_os = "linux")]
+#[test]
+fn one_job_to_standard_output_reads_and_writes_on_one_thread() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        assert!(std::env::var_os("CI").is_none(), "CI must have strace");
+        return;
+    }
+    let env = TestEnv::new();
+    env.write("a.kml", common::points_kml("a", 2000));
+    let threads_started = |jobs: &str| {
+        let log = env.path(&format!("trace-{jobs}.log"));
+        let run = common::run_of(
+            std::process::Command::new("strace")
+                .current_dir(env.root())
+                .args(["-f", "-qq", "-e", "trace=clone,clone3", "-o"])
+                .arg(&log)
+                .arg(env!("CARGO_BIN_EXE_kml2csv"))
+                .args(["-j", jobs, "a.kml", "--out", "-"])
+                .output()
+                .unwrap(),
+        );
+        assert_code(&run, 0);
+        assert_eq!(run.stdout.lines().count(), 2001);
+        let trace = fs::read_to_string(&log).unwrap_or_default();
+        trace.lines().filter(|l| l.contains("clone")).count()
+    };
+    let (one, two) = (threads_started("1"), threads_started("2"));
+    if one + two == 0 {
+        eprintln!("SKIPPED: strace cannot trace here");
+        return;
+    }
+    assert!(one < two, "-j1 started {one} threads, -j2 {two}");
 }

@@ -767,8 +767,10 @@ fn to_stdout(
         shape: &config.shape,
         layout: Some(&layout),
         dialect: &config.dialect,
-        // One input only: the second core would otherwise idle.
-        two_threads: true,
+        // One input only: a second core would otherwise idle, if the run may use one. `-j1`
+        // (or a machine or allocation of one core) reads and writes on one thread, which
+        // also costs less CPU time in all: the hand-over between the threads is work too.
+        two_threads: config.jobs > 1,
     };
     let input = match &job.input {
         Ok(input) => input,
