@@ -113,19 +113,20 @@ drop_out() {
 }
 
 # measure CORPUS TOOL COMMAND...: run REPS times into a new empty $OUT, keep the fastest wall
-# time and the largest peak RSS. The command sees $IN (the corpus folder) and $OUT. With $PREPARE
-# set, that command runs first in each new $OUT, untimed.
+# time, the least CPU time (user + system, of the command and all it waited for) and the largest
+# peak RSS. The command sees $IN (the corpus folder) and $OUT. With $PREPARE set, that command
+# runs first in each new $OUT, untimed.
 measure() {
   local corpus=$1 tool=$2; shift 2
-  local best="" rss=0 rows="" tf="$DIR/time.out" lg="$DIR/log.$corpus.$tool"
-  export IN="$DIR/corpus/$corpus" OUT
-  for _ in $(seq "$REPS"); do
+  local best="" cpu="" rss=0 rows="" tf="$DIR/time.out" lg="$DIR/log.$corpus.$tool"
+  export IN="$DIR/corpus/${corpus/#per-file/small}" OUT
+  for _ in $(seq "${MEASURE_REPS:-$REPS}"); do
     fresh_out
     if [ -n "${PREPARE:-}" ]; then sh -c "$PREPARE" > /dev/null 2>&1; fi
     sync
     local t0 t1 rc=0
     t0=$(date +%s.%N)
-    /usr/bin/time -f '%M' -o "$tf" "$@" > "$lg" 2>&1 || rc=$?
+    /usr/bin/time -f '%M %U %S' -o "$tf" "$@" > "$lg" 2>&1 || rc=$?
     t1=$(date +%s.%N)
     OUT_BYTES=$(du -sb "$OUT" | cut -f1)
     drop_out
@@ -136,13 +137,15 @@ measure() {
     fi
     local wall; wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
     if [ -z "$best" ] || awk -v w="$wall" -v b="$best" 'BEGIN { exit !(w < b) }'; then best=$wall; fi
-    local r; r=$(tail -1 "$tf")
+    local r u s; read -r r u s < <(tail -1 "$tf")
     [ "$r" -gt "$rss" ] && rss=$r
+    local c; c=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
+    if [ -z "$cpu" ] || awk -v c="$c" -v b="$cpu" 'BEGIN { exit !(c < b) }'; then cpu=$c; fi
     # kml2csv's summary line: "...; N rows, ..."
     rows=$(sed -nE 's/.*; ([0-9]+) rows?,.*/\1/p' "$lg" | tail -1)
   done
-  printf '%s\t%s\t%s\t%s\t%s\n' "$corpus" "$tool" "$best" "$rss" "${rows:--}" >> "$RESULTS"
-  log "$tool on $corpus: ${best}s, peak RSS $((rss / 1024)) MB"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$corpus" "$tool" "$best" "$rss" "${rows:--}" "$cpu" >> "$RESULTS"
+  log "$tool on $corpus: ${best}s, CPU ${cpu}s, peak RSS $((rss / 1024)) MB"
 }
 
 # Peers: the ways a user would do this without kml2csv, $JOBS at a time like kml2csv.
@@ -158,6 +161,49 @@ export -f list_in peer_lxml peer_ogr2ogr peer_gpsbabel
 export JOBS HERE
 
 KML2CSV_RUN='exec "$0" "$IN/*.kml" --out "$OUT" --jobs "$1"'
+export KML2CSV
+
+# The system calls a run makes, counted without timing it: threads started and the calls that
+# make data durable (fsync, fdatasync and syncfs together), in "threads syncs". perf's
+# tracepoints count without slowing the run; strace, the fallback, slows it, and a slower run
+# makes more, smaller groups, so its sync count is an upper bound.
+COUNTS="$DIR/counts.tsv"
+: > "$COUNTS"
+count_calls() {
+  local corpus=$1 jobs=$2 out="$DIR/out/count-$1-$2" t="$DIR/count.out" threads syncs how
+  rm -rf "$out"
+  if perf stat -e syscalls:sys_enter_syncfs -o /dev/null true 2> /dev/null; then
+    how=perf
+    perf stat -x, -o "$t" -e syscalls:sys_enter_clone,syscalls:sys_enter_clone3,syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_syncfs \
+      "$KML2CSV" "$DIR/corpus/$corpus/*.kml" --out "$out" --jobs "$jobs" --quiet
+    threads=$(awk -F, '/sys_enter_clone/ { n += $1 } END { print n + 1 }' "$t")
+    syncs=$(awk -F, '/sys_enter_(fsync|fdatasync|syncfs)/ { n += $1 } END { print n + 0 }' "$t")
+  elif command -v strace > /dev/null; then
+    how=strace
+    strace -f -qq -c -o "$t" -e trace=clone,clone3,fsync,fdatasync,syncfs \
+      "$KML2CSV" "$DIR/corpus/$corpus/*.kml" --out "$out" --jobs "$jobs" --quiet
+    threads=$(awk '$NF ~ /^clone3?$/ { n += $(NF - 1) } END { print n + 1 }' "$t")
+    syncs=$(awk '$NF ~ /^(fsync|fdatasync|syncfs)$/ { n += $(NF - 1) } END { print n + 0 }' "$t")
+  else
+    log "counting threads and syncs needs perf or strace (apt-get install linux-perf strace)"
+    return 0
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$corpus" "$jobs" "$threads" "$syncs" "$how" >> "$COUNTS"
+  log "counted on $corpus with -j$jobs ($how): $threads threads, $syncs syncs"
+  mkdir -p "$DIR/trash"; mv "$out" "$DIR/trash/count-$corpus-$jobs"
+}
+
+# One file per invocation, as the README's Makefile recipe runs it, against `cp` and `sync` of
+# the same file per invocation: the first $PER_FILE files, one after another.
+PER_FILE=200
+per_file_kml2csv() {
+  list_in | head -z -n "$PER_FILE" | xargs -0 -n1 sh -c '"$KML2CSV" "$1" --out "$OUT" --quiet' _
+}
+per_file_cp() {
+  list_in | head -z -n "$PER_FILE" | xargs -0 -n1 sh -c 'cp "$1" "$OUT/" && sync "$OUT/${1##*/}"' _
+}
+export -f per_file_kml2csv per_file_cp
+export PER_FILE
 
 for c in $ONLY; do
   [ -n "${CORPUS[$c]:-}" ] || { echo "bench/run.sh: no corpus $c" >&2; exit 2; }
@@ -182,18 +228,51 @@ for c in $ONLY; do
   list "$c" | xargs -0 cat > /dev/null   # warm the page cache
   measure "$c" cat sh -c 'find "$IN" -maxdepth 1 -name "*.kml" -print0 | sort -z | xargs -0 cat > /dev/null'
   measure "$c" cp sh -c 'find "$IN" -maxdepth 1 -name "*.kml" -print0 | sort -z | xargs -0 cp -t "$OUT"'
-  # (the pattern is quoted: kml2csv expands it itself, as users are told to do)
-  measure "$c" "kml2csv-j$JOBS" sh -c "$KML2CSV_RUN" "$KML2CSV" "$JOBS"
+  # (the pattern is quoted: kml2csv expands it itself, as users are told to do). -j1 and
+  # -j$JOBS take turns, so that their ratio is not the file system's mood of the moment: on
+  # the small corpus, creating 2000 files costs from one to five times as much system time
+  # from one minute to the next.
+  for _ in $(seq "$REPS"); do
+    MEASURE_REPS=1 measure "$c" "kml2csv-j$JOBS" sh -c "$KML2CSV_RUN" "$KML2CSV" "$JOBS"
+    MEASURE_REPS=1 measure "$c" kml2csv-j1 sh -c "$KML2CSV_RUN" "$KML2CSV" 1
+  done
   # What no converter can go below: read the KML and write as many bytes as kml2csv's CSVs
   # (about twice the input), in one process, into one file. Against cp it shows how much of
   # the gap is the size of the output rather than the conversion.
   export CSV_BYTES=$OUT_BYTES
-  measure "$c" floor sh -c 'find "$IN" -maxdepth 1 -name "*.kml" -print0 | sort -z | xargs -0 cat > /dev/null && dd if=/dev/zero of="$OUT/floor.csv" bs=1M count="$CSV_BYTES" iflag=count_bytes status=none'
-  measure "$c" kml2csv-j1 sh -c "$KML2CSV_RUN" "$KML2CSV" 1
-  # What every Makefile and cron run does: convert again over the CSVs of a previous run.
+  measure "$c" read+write sh -c 'find "$IN" -maxdepth 1 -name "*.kml" -print0 | sort -z | xargs -0 cat > /dev/null && dd if=/dev/zero of="$OUT/floor.csv" bs=1M count="$CSV_BYTES" iflag=count_bytes status=none'
+  # The floor of a durable batch is the larger of its two parts, each alone: the conversion
+  # without the disk (every file to standard output, $JOBS at a time, nothing kept; not for
+  # the small corpus, where it would time 2000 process starts), and the disk without the
+  # conversion (a durable copy of the very CSVs the batch writes). A batch that overlaps them
+  # runs close to the larger one.
+  [ "$c" = small ] || measure "$c" cpu-alone sh -c 'find "$IN" -maxdepth 1 -name "*.kml" -print0 | sort -z | xargs -0 -P"$1" -n1 sh -c '\''"$KML2CSV" "$1" --out - > /dev/null'\'' _' _ "$JOBS"
+  CSVS="$DIR/csvs/$c"
+  if [ ! -d "$CSVS" ]; then
+    "$KML2CSV" "$DIR/corpus/$c/*.kml" --out "$CSVS.part" --quiet && mv "$CSVS.part" "$CSVS"
+  fi
+  export CSVS
+  measure "$c" disk-alone sh -c 'cp -r "$CSVS/." "$OUT/" && sync'
   if [ "$c" = small ]; then
+    # What every Makefile and cron run does: convert again over the CSVs of a previous run.
     PREPARE="\"$KML2CSV\" \"\$IN/*.kml\" --out \"\$OUT\" --quiet" \
       measure "$c" "kml2csv-force-j$JOBS" sh -c "$KML2CSV_RUN --force" "$KML2CSV" "$JOBS"
+    measure per-file kml2csv-per-file bash -c per_file_kml2csv
+    measure per-file cp+sync-per-file bash -c per_file_cp
+    count_calls "$c" 1
+    count_calls "$c" "$JOBS"
+  fi
+  if [ "$c" = large ]; then
+    # Speed per core: one file on one worker, to standard output, CPU time against the Python
+    # lxml peer's on the same file.
+    ONE="$DIR/one"
+    first=$(list "$c" | head -z -n1 | tr -d '\0')
+    rm -rf "$ONE"; mkdir -p "$ONE"; ln -s "$first" "$ONE/"
+    export ONE
+    measure one "kml2csv-j1-stdout" sh -c 'exec "$KML2CSV" "$ONE"/*.kml --jobs 1 --out - > /dev/null'
+    if [ "$PEERS" = 1 ] && wants lxml && python3 -c 'import lxml' 2> /dev/null; then
+      measure one lxml sh -c 'exec python3 "$HERE/peer_lxml.py" --jobs 1 "$ONE" "$OUT"'
+    fi
   fi
   if [ -n "$BASELINE" ]; then
     measure "$c" "baseline-j$JOBS" sh -c "$KML2CSV_RUN" "$BASELINE" "$JOBS"
@@ -218,48 +297,102 @@ date +%s > "$CLEANED"
 
 # --- the table and the goals ----------------------------------------------------------------
 MANIFESTS=$(for c in $ONLY; do printf '%s %s %s\n' "$c" "$(manifest "$c")" "${DESCRIBE[$c]}"; done)
+# The one file timed against lxml: the large corpus's first, with its line of the manifest.
+if [ -s "$DIR/corpus/small/manifest.tsv" ] && grep -q '^per-file' "$RESULTS"; then
+  per=$(awk -F'\t' -v n="$PER_FILE" 'NR > 1 && NR <= n + 1 { f++; b += $2; t += $3 } END { printf "per-file %d %d %d", f, b, t }' "$DIR/corpus/small/manifest.tsv")
+  MANIFESTS=$(printf '%s\n%s the first %d files of the small corpus, one process each' "$MANIFESTS" "$per" "$PER_FILE")
+fi
+if [ -e "$DIR/one" ] && grep -q '^one' "$RESULTS"; then
+  one=$(awk -F'\t' 'NR == 2 { printf "one 1 %d %d", $2, $3 }' "$DIR/corpus/large/manifest.tsv")
+  MANIFESTS=$(printf '%s\n%s one file of the large corpus, to standard output' "$MANIFESTS" "$one")
+fi
+MACHINE="$(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(df -T "$DIR" | awk 'NR == 2 { print $2 }') on $(df "$DIR" | awk 'NR == 2 { print $1 }'), Linux $(uname -r)"
 echo
-echo "kml2csv benchmark ($([ "$QUICK" = 1 ] && echo quick || echo full) corpora, $JOBS jobs, fastest of $REPS; $(nproc) cores; $(date -u +%FT%TZ))"
-awk -F'\t' -v manifests="$MANIFESTS" -v jobs="$JOBS" '
+echo "kml2csv benchmark ($([ "$QUICK" = 1 ] && echo quick || echo full) corpora, $JOBS jobs, fastest of $REPS; $(date -u +%FT%TZ))"
+echo "Machine: $MACHINE"
+awk -F'\t' -v manifests="$MANIFESTS" -v jobs="$JOBS" -v counts="$(cat "$COUNTS")" -v per_file="$PER_FILE" '
+  function ratio(a, b) { return b > 0 ? a / b : 0 }
+  function goal(text, value, fmt, ok) {
+    printf "| %s | " fmt " | %s |\n", text, value, ok
+  }
   BEGIN {
     n = split(manifests, lines, "\n")
     for (i = 1; i <= n; i++) {
       split(lines[i], f, " "); c = f[1]; files[c] = f[2]; bytes[c] = f[3]; tuples[c] = f[4]
       d = lines[i]; for (k = 1; k <= 4; k++) sub(/^[^ ]+ /, "", d); desc[c] = d
     }
+    m = split(counts, clines, "\n")
+    for (i = 1; i <= m; i++) {
+      if (clines[i] == "") continue
+      split(clines[i], f, "\t"); threads[f[1], f[2]] = f[3]; syncs[f[1], f[2]] = f[4]; how[f[1]] = f[5]
+    }
   }
-  { corpus[NR] = $1; tool[NR] = $2; wall[NR] = $3; rss[NR] = $4; rows[NR] = $5
-    t[$1, $2] = $3; r[$1, $2] = $4; if (!($1 in seen)) { seen[$1] = 1; order[++nc] = $1 } }
+  # A tool measured in turns with another has a row per turn: keep its fastest wall time, its
+  # least CPU time and its largest peak RSS, in the place of its first row.
+  {
+    if (!(($1, $2) in t)) {
+      nr++; corpus[nr] = $1; tool[nr] = $2; at[$1, $2] = nr
+      t[$1, $2] = $3; u[$1, $2] = $6; r[$1, $2] = $4
+    }
+    if ($3 < t[$1, $2]) t[$1, $2] = $3
+    if ($6 < u[$1, $2]) u[$1, $2] = $6
+    if ($4 > r[$1, $2]) r[$1, $2] = $4
+    rows[at[$1, $2]] = $5
+    if (!($1 in seen)) { seen[$1] = 1; order[++nc] = $1 }
+  }
   END {
-    printf "\n| corpus | tool | files | MB | tuples | wall s | MB/s | Mtuples/s | peak RSS MB | x cat | x cp |\n"
-    printf "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    for (i = 1; i <= NR; i++) {
-      c = corpus[i]; mb = bytes[c] / 1e6
+    printf "\n| corpus | tool | files | MB | tuples | wall s | CPU s | MB/s | Mtuples/s | peak RSS MB | x cat | x cp |\n"
+    printf "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    for (i = 1; i <= nr; i++) {
+      c = corpus[i]; mb = bytes[c] / 1e6; wall[i] = t[c, tool[i]]; cpu[i] = u[c, tool[i]]; rss[i] = r[c, tool[i]]
       note = ""
       if (rows[i] != "-" && rows[i] != tuples[c]) note = " (" rows[i] " rows!)"
-      printf "| %s | %s%s | %d | %.0f | %d | %.2f | %.0f | %.2f | %.1f | %.1f | %.1f |\n", c, tool[i], note,
-        files[c], mb, tuples[c], wall[i], mb / wall[i], tuples[c] / wall[i] / 1e6, rss[i] / 1024,
-        wall[i] / t[c, "cat"], wall[i] / t[c, "cp"]
+      xcat = (c, "cat") in t ? sprintf("%.1f", ratio(wall[i], t[c, "cat"])) : "–"
+      xcp = (c, "cp") in t ? sprintf("%.1f", ratio(wall[i], t[c, "cp"])) : "–"
+      printf "| %s | %s%s | %d | %.0f | %d | %.2f | %.2f | %.0f | %.2f | %.1f | %s | %s |\n", c, tool[i], note,
+        files[c], mb, tuples[c], wall[i], cpu[i], ratio(mb, wall[i]), ratio(tuples[c], wall[i] * 1e6), rss[i] / 1024,
+        xcat, xcp
     }
     printf "\nCorpora: "
     for (k = 1; k <= nc; k++) printf "%s%s = %s", (k > 1 ? "; " : ""), order[k], desc[order[k]]
-    printf ".\n\nGoals (ratios from this run):\n"
+    printf ".\n\nGoals, as ratios from this run:\n\n| figure | this run | goal |\n|---|---:|---|\n"
     k2 = "kml2csv-j" jobs
-    if (("large", "cp") in t && ("large", k2) in t)
-      printf "  large: kml2csv / cp = %.1fx (goal <= 4)\n", t["large", k2] / t["large", "cp"]
-    if (("large", "cp") in t && ("large", "floor") in t)
-      printf "  large: floor (read the KML, write the CSV bytes) / cp = %.1fx\n", t["large", "floor"] / t["large", "cp"]
+    if (("large", "cpu-alone") in t && ("large", "disk-alone") in t && ("large", k2) in t) {
+      floor = t["large", "cpu-alone"] > t["large", "disk-alone"] ? t["large", "cpu-alone"] : t["large", "disk-alone"]
+      goal(sprintf("large: durable batch -j%d (%.2f s) / floor = max(CPU alone %.2f s, disk alone %.2f s)", jobs, t["large", k2], t["large", "cpu-alone"], t["large", "disk-alone"]),
+        ratio(t["large", k2], floor), "%.2fx", "<= 1.25x")
+    }
+    if (("one", "lxml") in u && ("one", "kml2csv-j1-stdout") in u)
+      goal(sprintf("one 250 MB file, -j1, CPU time: lxml (%.2f s) / kml2csv (%.2f s)", u["one", "lxml"], u["one", "kml2csv-j1-stdout"]),
+        ratio(u["one", "lxml"], u["one", "kml2csv-j1-stdout"]), "%.1fx", ">= 25x")
+    else if (("one", "kml2csv-j1-stdout") in u)
+      printf "| one 250 MB file, -j1, CPU time: kml2csv %.2f s (lxml not timed: --peer lxml) | – | >= 25x |\n", u["one", "kml2csv-j1-stdout"]
+    if (("large", "kml2csv-j1") in t && ("large", k2) in t)
+      goal(sprintf("large: -j1 / -j%d", jobs), ratio(t["large", "kml2csv-j1"], t["large", k2]), "%.2fx", "scaling")
+    if (("small", "kml2csv-j1") in t && ("small", k2) in t)
+      goal(sprintf("small: -j1 (%.2f s) / -j%d (%.2f s)", t["small", "kml2csv-j1"], jobs, t["small", k2]),
+        ratio(t["small", "kml2csv-j1"], t["small", k2]), "%.2fx", "<= 1.5x")
+    for (j = 1; j <= jobs; j += (jobs > 1 ? jobs - 1 : 1)) {
+      if (("small", j) in threads) {
+        goal(sprintf("small, -j%d: threads started (%s)", j, how["small"]), threads["small", j], "%d", "<= 16")
+        goal(sprintf("small, -j%d: fsync + fdatasync + syncfs calls (%s)", j, how["small"]), syncs["small", j], "%d", "<= 100")
+      }
+    }
+    if (("small", "kml2csv-force-j" jobs) in t && ("small", k2) in t)
+      goal("small: re-run with --force over existing CSVs / fresh run", ratio(t["small", "kml2csv-force-j" jobs], t["small", k2]), "%.2fx", "<= 1.5x")
+    if (("small", "disk-alone") in t && ("small", k2) in t)
+      goal(sprintf("small: -j%d (%.2f s) / durable copy of its CSVs, cp -r + sync (%.2f s)", jobs, t["small", k2], t["small", "disk-alone"]),
+        ratio(t["small", k2], t["small", "disk-alone"]), "%.2fx", "<= 1x")
+    if (("per-file", "kml2csv-per-file") in t && ("per-file", "cp+sync-per-file") in t)
+      goal(sprintf("small: one file per invocation, %.1f ms / cp + sync of the file, %.1f ms", t["per-file", "kml2csv-per-file"] / files["per-file"] * 1000, t["per-file", "cp+sync-per-file"] / files["per-file"] * 1000),
+        ratio(t["per-file", "kml2csv-per-file"], t["per-file", "cp+sync-per-file"]), "%.2fx", "<= 1x")
     for (k = 1; k <= nc; k++) {
       c = order[k]
       if (!((c, k2) in t)) continue
       fastest = ""; for (p = 1; p <= 3; p++) { name = (p == 1 ? "lxml" : p == 2 ? "ogr2ogr" : "gpsbabel-t")
         if ((c, name) in t && (fastest == "" || t[c, name] < t[c, fastest])) fastest = name }
       if (fastest != "")
-        printf "  %s: fastest peer (%s) / kml2csv = %.1fx (goal >= 10)\n", c, fastest, t[c, fastest] / t[c, k2]
-      if ((c, "kml2csv-force-j" jobs) in t)
-        printf "  %s: re-run with --force over existing CSVs / fresh run = %.2fx (goal <= 1.5)\n", c, t[c, "kml2csv-force-j" jobs] / t[c, k2]
-      if ((c, "kml2csv-j1") in t)
-        printf "  %s: scaling --jobs %d vs --jobs 1 = %.2fx (goal >= 1.8)\n", c, jobs, t[c, "kml2csv-j1"] / t[c, k2]
-      printf "  %s: kml2csv peak RSS = %.1f MB (goal <= 64)\n", c, (r[c, k2] > r[c, "kml2csv-j1"] ? r[c, k2] : r[c, "kml2csv-j1"]) / 1024
+        goal(sprintf("%s: fastest peer (%s) / kml2csv -j%d, wall", c, fastest, jobs), ratio(t[c, fastest], t[c, k2]), "%.1fx", ">= 10x")
+      goal(sprintf("%s: kml2csv peak RSS, MB", c), (r[c, k2] > r[c, "kml2csv-j1"] ? r[c, k2] : r[c, "kml2csv-j1"]) / 1024, "%.1f", "<= 64")
     }
   }' "$RESULTS"
