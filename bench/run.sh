@@ -15,9 +15,15 @@
 #   --baseline BIN   also time another kml2csv binary (e.g. before a change) with --jobs N
 #   --dir DIR        scratch folder (default ${TMPDIR:-/tmp}/kml2csv-bench; never inside the repo)
 #
-# Every measurement runs on a warm page cache, after `sync`, with GNU time for the peak RSS (the
-# largest single process). kml2csv runs with all columns and its durable writes, as a user runs
-# it. Nothing here is part of `cargo test`.
+# Every measurement runs on a warm page cache, after `sync`, with GNU time for the CPU time and
+# the peak RSS (the largest single process). kml2csv runs with its durable writes, as a user
+# runs it. At the end it prints every tool's figures and the goals, each a ratio of two
+# measurements of this run, in Markdown: the durable batch against its floor (the larger of
+# CPU alone and disk alone), CPU time against the Python lxml peer on one large file (with
+# --peers or --peer lxml), -j1 against -j2, threads started and sync calls (perf or strace),
+# a re-run over existing CSVs against a fresh run, one process per file against cp + sync, the
+# small batch against a durable copy of its CSVs, and peak RSS. Nothing here is part of
+# `cargo test`.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 HERE="$REPO/bench"
