@@ -27,6 +27,43 @@ fn signal(child: &Child, signal: i32) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
 }
 
+/// Stop `child` and wait until it is stopped: `kill` returns before the signal takes effect,
+/// and what is read from `/proc` after must be the frozen state.
+#[cfg(target_os = "linux")]
+fn freeze(child: &Child) {
+    signal(child, libc::SIGSTOP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+        // The state follows the command's name, which is in parentheses.
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next());
+        if matches!(state, Some("T" | "t" | "Z") | None) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the run never stopped: {stat}");
+        std::thread::yield_now();
+    }
+}
+
+/// Whether `child` has its SIGINT and SIGTERM handlers in place: before, either signal would
+/// end it by the default action, which says nothing of how the run answers it.
+#[cfg(target_os = "linux")]
+fn catches_signals(child: &Child) -> bool {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let caught = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .unwrap_or(0);
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    caught & bit(libc::SIGINT) != 0 && caught & bit(libc::SIGTERM) != 0
+}
+
 /// Threads the child runs now (the main one included).
 #[cfg(target_os = "linux")]
 fn threads(child: &Child) -> usize {
@@ -88,8 +125,14 @@ fn a_signal_while_planning_ends_the_run_before_any_work() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(15));
-        signal(&child, libc::SIGSTOP);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !catches_signals(&child) {
+            assert!(Instant::now() < deadline, "the run never caught signals");
+            std::thread::yield_now();
+        }
+        // The handlers are registered one after the other: leave a moment for the last.
+        std::thread::sleep(Duration::from_millis(2));
+        freeze(&child);
         // Planning runs on the main thread alone; the workers start after it.
         if threads(&child) != 1 || env.exists("out") {
             eprintln!("attempt {attempt}: planning ended before it could be caught");
@@ -127,7 +170,7 @@ fn a_signal_while_the_workers_start_ends_the_run() {
             assert!(Instant::now() < deadline, "no worker ever started");
             std::thread::yield_now();
         }
-        signal(&child, libc::SIGSTOP);
+        freeze(&child);
         let started = threads(&child);
         interrupt(&env, child, libc::SIGINT, 130, "starting the workers");
         eprintln!("caught with {started} threads");
@@ -159,7 +202,7 @@ fn a_signal_while_converting_many_files_ends_the_run() {
             assert!(Instant::now() < deadline, "nothing was converted");
             std::thread::sleep(Duration::from_millis(1));
         }
-        signal(&child, libc::SIGSTOP);
+        freeze(&child);
         let done = env.files_ending(".csv").len();
         assert!(done < 4000, "the run ended before it could be caught");
         interrupt(&env, child, libc::SIGTERM, 143, "converting");
@@ -193,7 +236,7 @@ fn a_signal_while_merging_publishes_nothing() {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(Duration::from_millis(30));
-        signal(&child, libc::SIGSTOP);
+        freeze(&child);
         assert!(
             !env.exists("all.csv"),
             "the merge ended before it could be caught"
