@@ -175,9 +175,9 @@ mod direct {
     use std::io;
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc::{self, Receiver, SyncSender};
-    use std::sync::Mutex;
-    use std::thread::JoinHandle;
+    use std::sync::{Arc, Mutex};
 
     use super::{local, Local, BLOCK};
 
@@ -210,11 +210,70 @@ mod direct {
 
     /// What the disk thread is asked to write, and what it hands back.
     struct Job {
+        file: Arc<File>,
         span: Span,
         len: usize,
         at: u64,
     }
     type Done = (Span, io::Result<()>);
+
+    /// A thread that writes spans for one [`Direct`] at a time. Once that CSV is written it
+    /// waits for the next one, so a batch of big CSVs starts as many of them as CSVs are
+    /// written at once, not one per CSV.
+    struct DiskThread {
+        to_disk: SyncSender<Job>,
+        from_disk: Receiver<Done>,
+    }
+
+    /// Disk threads waiting for their next CSV.
+    static IDLE: Mutex<Vec<DiskThread>> = Mutex::new(Vec::new());
+    /// Disk threads started in this process.
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+    impl DiskThread {
+        /// An idle disk thread, or a new one; `None` if the system refuses a thread.
+        fn take() -> Option<DiskThread> {
+            let idle = IDLE.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            if idle.is_some() {
+                return idle;
+            }
+            let (to_disk, jobs) = mpsc::sync_channel::<Job>(1);
+            let (done, from_disk) = mpsc::sync_channel::<Done>(1);
+            std::thread::Builder::new()
+                .name("kml2csv-disk".into())
+                .spawn(move || {
+                    for job in jobs {
+                        let Job {
+                            file,
+                            mut span,
+                            len,
+                            at,
+                        } = job;
+                        let result = write_at(&file, &span.window()[..len], at);
+                        // Its descriptor is closed before the CSV is handed back, as it was
+                        // counted among the CSV's while it was written.
+                        drop(file);
+                        if done.send((span, result)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .ok()?;
+            STARTED.fetch_add(1, Ordering::Relaxed);
+            Some(DiskThread { to_disk, from_disk })
+        }
+
+        /// Keep the thread for the next CSV; only call once nothing is in flight.
+        fn give_back(self) {
+            IDLE.lock().unwrap_or_else(|p| p.into_inner()).push(self);
+        }
+    }
+
+    /// Disk threads started in this process so far.
+    #[cfg(test)]
+    pub(crate) fn threads_started() -> usize {
+        STARTED.load(Ordering::Relaxed)
+    }
 
     pub(crate) struct Direct {
         /// The span being filled, and how far.
@@ -222,11 +281,12 @@ mod direct {
         filled: usize,
         /// Where in the file the span being filled goes.
         at: u64,
-        to_disk: Option<SyncSender<Job>>,
-        from_disk: Receiver<Done>,
+        /// The file, on a descriptor of its own for the disk thread.
+        file: Arc<File>,
+        /// `None` once it stopped (it only stops should its channel break).
+        disk: Option<DiskThread>,
         /// Whether the disk thread holds a span.
         in_flight: bool,
-        thread: Option<JoinHandle<()>>,
     }
 
     impl Direct {
@@ -238,32 +298,19 @@ mod direct {
             }
             // A descriptor of its own for the disk thread; the open file, and so `O_DIRECT`,
             // is shared.
-            let for_disk = file.try_clone().ok()?;
-            set_direct(file, true).ok()?;
-            let (to_disk, jobs) = mpsc::sync_channel::<Job>(1);
-            let (done, from_disk) = mpsc::sync_channel::<Done>(1);
-            let thread = std::thread::Builder::new()
-                .name("kml2csv-disk".into())
-                .spawn(move || {
-                    for mut job in jobs {
-                        let result = write_at(&for_disk, &job.span.window()[..job.len], job.at);
-                        if done.send((job.span, result)).is_err() {
-                            break;
-                        }
-                    }
-                });
-            let Ok(thread) = thread else {
-                let _ = set_direct(file, false);
+            let for_disk = Arc::new(file.try_clone().ok()?);
+            let disk = DiskThread::take()?;
+            if set_direct(file, true).is_err() {
+                disk.give_back();
                 return None;
-            };
+            }
             Some(Direct {
                 span: Some(Span::take()),
                 filled: 0,
                 at,
-                to_disk: Some(to_disk),
-                from_disk,
+                file: for_disk,
+                disk: Some(disk),
                 in_flight: false,
-                thread: Some(thread),
             })
         }
 
@@ -291,15 +338,19 @@ mod direct {
             };
             let span = self.span.replace(next).expect("a span between writes");
             let job = Job {
+                file: Arc::clone(&self.file),
                 span,
                 len: self.filled,
                 at: self.at,
             };
-            self.to_disk
-                .as_ref()
-                .expect("the disk thread runs until finish")
-                .send(job)
-                .map_err(|_| io::Error::other("the disk thread stopped"))?;
+            let sent = match &self.disk {
+                Some(disk) => disk.to_disk.send(job).is_ok(),
+                None => false,
+            };
+            if !sent {
+                self.disk = None;
+                return Err(io::Error::other("the disk thread stopped"));
+            }
             self.in_flight = true;
             self.at += self.filled as u64;
             self.filled = 0;
@@ -309,13 +360,20 @@ mod direct {
         /// The span the disk thread wrote, or its error.
         fn wait(&mut self) -> io::Result<Span> {
             self.in_flight = false;
-            match self.from_disk.recv() {
-                Ok((span, Ok(()))) => Ok(span),
-                Ok((span, Err(e))) => {
+            let done = match &self.disk {
+                Some(disk) => disk.from_disk.recv().ok(),
+                None => None,
+            };
+            match done {
+                Some((span, Ok(()))) => Ok(span),
+                Some((span, Err(e))) => {
                     span.give_back();
                     Err(e)
                 }
-                Err(_) => Err(io::Error::other("the disk thread stopped")),
+                None => {
+                    self.disk = None;
+                    Err(io::Error::other("the disk thread stopped"))
+                }
             }
         }
 
@@ -343,14 +401,15 @@ mod direct {
 
     impl Drop for Direct {
         fn drop(&mut self) {
-            // Stop the disk thread and wait for its write (only on an error path does this
-            // run before `finish`; the caller then drops the temporary).
-            self.to_disk = None;
-            if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
+            // Wait for the disk thread's write (only on an error path is one still in flight
+            // here; the caller then drops the temporary), and keep the thread for the next CSV.
+            if self.in_flight {
+                if let Ok(span) = self.wait() {
+                    span.give_back();
+                }
             }
-            while let Ok((span, _)) = self.from_disk.try_recv() {
-                span.give_back();
+            if let Some(disk) = self.disk.take() {
+                disk.give_back();
             }
             if let Some(span) = self.span.take() {
                 span.give_back();
@@ -410,6 +469,11 @@ mod direct {
             match self {}
         }
     }
+
+    #[cfg(test)]
+    pub(crate) fn threads_started() -> usize {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -462,6 +526,8 @@ mod tests {
             // A flush on the way leaves the rest to the page cache.
             (big + (6 << 20) + 99, 256 << 10, Some(big + (3 << 20))),
         ];
+        let threads_before = direct::threads_started();
+        let mut went_direct = 0;
         for (i, &(len, chunk, flush_at)) in cases.iter().enumerate() {
             let data = pattern(len);
             let path = dir.path().join(format!("{i}.csv"));
@@ -478,6 +544,16 @@ mod tests {
                 && matches!(local, Some(Local::Ext4 | Local::Xfs))
                 && len > big;
             assert_eq!(direct, expected, "case {i}: direct writes on {local:?}");
+            went_direct += usize::from(direct);
+        }
+        // One CSV after the other reuses one disk thread, not one each. Another test of this
+        // module may hold a thread at the same time, hence two.
+        if went_direct > 2 {
+            let started = direct::threads_started() - threads_before;
+            assert!(
+                started <= 2,
+                "{started} disk threads for {went_direct} CSVs"
+            );
         }
     }
 
