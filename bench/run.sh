@@ -220,6 +220,11 @@ done
 # back) when it allocates: right after a clean-up of thousands of files, such as the end of the
 # previous benchmark, every file created costs a scan, and the small corpus measures that
 # instead of the tools. So write the clean-up back and let that minute pass first.
+# On a virtual machine whose host takes back the guest's free memory (virtio-balloon free page
+# reporting), writing into pages freed a moment ago costs more again: in one run -j2 over the
+# small corpus took 0.33 s, then 0.58 s and 0.85 s, with two to three times the system time
+# spent copying into the page cache. That is why -j1 and -j2 take turns below, and why figures
+# of the small corpus are only compared within one run.
 CLEANED="$DIR/cleaned-at"
 if [ -f "$CLEANED" ]; then
   sync

@@ -924,11 +924,10 @@ fn a_huge_jobs_count_on_one_file_starts_one_worker_quietly() {
     assert_eq!(env.read("a.csv"), format!("{HEADER}{POINT_ROW}"));
 }
 
-/// See: issue 15, item 3: `-j 100000` on one file started threads for the whole run, and even a
-/// plain run of one file started 19. Counted from `strace` (skipped, with a message, without it).
+/// Threads kml2csv starts when run in `env` with `args`, counted from `strace`; `None` (with a
+/// message) where strace is missing or cannot trace, which CI does not accept.
 #[cfg(target_os = "linux")]
-#[test]
-fn a_run_of_one_file_starts_a_handful_of_threads_whatever_the_jobs() {
+fn threads_started(env: &TestEnv, name: &str, args: &[&str]) -> Option<(usize, Run)> {
     if std::process::Command::new("strace")
         .arg("-V")
         .output()
@@ -936,30 +935,40 @@ fn a_run_of_one_file_starts_a_handful_of_threads_whatever_the_jobs() {
     {
         eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
         assert!(std::env::var_os("CI").is_none(), "CI must have strace");
-        return;
+        return None;
     }
-    let env = TestEnv::new();
-    env.write("a.kml", POINT_KML);
-    let log = env.path("trace.log");
+    let log = env.path(&format!("trace-{name}.log"));
     let run = common::run_of(
         std::process::Command::new("strace")
             .current_dir(env.root())
             .args(["-f", "-qq", "-e", "trace=clone,clone3", "-o"])
             .arg(&log)
             .arg(env!("CARGO_BIN_EXE_kml2csv"))
-            .args(["-j", "100000", "a.kml"])
+            .args(args)
             .output()
             .unwrap(),
     );
     let trace = fs::read_to_string(&log).unwrap_or_default();
     if trace.is_empty() {
         eprintln!("SKIPPED: strace cannot trace here\n{run}");
-        return;
+        return None;
     }
+    Some((trace.lines().filter(|l| l.contains("clone")).count(), run))
+}
+
+/// See: issue 15, item 3: `-j 100000` on one file started threads for the whole run, and even a
+/// plain run of one file started 19.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_of_one_file_starts_a_handful_of_threads_whatever_the_jobs() {
+    let env = TestEnv::new();
+    env.write("a.kml", POINT_KML);
+    let Some((threads, run)) = threads_started(&env, "huge", &["-j", "100000", "a.kml"]) else {
+        return;
+    };
     assert_code(&run, 0);
-    let threads = trace.lines().filter(|l| l.contains("clone")).count();
     // A worker and the committer; a syncing thread where `syncfs` does not serve.
-    assert!(threads <= 6, "{threads} threads started\n{trace}");
+    assert!(threads <= 6, "{threads} threads started\n{run}");
 }
 
 /// See: issue 15, item 2: a lone file to standard output was read and written on two threads
@@ -968,38 +977,18 @@ fn a_run_of_one_file_starts_a_handful_of_threads_whatever_the_jobs() {
 #[cfg(target_os = "linux")]
 #[test]
 fn one_job_to_standard_output_reads_and_writes_on_one_thread() {
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
-        assert!(std::env::var_os("CI").is_none(), "CI must have strace");
-        return;
-    }
     let env = TestEnv::new();
-    env.write("a.kml", common::points_kml("a", 2000));
-    let threads_started = |jobs: &str| {
-        let log = env.path(&format!("trace-{jobs}.log"));
-        let run = common::run_of(
-            std::process::Command::new("strace")
-                .current_dir(env.root())
-                .args(["-f", "-qq", "-e", "trace=clone,clone3", "-o"])
-                .arg(&log)
-                .arg(env!("CARGO_BIN_EXE_kml2csv"))
-                .args(["-j", jobs, "a.kml", "--out", "-"])
-                .output()
-                .unwrap(),
-        );
+    env.write("a.kml", points_kml("a", 2000));
+    let mut started = Vec::new();
+    for jobs in ["1", "2"] {
+        let args = ["-j", jobs, "a.kml", "--out", "-"];
+        let Some((threads, run)) = threads_started(&env, jobs, &args) else {
+            return;
+        };
         assert_code(&run, 0);
         assert_eq!(run.stdout.lines().count(), 2001);
-        let trace = fs::read_to_string(&log).unwrap_or_default();
-        trace.lines().filter(|l| l.contains("clone")).count()
-    };
-    let (one, two) = (threads_started("1"), threads_started("2"));
-    if one + two == 0 {
-        eprintln!("SKIPPED: strace cannot trace here");
-        return;
+        started.push(threads);
     }
+    let (one, two) = (started[0], started[1]);
     assert!(one < two, "-j1 started {one} threads, -j2 {two}");
 }

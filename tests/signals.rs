@@ -99,7 +99,38 @@ fn interrupt(env: &TestEnv, mut child: Child, sig: i32, code: i32, phase: &str) 
     eprintln!("{phase}: ended {took:?} after the signal");
 }
 
-/// Files in `count` folders of a tree, enough to make planning take a while.
+/// Start kml2csv in `env` with `args`, its messages kept for the checks.
+fn start(env: &TestEnv, args: &[&str]) -> Child {
+    env.command()
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until `ready` holds for the running `child`: the phase to catch has begun. Fails if
+/// the run ends first or a minute passes.
+#[cfg(target_os = "linux")]
+fn wait_for(child: &mut Child, phase: &str, ready: impl Fn(&Child) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready(child) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {phase}"
+        );
+        assert!(Instant::now() < deadline, "{phase} never began");
+        std::thread::yield_now();
+    }
+}
+
+/// Every CSV published before the signal is whole: its header and its one row.
+fn published_whole(env: &TestEnv) {
+    for csv in env.files_ending(".csv") {
+        assert_eq!(env.read(&csv).lines().count(), 2, "{csv}");
+    }
+}
+
+/// Files in `folders` folders of a tree, enough to make planning take a while.
 fn tree(env: &TestEnv, folders: usize, per_folder: usize) {
     let kml = points_kml("p", 1);
     for f in 0..folders {
@@ -119,17 +150,8 @@ fn a_signal_while_planning_ends_the_run_before_any_work() {
     for (attempt, per_folder) in [20, 60, 200].into_iter().enumerate() {
         let env = TestEnv::new();
         tree(&env, 200, per_folder);
-        let child = env
-            .command()
-            .args(["crawl/**/*.kml", "-o", "out"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !catches_signals(&child) {
-            assert!(Instant::now() < deadline, "the run never caught signals");
-            std::thread::yield_now();
-        }
+        let mut child = start(&env, &["crawl/**/*.kml", "-o", "out"]);
+        wait_for(&mut child, "planning", catches_signals);
         // The handlers are registered one after the other: leave a moment for the last.
         std::thread::sleep(Duration::from_millis(2));
         freeze(&child);
@@ -157,27 +179,14 @@ fn a_signal_while_the_workers_start_ends_the_run() {
     {
         let env = TestEnv::new();
         tree(&env, 50, 100);
-        let mut child = env
-            .command()
-            .args(["crawl/**/*.kml", "-o", "out", "-j", "100000"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = start(&env, &["crawl/**/*.kml", "-o", "out", "-j", "100000"]);
         // The first thread beyond the main one: the pool is starting.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while threads(&child) < 2 {
-            assert!(child.try_wait().unwrap().is_none(), "the run ended first");
-            assert!(Instant::now() < deadline, "no worker ever started");
-            std::thread::yield_now();
-        }
+        wait_for(&mut child, "starting the workers", |c| threads(c) >= 2);
         freeze(&child);
         let started = threads(&child);
         interrupt(&env, child, libc::SIGINT, 130, "starting the workers");
         eprintln!("caught with {started} threads");
-        // Whatever was published is whole: every CSV has its row.
-        for csv in env.files_ending(".csv") {
-            assert_eq!(env.read(&csv).lines().count(), 2, "{csv}");
-        }
+        published_whole(&env);
     }
 }
 
@@ -191,24 +200,15 @@ fn a_signal_while_converting_many_files_ends_the_run() {
     {
         let env = TestEnv::new();
         tree(&env, 40, 100);
-        let child = env
-            .command()
-            .args(["crawl/**/*.kml", "-o", "out", "-j", "2"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while env.files_ending(".csv").len() < 20 {
-            assert!(Instant::now() < deadline, "nothing was converted");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let mut child = start(&env, &["crawl/**/*.kml", "-o", "out", "-j", "2"]);
+        wait_for(&mut child, "converting", |_| {
+            env.files_ending(".csv").len() >= 20
+        });
         freeze(&child);
         let done = env.files_ending(".csv").len();
         assert!(done < 4000, "the run ended before it could be caught");
         interrupt(&env, child, libc::SIGTERM, 143, "converting");
-        for csv in env.files_ending(".csv") {
-            assert_eq!(env.read(&csv).lines().count(), 2, "{csv}");
-        }
+        published_whole(&env);
     }
 }
 
@@ -222,19 +222,9 @@ fn a_signal_while_merging_publishes_nothing() {
     {
         let env = TestEnv::new();
         tree(&env, 40, 100);
-        let mut child = env
-            .command()
-            .args(["crawl/**/*.kml", "--merge", "all.csv", "-j", "2"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = start(&env, &["crawl/**/*.kml", "--merge", "all.csv", "-j", "2"]);
         // The workers have started and had a moment to write their parts (unnamed files).
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while threads(&child) < 3 {
-            assert!(child.try_wait().unwrap().is_none(), "the run ended first");
-            assert!(Instant::now() < deadline, "no worker ever started");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for(&mut child, "merging", |c| threads(c) >= 3);
         std::thread::sleep(Duration::from_millis(30));
         freeze(&child);
         assert!(
