@@ -22,8 +22,8 @@
 # CPU alone and disk alone), CPU time against the Python lxml peer on one large file (with
 # --peers or --peer lxml), -j1 against -j2, threads started and sync calls (perf or strace),
 # a re-run over existing CSVs against a fresh run, one process per file against cp + sync, the
-# small batch against a durable copy of its CSVs, and peak RSS. Nothing here is part of
-# `cargo test`.
+# small batch against a durable copy of its CSVs, and peak RSS.
+# Nothing here is part of `cargo test`.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 HERE="$REPO/bench"
