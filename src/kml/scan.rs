@@ -105,6 +105,130 @@ pub(super) fn find_tag_byte(bytes: &[u8]) -> Option<usize> {
     memchr::memchr3(b'>', b'"', b'\'', &bytes[i..]).map(|j| i + j)
 }
 
+/// Character data from the start of a slice up to the next `<` or `&`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TextRun {
+    /// Bytes of text before the `<` or `&` (all of the slice if there is none).
+    pub len: usize,
+    /// A `<` or `&` ends the text inside the slice.
+    pub stop: bool,
+    /// The text is printable ASCII and XML white space only, so it needs no UTF-8 or control
+    /// character check. `false` may also be said of plain text; `true` only ever of plain text.
+    pub plain: bool,
+}
+
+/// Where the text at the start of `bytes` ends, and whether it is plain (see [`TextRun`]).
+///
+/// One pass answers what `memchr2` and [`first_unusual_byte`] each found with a search of
+/// their own: most texts of a KML file are a line break and indentation between two tags, and
+/// for those the set-up of two searches cost more than the search.
+#[inline]
+pub(super) fn text_run(bytes: &[u8]) -> TextRun {
+    let mut i = 0;
+    let mut plain = true;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(block) = bytes.get(i..i + 16) {
+        let (stops, unusual) = text_classes16(block);
+        if stops != 0 {
+            let at = stops.trailing_zeros();
+            let before = unusual & ((1 << at) - 1);
+            return TextRun {
+                len: i + at as usize,
+                stop: true,
+                plain: plain && before == 0,
+            };
+        }
+        plain &= unusual == 0;
+        i += 16;
+    }
+    let run = text_run_words(&bytes[i..]);
+    TextRun {
+        len: i + run.len,
+        stop: run.stop,
+        plain: plain && run.plain,
+    }
+}
+
+/// `<`-or-`&` and unusual-byte masks (see [`first_unusual_byte`]) of `block[..16]`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn text_classes16(block: &[u8]) -> (u32, u32) {
+    use std::arch::x86_64::*;
+    assert!(block.len() >= 16);
+    // SAFETY: SSE2 is enabled on every x86_64 target, and the unaligned load reads the 16
+    // bytes just checked to be there.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast());
+        let stops = _mm_or_si128(
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'<' as i8)),
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'&' as i8)),
+        );
+        // As signed bytes, both the controls and the bytes of multi-byte characters are below
+        // 0x20; the three white space controls are taken out again.
+        let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+        let space = _mm_or_si128(
+            _mm_or_si128(
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8)),
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\t' as i8)),
+            ),
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\r' as i8)),
+        );
+        let unusual = _mm_andnot_si128(space, low);
+        (
+            _mm_movemask_epi8(stops) as u32,
+            _mm_movemask_epi8(unusual) as u32,
+        )
+    }
+}
+
+/// [`text_run`] eight bytes at a time: where SSE2 is not there, and for the last bytes of a
+/// buffer. Its `plain` is cautious: it says `false` for any byte below 0x20, white space too.
+fn text_run_words(bytes: &[u8]) -> TextRun {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const SPACE: u64 = 0x2020_2020_2020_2020;
+    // High bit of every zero byte of `x`, and maybe of bytes after the first zero byte (a
+    // borrow): the lowest one is exact.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let unusual = |b: u8| b >= 0x80 || (b < 0x20 && !is_xml_space(b));
+    let mut plain = true;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let stops = zero(word ^ (ONES * u64::from(b'<'))) | zero(word ^ (ONES * u64::from(b'&')));
+        // A high bit, or a byte below 0x20 (this may also flag the byte after one).
+        let suspicious = (word | (word.wrapping_sub(SPACE) & !word)) & HIGH;
+        if stops != 0 {
+            let k = stops.trailing_zeros() / 8;
+            let before = suspicious & ((1u64 << (8 * k)) - 1);
+            return TextRun {
+                len: at + k as usize,
+                stop: true,
+                plain: plain && before == 0,
+            };
+        }
+        plain &= suspicious == 0;
+        at += 8;
+    }
+    for &b in words.remainder() {
+        if b == b'<' || b == b'&' {
+            return TextRun {
+                len: at,
+                stop: true,
+                plain,
+            };
+        }
+        plain &= !unusual(b);
+        at += 1;
+    }
+    TextRun {
+        len: at,
+        stop: false,
+        plain,
+    }
+}
+
 /// `text` without XML white space at either end. Byte by byte: the white space is ASCII, and
 /// going through `char`s cost more than the rest of a `<when>` or `<gx:coord>`.
 pub(super) fn trim_xml_space(text: &str) -> &str {
@@ -277,6 +401,56 @@ mod tests {
                     }
                     let plain = text.iter().position(|c| b">\"'".contains(c));
                     assert_eq!(find_tag_byte(&text), plain, "{b:#x} at {at} of {len}");
+                }
+            }
+        }
+    }
+
+    /// The plain reference for [`text_run`]: byte by byte.
+    fn text_run_bytes(bytes: &[u8]) -> (usize, bool) {
+        let len = bytes
+            .iter()
+            .position(|&b| b == b'<' || b == b'&')
+            .unwrap_or(bytes.len());
+        (len, len < bytes.len())
+    }
+
+    fn plain_text(bytes: &[u8]) -> bool {
+        bytes
+            .iter()
+            .all(|&b| (0x20..0x80).contains(&b) || is_xml_space(b))
+    }
+
+    fn check_text_run(text: &[u8]) {
+        let (len, stop) = text_run_bytes(text);
+        for (run, how) in [(text_run(text), "blocks"), (text_run_words(text), "words")] {
+            assert_eq!((run.len, run.stop), (len, stop), "{how}: {text:?}");
+            // Never plain when it is not. Sixteen-byte blocks are exact; the words (the last
+            // bytes of a buffer) may be cautious.
+            let in_blocks = cfg!(target_arch = "x86_64") && len < text.len() / 16 * 16;
+            if run.plain || (how == "blocks" && in_blocks) {
+                assert_eq!(run.plain, plain_text(&text[..len]), "{how}: {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn text_runs_end_where_a_byte_by_byte_search_says() {
+        for len in 0..42 {
+            for stop_at in 0..=len {
+                for stop in [b'<', b'&', b'>'] {
+                    for odd_at in 0..=len {
+                        for odd in [b'\n', b'\r', 0x00, 0x1F, 0x7F, 0x80, 0xFF] {
+                            let mut text: Vec<u8> = (0..len).map(|i| b"a 1.5,-"[i % 7]).collect();
+                            if odd_at < len {
+                                text[odd_at] = odd;
+                            }
+                            if stop_at < len {
+                                text[stop_at] = stop;
+                            }
+                            check_text_run(&text);
+                        }
+                    }
                 }
             }
         }

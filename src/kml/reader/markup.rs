@@ -11,6 +11,8 @@ impl Document<'_> {
         let mut buf = Vec::with_capacity(4096);
         loop {
             self.check_cancel()?;
+            self.read_in_place(reader)?;
+            self.emitter.flush_warnings(reader.get_mut());
             self.pump_text(reader)?;
             self.emitter.flush_warnings(reader.get_mut());
             if self.read_tag(reader)? {
@@ -89,6 +91,80 @@ impl Document<'_> {
             return self.fail_at(end, "no root element: the file is empty or not XML");
         }
         Ok(())
+    }
+
+    /// Read the tags and texts that lie whole in the buffer, where they are, up to the first
+    /// thing that needs more: a text or tag that runs past the buffer's end, a reference, a
+    /// comment, CDATA section or other `<!`/`<?` markup, or a warning to hand over. The
+    /// rest of the loop in [`Document::run`] reads those.
+    ///
+    /// Most of a KML file is short tags and the line breaks between them: going round the
+    /// whole loop for each, with its buffer look-ups, warning and cancel checks, cost more
+    /// than reading them.
+    fn read_in_place<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
+        let base = reader.buffer_position();
+        let chunk = reader.get_mut().fill_buf().map_err(|e| io_error(e, None))?;
+        let (used, result) = self.events_in(chunk, base);
+        reader.stream().consume(used);
+        result
+    }
+
+    /// The events of [`Document::read_in_place`] in `chunk`, which starts at offset `base`:
+    /// how many bytes they took, and how the last one went.
+    fn events_in(&mut self, chunk: &[u8], base: u64) -> (usize, Result<(), Error>) {
+        let mut i = 0;
+        loop {
+            let run = text_run(&chunk[i..]);
+            if !run.stop {
+                return (i, Ok(()));
+            }
+            let n = run.len;
+            if n > 0 {
+                let piece = &chunk[i..i + n];
+                let offset = base + i as u64;
+                // As in `pump_text`: white space nobody takes is skipped.
+                let unwanted = self.coordinates.is_none()
+                    && self.capture.is_none()
+                    && self.utf8_carry.is_empty()
+                    && piece.iter().all(|&b| is_xml_space(b));
+                if !unwanted {
+                    // Plain text passes `check_chars` unless a character is waiting to be
+                    // completed.
+                    if !(run.plain && self.utf8_carry.is_empty()) {
+                        if let Err(e) = self.check_chars(piece, offset) {
+                            return (i, Err(e));
+                        }
+                    }
+                    if let Err(e) = self.text(piece, offset) {
+                        return (i, Err(e));
+                    }
+                }
+                i += n;
+                if !self.utf8_carry.is_empty() {
+                    let result =
+                        self.fail_at(base + i as u64, "invalid UTF-8: incomplete sequence");
+                    return (i, result);
+                }
+                if !self.emitter.warnings.is_empty() {
+                    return (i, Ok(()));
+                }
+            }
+            // A reference, or markup that is not a tag, or not known to be one yet.
+            if chunk[i] == b'&' || matches!(chunk.get(i + 1), None | Some(b'!' | b'?')) {
+                return (i, Ok(()));
+            }
+            let mut quote = None;
+            let (used, closed) = tag_end(&chunk[i..], &mut quote);
+            if !closed {
+                return (i, Ok(()));
+            }
+            let before = base + i as u64;
+            let result = self.tag(&chunk[i..i + used], before, before + used as u64);
+            i += used;
+            if result.is_err() || !self.emitter.warnings.is_empty() {
+                return (i, result);
+            }
+        }
     }
 
     /// Read a start, end or empty-element tag, if that is what comes next (`false` for other
