@@ -78,6 +78,163 @@ pub(super) fn tag_end(chunk: &[u8], quote: &mut Option<u8>) -> (usize, bool) {
     }
 }
 
+/// A tag read whole: its length (`<` to `>`), whether it is all ASCII, where its first XML
+/// white space is (its length if it has none), which is where the element's name ends, and
+/// where the local part of that name starts (after its last `:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TagSpan {
+    pub len: usize,
+    pub ascii: bool,
+    pub space: usize,
+    pub local: usize,
+}
+
+impl TagSpan {
+    /// The span of `tag`, a whole tag, byte by byte.
+    pub(super) fn of(tag: &[u8]) -> TagSpan {
+        let len = tag.len();
+        let space = tag.iter().position(|&b| is_xml_space(b)).unwrap_or(len);
+        TagSpan {
+            len,
+            ascii: tag.is_ascii(),
+            space,
+            local: local_after(tag, space),
+        }
+    }
+}
+
+/// Where the local part of the name of `tag` starts, its name ending before `space` or the
+/// closing `>`.
+fn local_after(tag: &[u8], space: usize) -> usize {
+    let name_end = space.min(tag.len().saturating_sub(1)).max(1);
+    tag[1..name_end]
+        .iter()
+        .rposition(|&b| b == b':')
+        .map_or(1, |i| i + 2)
+}
+
+/// The tag at the start of `bytes` (a `<`), if its closing `>` is in `bytes`: [`tag_end`],
+/// with the ASCII test and the search for the name that reading the tag needs done in the
+/// same pass. Most tags are short and have no attributes: for them one look at sixteen bytes
+/// answers everything.
+#[inline]
+pub(super) fn tag_span(bytes: &[u8]) -> Option<TagSpan> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(block) = bytes.get(..16) {
+        let c = tag_classes16(block);
+        let marks = c.gt | c.double | c.single;
+        let first = marks & marks.wrapping_neg();
+        if first & c.gt != 0 {
+            let b = first.trailing_zeros();
+            let name_end = c.space.trailing_zeros().min(b);
+            let colons = c.colon & ((1 << name_end) - 1);
+            let len = b as usize + 1;
+            return Some(TagSpan {
+                len,
+                ascii: c.high & ((2 << b) - 1) == 0,
+                space: (c.space.trailing_zeros() as usize).min(len),
+                local: if colons == 0 {
+                    1
+                } else {
+                    32 - colons.leading_zeros() as usize
+                },
+            });
+        }
+    }
+    tag_span_long(bytes)
+}
+
+/// [`tag_span`] for tags with attributes or long names.
+fn tag_span_long(bytes: &[u8]) -> Option<TagSpan> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut i = 0;
+        let mut high = false;
+        let mut space = None;
+        // The open quote: `Some(true)` for `"`.
+        let mut double = None;
+        while let Some(block) = bytes.get(i..i + 16) {
+            let c = tag_classes16(block);
+            if space.is_none() && c.space != 0 {
+                space = Some(i + c.space.trailing_zeros() as usize);
+            }
+            let mut from = 0;
+            loop {
+                let wanted = match double {
+                    None => c.gt | c.double | c.single,
+                    Some(true) => c.double,
+                    Some(false) => c.single,
+                } & (u32::MAX << from);
+                if wanted == 0 {
+                    break;
+                }
+                let b = wanted.trailing_zeros();
+                from = b + 1;
+                if double.is_some() {
+                    double = None;
+                } else if c.gt >> b & 1 != 0 {
+                    let len = i + b as usize + 1;
+                    let space = space.map_or(len, |s: usize| s.min(len));
+                    return Some(TagSpan {
+                        len,
+                        ascii: !high && c.high & ((2 << b) - 1) == 0,
+                        space,
+                        local: local_after(&bytes[..len], space),
+                    });
+                } else {
+                    double = Some(c.double >> b & 1 != 0);
+                }
+            }
+            high |= c.high != 0;
+            i += 16;
+        }
+        let mut quote = double.map(|d| if d { b'"' } else { b'\'' });
+        let (used, closed) = tag_end(&bytes[i..], &mut quote);
+        closed.then(|| TagSpan::of(&bytes[..i + used]))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let (used, closed) = tag_end(bytes, &mut None);
+        closed.then(|| TagSpan::of(&bytes[..used]))
+    }
+}
+
+/// Masks of the bytes of a block that matter inside a tag.
+#[cfg(target_arch = "x86_64")]
+struct TagClasses {
+    gt: u32,
+    colon: u32,
+    double: u32,
+    single: u32,
+    high: u32,
+    space: u32,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn tag_classes16(block: &[u8]) -> TagClasses {
+    use std::arch::x86_64::*;
+    assert!(block.len() >= 16);
+    // SAFETY: SSE2 is enabled on every x86_64 target, and the unaligned load reads the 16
+    // bytes just checked to be there.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast());
+        let is = |b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
+        let space = _mm_or_si128(
+            _mm_or_si128(is(b' '), is(b'\n')),
+            _mm_or_si128(is(b'\t'), is(b'\r')),
+        );
+        TagClasses {
+            gt: _mm_movemask_epi8(is(b'>')) as u32,
+            colon: _mm_movemask_epi8(is(b':')) as u32,
+            double: _mm_movemask_epi8(is(b'"')) as u32,
+            single: _mm_movemask_epi8(is(b'\'')) as u32,
+            high: _mm_movemask_epi8(v) as u32,
+            space: _mm_movemask_epi8(space) as u32,
+        }
+    }
+}
+
 /// The first `>`, `"` or `'` in `bytes`. Tags are short: the first bytes are looked at eight at
 /// a time, which is much cheaper than setting up `memchr3` for a ten-byte `</gx:coord>`; a long
 /// tag goes on with `memchr3`.
@@ -401,6 +558,72 @@ mod tests {
                     }
                     let plain = text.iter().position(|c| b">\"'".contains(c));
                     assert_eq!(find_tag_byte(&text), plain, "{b:#x} at {at} of {len}");
+                }
+            }
+        }
+    }
+
+    /// The plain reference for [`tag_span`]: byte by byte.
+    fn tag_span_bytes(bytes: &[u8]) -> Option<TagSpan> {
+        let mut quote = None;
+        for (i, &b) in bytes.iter().enumerate().skip(1) {
+            match quote {
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None if b == b'>' => return Some(TagSpan::of(&bytes[..=i])),
+                None if b == b'"' || b == b'\'' => quote = Some(b),
+                None => {}
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn tag_spans_end_where_a_byte_by_byte_search_says() {
+        let parts: [&[u8]; 10] = [
+            b"a",
+            b" ",
+            b":",
+            b">",
+            b"\"",
+            b"'",
+            b"\xC3\xA9",
+            b"\n",
+            b"=",
+            b"/",
+        ];
+        // Every tag of up to four parts, padded to put its parts on either side of a block
+        // boundary, followed by text that may hold more `>` and quotes.
+        let mut tags = vec![b"<".to_vec()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> = tags
+                .iter()
+                .flat_map(|t| parts.iter().map(move |p| [t.as_slice(), p].concat()))
+                .collect();
+            tags.extend(longer);
+        }
+        tags.sort();
+        tags.dedup();
+        for tag in &tags {
+            for pad in [0, 9, 13, 14, 15, 16, 30] {
+                let mut bytes = tag.clone();
+                bytes.splice(1..1, std::iter::repeat_n(b'x', pad));
+                for tail in [&b""[..], b"x>y", b"'\">", b"\xFF>"] {
+                    let text = [bytes.as_slice(), tail].concat();
+                    let span = tag_span(&text);
+                    assert_eq!(span, tag_span_bytes(&text), "{text:?}");
+                    if let Some(span) = span {
+                        // The local name as the reader would find it from the name.
+                        let content = &text[1..span.len - 1];
+                        let content = content.strip_suffix(b"/").unwrap_or(content);
+                        let name_len = content
+                            .iter()
+                            .position(|&b| is_xml_space(b))
+                            .unwrap_or(content.len());
+                        let qname = &content[..name_len];
+                        let local = qname.iter().rposition(|&b| b == b':').map_or(0, |i| i + 1);
+                        assert_eq!(span.local, 1 + local, "{text:?}");
+                    }
                 }
             }
         }

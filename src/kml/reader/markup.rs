@@ -40,11 +40,11 @@ impl Document<'_> {
                 // keep a tag that quick-xml did read (none today) on the same path.
                 Event::Start(e) => {
                     self.check_attributes(&e, before)?;
-                    self.start(&e, before)?;
+                    self.start(&e, local_start(e.name().into_inner()), before)?;
                 }
                 Event::Empty(e) => {
                     self.check_attributes(&e, before)?;
-                    self.start(&e, before)?;
+                    self.start(&e, local_start(e.name().into_inner()), before)?;
                     self.end(at)?;
                 }
                 Event::End(e) => self.end_tag(e.name().into_inner(), before, at)?,
@@ -153,13 +153,12 @@ impl Document<'_> {
             if chunk[i] == b'&' || matches!(chunk.get(i + 1), None | Some(b'!' | b'?')) {
                 return (i, Ok(()));
             }
-            let mut quote = None;
-            let (used, closed) = tag_end(&chunk[i..], &mut quote);
-            if !closed {
+            let Some(span) = tag_span(&chunk[i..]) else {
                 return (i, Ok(()));
-            }
+            };
             let before = base + i as u64;
-            let result = self.tag(&chunk[i..i + used], before, before + used as u64);
+            let used = span.len;
+            let result = self.tag(&chunk[i..i + used], span, before, before + used as u64);
             i += used;
             if result.is_err() || !self.emitter.warnings.is_empty() {
                 return (i, result);
@@ -187,15 +186,15 @@ impl Document<'_> {
         if head.len() < 2 || head[0] != b'<' || matches!(head[1], b'!' | b'?') {
             return Ok(false);
         }
-        let mut quote = None;
         // `head` is all of the buffer that is left, and most tags lie whole in it: read them
         // where they are.
-        if let (used, true) = tag_end(head, &mut quote) {
-            let result = self.tag(&head[..used], before, before + used as u64);
+        if let Some(span) = tag_span(head) {
+            let used = span.len;
+            let result = self.tag(&head[..used], span, before, before + used as u64);
             reader.stream().consume(used);
             return result.map(|()| true);
         }
-        quote = None;
+        let mut quote = None;
         self.tag.clear();
         loop {
             let mut stream = reader.stream();
@@ -221,14 +220,21 @@ impl Document<'_> {
         }
         let at = reader.buffer_position();
         let tag = std::mem::take(&mut self.tag);
-        let result = self.tag(&tag, before, at);
+        let result = self.tag(&tag, TagSpan::of(&tag), before, at);
         self.tag = tag;
         result.map(|()| true)
     }
 
-    /// A whole tag, `<` to `>`, that starts at `before` and ends at `at`.
-    pub(super) fn tag(&mut self, tag: &[u8], before: u64, at: u64) -> Result<(), Error> {
-        let text = if tag.is_ascii() {
+    /// A whole tag, `<` to `>`, that starts at `before` and ends at `at`; `span` is what the
+    /// search for its end learnt of it.
+    pub(super) fn tag(
+        &mut self,
+        tag: &[u8],
+        span: TagSpan,
+        before: u64,
+        at: u64,
+    ) -> Result<(), Error> {
+        let text = if span.ascii {
             // SAFETY: ASCII is valid UTF-8. Tags are short and nearly always ASCII, and
             // `str::from_utf8` cost 4 % of a conversion here.
             unsafe { std::str::from_utf8_unchecked(tag) }
@@ -252,16 +258,14 @@ impl Document<'_> {
             Some(content) => (content, true),
             None => (content, false),
         };
-        let name_len = content
-            .bytes()
-            .position(is_xml_space)
-            .unwrap_or(content.len());
+        // The name ends at the first white space, which is not the `<` at index 0.
+        let name_len = (span.space - 1).min(content.len());
         let element = BytesStart::from_content(content, name_len);
         // Nothing after the name, nothing to check: most KML tags have no attributes.
         if name_len < content.len() {
             self.check_attributes(&element, before)?;
         }
-        self.start(&element, before)?;
+        self.start(&element, span.local - 1, before)?;
         if empty {
             self.end(at)?;
         }

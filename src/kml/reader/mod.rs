@@ -25,8 +25,8 @@ use quick_xml::Reader;
 use super::coords::{is_number, is_xml_space, quick_words, Tokenizer, TupleOut};
 use super::scan::{
     complete_chars, first_unusual_byte, floor_char_boundary, is_xml_char, local_start,
-    normalize_newlines, tag_end, text_run, trim_xml_space, utf8_or_empty, utf8_width, xml_words,
-    Section,
+    normalize_newlines, tag_end, tag_span, text_run, trim_xml_space, utf8_or_empty, utf8_width,
+    xml_words, Section, TagSpan,
 };
 use super::sniff;
 use super::spill::SpillQueue;
@@ -565,9 +565,11 @@ impl<'s> Document<'s> {
         self.open.depth()
     }
 
-    fn start(&mut self, element: &BytesStart<'_>, at: u64) -> Result<(), Error> {
+    /// An element starts at `at`; the local part of its name starts at `local` in its name.
+    fn start(&mut self, element: &BytesStart<'_>, local: usize, at: u64) -> Result<(), Error> {
         let qname = element.name().into_inner();
-        let local = &qname[local_start(qname)..];
+        let local_at = local;
+        let local = &qname[local_at..];
         if self.depth() == 0 {
             if self.root_seen {
                 return self.fail_at(at, "content after the root element");
@@ -583,7 +585,7 @@ impl<'s> Document<'s> {
         }
         if self.coordinates.is_some() {
             // Everything inside <coordinates> is its text.
-            self.open.push(qname);
+            self.open.push(qname, local_at);
             return Ok(());
         }
         // The parent and grandparent are looked up only by the few elements that need them.
@@ -656,7 +658,7 @@ impl<'s> Document<'s> {
             _ if self.emitter.attributes => self.start_attribute(element, local, depth),
             _ => {}
         }
-        self.open.push(qname);
+        self.open.push(qname, local_at);
         Ok(())
     }
 
@@ -1111,8 +1113,9 @@ impl OpenElements {
         self.get(0).map(|(qname, _)| qname)
     }
 
-    fn push(&mut self, qname: &str) {
-        let local = self.names.len() + local_start(qname);
+    /// Open `qname`, whose local part starts at `local`.
+    fn push(&mut self, qname: &str, local: usize) {
+        let local = self.names.len() + local;
         self.names.push_str(qname);
         self.ends.push((self.names.len(), local));
     }
