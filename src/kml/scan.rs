@@ -81,25 +81,48 @@ pub(super) fn tag_end(chunk: &[u8], quote: &mut Option<u8>) -> (usize, bool) {
 /// A tag read whole: its length (`<` to `>`), whether it is all ASCII, where its first XML
 /// white space is (its length if it has none), which is where the element's name ends, and
 /// where the local part of that name starts (after its last `:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// All four are `u32` (the reader takes no tag longer than 16 MiB): a larger span, or a `bool`
+/// in it, was copied through memory with narrow stores and wide loads, which stalled the loop
+/// that reads tags; `len` is never zero, which leaves `None` a value of its own.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct TagSpan {
-    pub len: usize,
-    pub ascii: bool,
-    pub space: usize,
-    pub local: usize,
+    len: std::num::NonZeroU32,
+    pub space: u32,
+    pub local: u32,
+    /// Non-zero if a byte is not ASCII.
+    high: u32,
 }
 
 impl TagSpan {
+    fn new(len: u32, space: u32, local: u32, high: u32) -> TagSpan {
+        TagSpan {
+            // A tag is at least `<>`.
+            len: std::num::NonZeroU32::new(len).unwrap_or(std::num::NonZeroU32::MIN),
+            space,
+            local,
+            high,
+        }
+    }
+
     /// The span of `tag`, a whole tag, byte by byte.
     pub(super) fn of(tag: &[u8]) -> TagSpan {
         let len = tag.len();
         let space = tag.iter().position(|&b| is_xml_space(b)).unwrap_or(len);
-        TagSpan {
-            len,
-            ascii: tag.is_ascii(),
-            space,
-            local: local_after(tag, space),
-        }
+        TagSpan::new(
+            len as u32,
+            space as u32,
+            local_after(tag, space) as u32,
+            u32::from(!tag.is_ascii()),
+        )
+    }
+
+    pub(super) fn len(self) -> usize {
+        self.len.get() as usize
+    }
+
+    pub(super) fn ascii(self) -> bool {
+        self.high == 0
     }
 }
 
@@ -128,17 +151,17 @@ pub(super) fn tag_span(bytes: &[u8]) -> Option<TagSpan> {
             let b = first.trailing_zeros();
             let name_end = c.space.trailing_zeros().min(b);
             let colons = c.colon & ((1 << name_end) - 1);
-            let len = b as usize + 1;
-            return Some(TagSpan {
+            let len = b + 1;
+            return Some(TagSpan::new(
                 len,
-                ascii: c.high & ((2 << b) - 1) == 0,
-                space: (c.space.trailing_zeros() as usize).min(len),
-                local: if colons == 0 {
+                c.space.trailing_zeros().min(len),
+                if colons == 0 {
                     1
                 } else {
-                    32 - colons.leading_zeros() as usize
+                    32 - colons.leading_zeros()
                 },
-            });
+                c.high & ((2 << b) - 1),
+            ));
         }
     }
     tag_span_long(bytes)
@@ -175,12 +198,12 @@ fn tag_span_long(bytes: &[u8]) -> Option<TagSpan> {
                 } else if c.gt >> b & 1 != 0 {
                     let len = i + b as usize + 1;
                     let space = space.map_or(len, |s: usize| s.min(len));
-                    return Some(TagSpan {
-                        len,
-                        ascii: !high && c.high & ((2 << b) - 1) == 0,
-                        space,
-                        local: local_after(&bytes[..len], space),
-                    });
+                    return Some(TagSpan::new(
+                        len as u32,
+                        space as u32,
+                        local_after(&bytes[..len], space) as u32,
+                        u32::from(high) | c.high & ((2 << b) - 1),
+                    ));
                 } else {
                     double = Some(c.double >> b & 1 != 0);
                 }
@@ -611,10 +634,15 @@ mod tests {
                 for tail in [&b""[..], b"x>y", b"'\">", b"\xFF>"] {
                     let text = [bytes.as_slice(), tail].concat();
                     let span = tag_span(&text);
-                    assert_eq!(span, tag_span_bytes(&text), "{text:?}");
+                    let fields = |s: TagSpan| (s.len(), s.space, s.local, s.ascii());
+                    assert_eq!(
+                        span.map(fields),
+                        tag_span_bytes(&text).map(fields),
+                        "{text:?}"
+                    );
                     if let Some(span) = span {
                         // The local name as the reader would find it from the name.
-                        let content = &text[1..span.len - 1];
+                        let content = &text[1..span.len() - 1];
                         let content = content.strip_suffix(b"/").unwrap_or(content);
                         let name_len = content
                             .iter()
@@ -622,7 +650,7 @@ mod tests {
                             .unwrap_or(content.len());
                         let qname = &content[..name_len];
                         let local = qname.iter().rposition(|&b| b == b':').map_or(0, |i| i + 1);
-                        assert_eq!(span.local, 1 + local, "{text:?}");
+                        assert_eq!(span.local as usize, 1 + local, "{text:?}");
                     }
                 }
             }

@@ -157,7 +157,7 @@ impl Document<'_> {
                 return (i, Ok(()));
             };
             let before = base + i as u64;
-            let used = span.len;
+            let used = span.len();
             let result = self.tag(&chunk[i..i + used], span, before, before + used as u64);
             i += used;
             if result.is_err() || !self.emitter.warnings.is_empty() {
@@ -189,7 +189,7 @@ impl Document<'_> {
         // `head` is all of the buffer that is left, and most tags lie whole in it: read them
         // where they are.
         if let Some(span) = tag_span(head) {
-            let used = span.len;
+            let used = span.len();
             let result = self.tag(&head[..used], span, before, before + used as u64);
             reader.stream().consume(used);
             return result.map(|()| true);
@@ -234,7 +234,7 @@ impl Document<'_> {
         before: u64,
         at: u64,
     ) -> Result<(), Error> {
-        let text = if span.ascii {
+        let text = if span.ascii() {
             // SAFETY: ASCII is valid UTF-8. Tags are short and nearly always ASCII, and
             // `str::from_utf8` cost 4 % of a conversion here.
             unsafe { std::str::from_utf8_unchecked(tag) }
@@ -259,13 +259,13 @@ impl Document<'_> {
             None => (content, false),
         };
         // The name ends at the first white space, which is not the `<` at index 0.
-        let name_len = (span.space - 1).min(content.len());
+        let name_len = (span.space as usize - 1).min(content.len());
         let element = BytesStart::from_content(content, name_len);
         // Nothing after the name, nothing to check: most KML tags have no attributes.
         if name_len < content.len() {
             self.check_attributes(&element, before)?;
         }
-        self.start(&element, span.local - 1, before)?;
+        self.start(&element, span.local as usize - 1, before)?;
         if empty {
             self.end(at)?;
         }
