@@ -662,3 +662,64 @@ fn positions_in_a_file_with_cr_only_line_endings() {
         "{err}"
     );
 }
+
+/// The rows of `doc`, or its error with its position, read in reads of `step` bytes (0: in
+/// one go).
+fn outcome(doc: &[u8], step: usize) -> String {
+    let mut got = Rows::default();
+    let result = if step == 0 {
+        kml::read_document(doc, &mut got, &ReadOptions::default())
+    } else {
+        kml::read_document(
+            Trickle { rest: doc, step },
+            &mut got,
+            &ReadOptions::default(),
+        )
+    };
+    match result {
+        Ok(_) => got.rows.join("\n"),
+        // In small reads the reader may no longer hold the line of a position: all these
+        // are on line 1, where the column is the offset plus one.
+        Err(e) => match e.to_string().rsplit_once(" (at byte ") {
+            Some((message, offset)) => {
+                let offset: u64 = offset.trim_end_matches(" of the text)").parse().unwrap();
+                format!("error 1:{}: {message}", offset + 1)
+            }
+            None => format!("error {e}"),
+        },
+    }
+}
+
+/// Tags and texts that lie whole in the buffer are read where they are, the others in
+/// pieces: a byte the reader must refuse (a control character, broken UTF-8, a stray `<` or
+/// `&`, a quote) gives the same error at the same position either way, wherever it is.
+#[test]
+fn bad_bytes_fail_alike_in_place_and_in_small_reads() {
+    // The first KiB is read in one go (to detect the encoding): the document comes after it,
+    // on one line, so that a position the reader gives as an offset compares too.
+    let doc = format!(
+        "<kml><!--{}--><Placemark id=\"p>1\" note='Zürich'><name>abcdefghijklmnopqrstuvwxyz</name>\
+        <gx:Track><when>2024-01-01T00:00:00Z</when><gx:coord>1 2 3</gx:coord></gx:Track>\
+        <LineString><coordinates> \t1,2 3,4 5,6 7,8 9,10 11,12\t</coordinates></LineString>\
+        </Placemark></kml>",
+        " ".repeat(1100)
+    );
+    let from = doc.find("<Placemark").unwrap();
+    assert!(outcome(doc.as_bytes(), 0).contains("|abcdefghijklmnopqrstuvwxyz|"));
+    for at in from..doc.len() {
+        // The text holds no multi-byte character: where a read ends inside a broken one,
+        // its error is placed after the byte that completes it.
+        for bad in [0x01, 0x1F, 0xFF, 0x80, b'<', b'&', b'"', b' ', b'>'] {
+            let mut bytes = doc.clone().into_bytes();
+            bytes[at] = bad;
+            let whole = outcome(&bytes, 0);
+            for step in [1, 2, 3, 7, 16] {
+                assert_eq!(
+                    outcome(&bytes, step),
+                    whole,
+                    "{bad:#x} at {at}, step {step}"
+                );
+            }
+        }
+    }
+}

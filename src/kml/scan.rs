@@ -409,6 +409,26 @@ fn text_run_words(bytes: &[u8]) -> TextRun {
     }
 }
 
+/// `a == b`, for names: an end tag repeats the name of the element it closes, and for names
+/// of up to sixteen bytes two overlapping word compares are cheaper than a call to `memcmp`.
+#[inline]
+pub(super) fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word =
+        |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or_default());
+    let half =
+        |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap_or_default());
+    match n {
+        0..=3 => a == b,
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// `text` without XML white space at either end. Byte by byte: the white space is ASCII, and
 /// going through `char`s cost more than the rest of a `<when>` or `<gx:coord>`.
 pub(super) fn trim_xml_space(text: &str) -> &str {
@@ -582,6 +602,21 @@ mod tests {
                     let plain = text.iter().position(|c| b">\"'".contains(c));
                     assert_eq!(find_tag_byte(&text), plain, "{b:#x} at {at} of {len}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_the_same_only_when_every_byte_is() {
+        for len in 0..24usize {
+            let name: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
+            assert!(same_name(&name, &name));
+            assert!(!same_name(&name, &name[..len.saturating_sub(1)]) || len == 0);
+            for at in 0..len {
+                let mut other = name.clone();
+                other[at] = b':';
+                assert!(!same_name(&name, &other), "{len} {at}");
+                assert!(!same_name(&other, &name), "{len} {at}");
             }
         }
     }

@@ -275,7 +275,7 @@ impl Document<'_> {
     /// An end tag naming `name`: it must close the innermost open element.
     pub(super) fn end_tag(&mut self, name: &str, before: u64, at: u64) -> Result<(), Error> {
         let error = match self.open.innermost() {
-            Some(open) if open == name => return self.end(at),
+            Some(open) if same_name(open.as_bytes(), name.as_bytes()) => return self.end(at),
             Some(open) => IllFormedError::MismatchedEndTag {
                 expected: open.to_owned(),
                 found: name.to_owned(),

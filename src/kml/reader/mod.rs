@@ -25,8 +25,8 @@ use quick_xml::Reader;
 use super::coords::{is_number, is_xml_space, quick_words, Tokenizer, TupleOut};
 use super::scan::{
     complete_chars, first_unusual_byte, floor_char_boundary, is_xml_char, local_start,
-    normalize_newlines, tag_end, tag_span, text_run, trim_xml_space, utf8_or_empty, utf8_width,
-    xml_words, Section, TagSpan,
+    normalize_newlines, same_name, tag_end, tag_span, text_run, trim_xml_space, utf8_or_empty,
+    utf8_width, xml_words, Section, TagSpan,
 };
 use super::sniff;
 use super::spill::SpillQueue;
