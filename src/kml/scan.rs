@@ -302,7 +302,7 @@ pub(super) struct TextRun {
 /// One pass answers what `memchr2` and [`first_unusual_byte`] each found with a search of
 /// their own: most texts of a KML file are a line break and indentation between two tags, and
 /// for those the set-up of two searches cost more than the search.
-#[inline]
+#[inline(always)]
 pub(super) fn text_run(bytes: &[u8]) -> TextRun {
     let mut i = 0;
     let mut plain = true;

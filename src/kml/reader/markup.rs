@@ -374,8 +374,9 @@ impl Document<'_> {
                 }
                 return Ok(());
             }
-            let stop = memchr::memchr2(b'<', b'&', chunk);
-            let n = stop.unwrap_or(chunk.len());
+            let run = text_run(chunk);
+            let stop = run.stop.then_some(run.len);
+            let n = run.len;
             // Only `<!` can open a comment or CDATA section: for a tag or a reference there is
             // no need to make sure nine bytes are in the buffer.
             let maybe_section = stop
@@ -389,7 +390,9 @@ impl Document<'_> {
                 && self.utf8_carry.is_empty()
                 && piece.iter().all(|&b| is_xml_space(b));
             if !piece.is_empty() && !unwanted {
-                self.check_chars(piece, offset)?;
+                if !(run.plain && self.utf8_carry.is_empty()) {
+                    self.check_chars(piece, offset)?;
+                }
                 self.text(piece, offset)?;
             }
             stream.consume(n);
