@@ -304,23 +304,28 @@ pub(super) struct TextRun {
 /// for those the set-up of two searches cost more than the search.
 #[inline(always)]
 pub(super) fn text_run(bytes: &[u8]) -> TextRun {
-    let mut i = 0;
-    let mut plain = true;
     #[cfg(target_arch = "x86_64")]
-    while let Some(block) = bytes.get(i..i + 16) {
-        let (stops, unusual) = text_classes16(block);
-        if stops != 0 {
-            let at = stops.trailing_zeros();
-            let before = unusual & ((1 << at) - 1);
-            return TextRun {
-                len: i + at as usize,
-                stop: true,
-                plain: plain && before == 0,
-            };
+    let (i, plain) = {
+        let mut i = 0;
+        let mut plain = true;
+        while let Some(block) = bytes.get(i..i + 16) {
+            let (stops, unusual) = text_classes16(block);
+            if stops != 0 {
+                let at = stops.trailing_zeros();
+                let before = unusual & ((1 << at) - 1);
+                return TextRun {
+                    len: i + at as usize,
+                    stop: true,
+                    plain: plain && before == 0,
+                };
+            }
+            plain &= unusual == 0;
+            i += 16;
         }
-        plain &= unusual == 0;
-        i += 16;
-    }
+        (i, plain)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (i, plain) = (0, true);
     let run = text_run_words(&bytes[i..]);
     TextRun {
         len: i + run.len,
