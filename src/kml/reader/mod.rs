@@ -566,6 +566,8 @@ impl<'s> Document<'s> {
     }
 
     /// An element starts at `at`; the local part of its name starts at `local` in its name.
+    /// Inlined into the loop that reads tags in place, like the reading of the tag.
+    #[inline(always)]
     fn start(&mut self, element: &BytesStart<'_>, local: usize, at: u64) -> Result<(), Error> {
         let qname = element.name().into_inner();
         let local_at = local;
