@@ -248,7 +248,10 @@ impl Document<'_> {
         };
         let content = &text[1..text.len() - 1];
         if let Some(name) = content.strip_prefix('/') {
-            // White space may follow the name of an end tag.
+            // White space may follow the name of an end tag; most have none.
+            if span.space as usize == tag.len() {
+                return self.end_tag(name, before, at);
+            }
             let end = name
                 .bytes()
                 .rposition(|b| !is_xml_space(b))
