@@ -275,6 +275,7 @@ fn replay(bytes: &[u8], sink: &mut dyn Sink) -> io::Result<()> {
                     longitude,
                     latitude,
                     altitude,
+                    tuple: "",
                     when,
                     attributes: None,
                 })?;

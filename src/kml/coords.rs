@@ -150,6 +150,19 @@ fn plain_tuple(chunk: &[u8], start: usize) -> Option<Plain> {
     }
 }
 
+/// Whether `n`, a number [`is_number`] accepts or empty, is in shortest text: no `+`, and its
+/// digits (after a `-`) start with no `.` and no `0` that another digit follows, and it ends
+/// with no `.`.
+#[inline(always)]
+fn shortest(n: &[u8]) -> bool {
+    let body = match n {
+        [b'+', ..] => return false,
+        [b'-', rest @ ..] => rest,
+        _ => n,
+    };
+    !matches!(body, [b'0', b'0'..=b'9', ..] | [b'.', ..]) && n.last() != Some(&b'.')
+}
+
 /// How many bytes [`quick_tuple`] classifies at once: room for the usual tuple
 /// (`-31.184311,18.602629,1219.4 `) and the byte after its separator.
 const WINDOW: usize = 32;
@@ -160,6 +173,7 @@ struct Classes {
     digits: u32,
     dots: u32,
     minus: u32,
+    zeros: u32,
 }
 
 /// [`Classes`] a byte at a time: the reference for [`classify`], and its stand-in where SSE2 is
@@ -170,34 +184,37 @@ fn classify_bytes(window: &[u8; WINDOW]) -> Classes {
         digits: 0,
         dots: 0,
         minus: 0,
+        zeros: 0,
     };
     for (k, &b) in window.iter().enumerate() {
         c.digits |= u32::from(b.is_ascii_digit()) << k;
         c.dots |= u32::from(b == b'.') << k;
         c.minus |= u32::from(b == b'-') << k;
+        c.zeros |= u32::from(b == b'0') << k;
     }
     c
 }
 
-/// [`Classes`] sixteen bytes at a time: a load, four compares and three mask moves, where a
+/// [`Classes`] sixteen bytes at a time: a load, five compares and four mask moves, where a
 /// byte-by-byte loop takes several instructions per byte. SSE2 is part of every x86_64, so
 /// this needs no runtime check.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn classify(window: &[u8; WINDOW]) -> Classes {
-    let (d0, p0, m0) = classify16(&window[..16]);
-    let (d1, p1, m1) = classify16(&window[16..]);
+    let (d0, p0, m0, z0) = classify16(&window[..16]);
+    let (d1, p1, m1, z1) = classify16(&window[16..]);
     Classes {
         digits: d0 | d1 << 16,
         dots: p0 | p1 << 16,
         minus: m0 | m1 << 16,
+        zeros: z0 | z1 << 16,
     }
 }
 
-/// Digit, dot and minus masks of `bytes[..16]`.
+/// Digit, dot, minus and zero masks of `bytes[..16]`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn classify16(bytes: &[u8]) -> (u32, u32, u32) {
+fn classify16(bytes: &[u8]) -> (u32, u32, u32, u32) {
     use std::arch::x86_64::*;
     assert!(bytes.len() >= 16);
     // SAFETY: SSE2 is enabled on every x86_64 target, and the unaligned load reads the 16
@@ -210,10 +227,12 @@ fn classify16(bytes: &[u8]) -> (u32, u32, u32) {
         let digits = _mm_cmplt_epi8(shifted, _mm_set1_epi8(-118));
         let dots = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'.' as i8));
         let minus = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'-' as i8));
+        let zeros = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'0' as i8));
         (
             _mm_movemask_epi8(digits) as u32,
             _mm_movemask_epi8(dots) as u32,
             _mm_movemask_epi8(minus) as u32,
+            _mm_movemask_epi8(zeros) as u32,
         )
     }
 }
@@ -246,11 +265,14 @@ fn non_numbers(digits: u64, dots: u64, minus: u64, span: u64) -> u64 {
     inner_minus | no_digit | two_dots
 }
 
-/// A tuple [`quick_tuple`] took: its components, and where the token after it starts.
+/// A tuple [`quick_tuple`] took: its components, the whole tuple when it is already in
+/// shortest text (see [`TupleOut::tuple`]; empty otherwise), and where the token after it
+/// starts.
 struct Quick<'a> {
     lon: &'a [u8],
     lat: &'a [u8],
     alt: &'a [u8],
+    text: &'a [u8],
     next: usize,
 }
 
@@ -266,6 +288,7 @@ fn quick_tuple(chunk: &[u8], start: usize) -> Option<Quick<'_>> {
     let window: &[u8; WINDOW] = chunk.get(start..start + WINDOW)?.try_into().ok()?;
     let c = classify(window);
     let (digits, dots, minus) = (u64::from(c.digits), u64::from(c.dots), u64::from(c.minus));
+    let zeros = u64::from(c.zeros);
     let numeric = digits | dots | minus;
     // Every byte that ends a component. Bits past the window are set: a component reaching
     // them is not known to end there, and its end (32) is no byte of the window.
@@ -305,10 +328,18 @@ fn quick_tuple(chunk: &[u8], start: usize) -> Option<Quick<'_>> {
     } else {
         next += start;
     }
+    // Shortest text, told from the masks at hand: no component's digits (after its '-') start
+    // with '.' or with a '0' that another digit follows, and none ends with '.'. A '+' or an
+    // exponent never gets here.
+    let firsts = numeric & !(numeric << 1) & tuple;
+    let lasts = numeric & !(numeric >> 1) & tuple;
+    let bodies = (firsts & !minus) | ((firsts & minus) << 1);
+    let longer = (dots & (bodies | lasts)) | (zeros & bodies & (digits >> 1));
     Some(Quick {
         lon: &window[..lon_end],
         lat: window.get(lon_end + 1..lat_end)?,
         alt: window.get(alt_start..end)?,
+        text: if longer == 0 { &window[..end] } else { &[] },
         next,
     })
 }
@@ -353,8 +384,11 @@ pub fn quick_words(text: &str) -> Option<(&str, &str, &str)> {
 
 /// Receives the tokenizer's results.
 pub trait TupleOut {
-    /// A valid tuple; `alt` is empty for two-value tuples.
-    fn tuple(&mut self, lon: &str, lat: &str, alt: &str) -> Result<(), Error>;
+    /// A valid tuple; `alt` is empty for two-value tuples. `text` is the tuple as written,
+    /// `lon,lat` or `lon,lat,alt`, when it is exactly that and every number is in its shortest
+    /// text (no `+`, no leading zeros, no `.` first or last; see [`super::Vertex::tuple`]);
+    /// empty when the tokenizer did not see it so (it need not look).
+    fn tuple(&mut self, lon: &str, lat: &str, alt: &str, text: &str) -> Result<(), Error>;
     /// A tuple that was skipped: `at` is the input offset where its token starts.
     fn skipped(&mut self, at: u64, why: String) -> Result<(), Error>;
 }
@@ -439,17 +473,29 @@ impl Tokenizer {
                     // straight from the chunk, and most of those are quick ones, which leave
                     // `i` on the start of the next token.
                     while let Some(quick) = quick_tuple(chunk, i) {
-                        out.tuple(ascii(quick.lon), ascii(quick.lat), ascii(quick.alt))?;
+                        out.tuple(
+                            ascii(quick.lon),
+                            ascii(quick.lat),
+                            ascii(quick.alt),
+                            ascii(quick.text),
+                        )?;
                         i = quick.next;
                     }
                     self.token_start = offset + i as u64;
                     // Whatever this cannot prove is left, untouched, to the general path.
                     if let Some(plain) = plain_tuple(chunk, i) {
-                        out.tuple(
-                            ascii(&chunk[plain.lon]),
-                            ascii(&chunk[plain.lat]),
-                            ascii(&chunk[plain.alt]),
-                        )?;
+                        let (lon, lat, alt) = (
+                            &chunk[plain.lon],
+                            &chunk[plain.lat],
+                            &chunk[plain.alt.clone()],
+                        );
+                        // Tuples too long for a quick one are common too (many decimals).
+                        let text = if shortest(lon) && shortest(lat) && shortest(alt) {
+                            &chunk[i..plain.alt.end]
+                        } else {
+                            &[]
+                        };
+                        out.tuple(ascii(lon), ascii(lat), ascii(alt), ascii(text))?;
                         i = plain.next;
                         continue;
                     }
@@ -631,7 +677,7 @@ impl Tokenizer {
             None
         };
         match problem {
-            None => out.tuple(ascii(lon), ascii(lat), ascii(alt)),
+            None => out.tuple(ascii(lon), ascii(lat), ascii(alt), ""),
             Some(why) => {
                 let tuple: Vec<_> = (0..n).map(|i| self.slot_text(i)).collect();
                 let tuple = tuple.join(",");
@@ -651,14 +697,41 @@ mod model;
 mod tests {
     use super::*;
 
-    #[derive(Debug, Default, PartialEq)]
+    #[derive(Debug, Default)]
     struct Collect {
         tuples: Vec<String>,
         skipped: Vec<(u64, String)>,
+        /// Tuples handed on with their text (how many is up to the chunking).
+        shortest: usize,
+    }
+
+    impl PartialEq for Collect {
+        fn eq(&self, other: &Self) -> bool {
+            (&self.tuples, &self.skipped) == (&other.tuples, &other.skipped)
+        }
+    }
+
+    /// Whether `n` (a number or empty) is in shortest text, as the module comment of the CSV
+    /// writer's numbers spells it out: the reference for [`shortest`] and the masks of
+    /// [`quick_tuple`].
+    fn shortest_text(n: &str) -> bool {
+        let body = n.strip_prefix('-').unwrap_or(n).as_bytes();
+        !n.starts_with('+')
+            && !matches!(body, [b'0', b'0'..=b'9', ..] | [b'.', ..])
+            && !n.ends_with('.')
     }
 
     impl TupleOut for Collect {
-        fn tuple(&mut self, lon: &str, lat: &str, alt: &str) -> Result<(), Error> {
+        fn tuple(&mut self, lon: &str, lat: &str, alt: &str, text: &str) -> Result<(), Error> {
+            if !text.is_empty() {
+                let written = [lon, lat, alt][..if alt.is_empty() { 2 } else { 3 }].join(",");
+                assert_eq!(text, written, "the tuple's text is its components");
+                assert!(
+                    [lon, lat, alt].iter().all(|n| shortest_text(n)),
+                    "{text:?} is not in shortest text"
+                );
+                self.shortest += 1;
+            }
             self.tuples.push(format!("{lon}|{lat}|{alt}"));
             Ok(())
         }
@@ -767,7 +840,7 @@ mod tests {
     fn bytes_are_classified_sixteen_at_a_time_and_one_at_a_time_alike() {
         for b in 0..=255u8 {
             for at in 0..WINDOW {
-                for background in [b'7', b'.', b'-', b',', b' ', 0x80, 0xFF] {
+                for background in [b'7', b'0', b'.', b'-', b',', b' ', 0x80, 0xFF] {
                     let mut window = [background; WINDOW];
                     window[at] = b;
                     assert_eq!(classify(&window), classify_bytes(&window), "{window:?}");

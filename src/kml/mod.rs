@@ -152,6 +152,12 @@ pub struct Vertex<'a> {
     pub latitude: &'a str,
     /// Empty for two-value tuples.
     pub altitude: &'a str,
+    /// The tuple exactly as written, `longitude,latitude` or `longitude,latitude,altitude`, when
+    /// it is written just so and every number is in its shortest text (no `+`, no leading
+    /// zeros, no `.` first or last); empty when the reader did not see it so. Nearly every
+    /// tuple of a `<coordinates>` element is: a sink that writes the three with commas
+    /// between may copy this once instead.
+    pub tuple: &'a str,
     /// The gx:Track `<when>` paired with this `gx:coord`, empty otherwise.
     pub when: &'a str,
     /// The feature's descriptive fields, when [`ReadOptions::attributes`] is set and the vertex

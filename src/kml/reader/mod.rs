@@ -235,6 +235,7 @@ impl Emitter<'_> {
         lat: &str,
         alt: &str,
         when: &str,
+        tuple: &str,
     ) -> Result<(), Error> {
         // Nearly every row belongs to a named feature and a part already numbered, with
         // nothing to keep or hold back. Inlined into the tokenizer's loop, that case costs
@@ -259,12 +260,14 @@ impl Emitter<'_> {
                     longitude: lon,
                     latitude: lat,
                     altitude: alt,
+                    tuple,
                     when,
                     attributes: None,
                 };
                 return self.sink.vertex(&row).map_err(sink_error);
             }
         }
+        // Rows held back or kept lose the tuple's text: a sink does without it.
         self.any_vertex(seq, lon, lat, alt, when)
     }
 
@@ -342,6 +345,7 @@ impl Emitter<'_> {
             longitude: lon,
             latitude: lat,
             altitude: alt,
+            tuple: "",
             when,
             attributes: None,
         };
@@ -382,6 +386,7 @@ impl Emitter<'_> {
                         longitude: utf8_or_empty(lon),
                         latitude: utf8_or_empty(lat),
                         altitude: utf8_or_empty(alt),
+                        tuple: "",
                         when: utf8_or_empty(when),
                         attributes,
                     })
@@ -800,7 +805,7 @@ impl<'s> Document<'s> {
                         .pop(|mut f| {
                             let mut next = || utf8_or_empty(f.next().unwrap_or_default());
                             let (lon, lat, alt) = (next(), next(), next());
-                            emitter.vertex(seq, lon, lat, alt, text)
+                            emitter.vertex(seq, lon, lat, alt, text, "")
                         })
                         .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
                     match waiting {
@@ -979,6 +984,7 @@ impl<'s> Document<'s> {
                             lat,
                             alt,
                             utf8_or_empty(f.next().unwrap_or_default()),
+                            "",
                         )
                     })
                     .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
@@ -998,7 +1004,7 @@ impl<'s> Document<'s> {
                     self.stray = Some((parent_depth, seq));
                 }
                 let (_, seq) = self.stray.as_mut().expect("set above");
-                self.emitter.vertex(seq, lon, lat, alt, "")
+                self.emitter.vertex(seq, lon, lat, alt, "", "")
             }
         }
     }
@@ -1024,7 +1030,7 @@ impl<'s> Document<'s> {
                 .pop(|mut f| {
                     let mut next = || utf8_or_empty(f.next().unwrap_or_default());
                     let (lon, lat, alt) = (next(), next(), next());
-                    emitter.vertex(seq, lon, lat, alt, "")
+                    emitter.vertex(seq, lon, lat, alt, "", "")
                 })
                 .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
             match waiting {
@@ -1069,7 +1075,7 @@ impl<'s> Document<'s> {
         }
         self.location_seq.start("Model", Ring::None);
         self.emitter
-            .vertex(&mut self.location_seq, &lon, &lat, &alt, "")
+            .vertex(&mut self.location_seq, &lon, &lat, &alt, "", "")
     }
 
     fn warn(&mut self, offset: u64, message: String) -> Result<(), Error> {
@@ -1137,8 +1143,8 @@ struct CoordinatesOut<'a, 's> {
 
 impl TupleOut for CoordinatesOut<'_, '_> {
     #[inline(always)]
-    fn tuple(&mut self, lon: &str, lat: &str, alt: &str) -> Result<(), Error> {
-        self.emitter.vertex(self.seq, lon, lat, alt, "")
+    fn tuple(&mut self, lon: &str, lat: &str, alt: &str, text: &str) -> Result<(), Error> {
+        self.emitter.vertex(self.seq, lon, lat, alt, "", text)
     }
 
     fn skipped(&mut self, at: u64, why: String) -> Result<(), Error> {
