@@ -177,30 +177,33 @@ impl FastRows {
     }
 
     /// A vertex row of the usual columns in a CSV delimited by commas: `head` (the constant
-    /// fields before the vertex number, `led` if there are any), the vertex number, the tuple's
-    /// text (and an empty altitude after a `lon,lat` one), the empty time and `tail` (the
-    /// constant fields after, each with its comma). All fields are known to need no quotes.
+    /// fields before the vertex number, `led` if there are any), the vertex number, the
+    /// coordinates, the time and `tail` (the constant fields after, each with its comma). The
+    /// coordinates are pieces that each end with a comma: the three numbers, or a tuple's text
+    /// (and an empty altitude after a `lon,lat` one). All fields are known to need no quotes.
     ///
     /// Room for the whole row is reserved once and the pieces are put in with fixed-size
-    /// copies: the eight appends this replaces were each a call to `memcpy` for a few bytes,
-    /// which cost more than the bytes.
+    /// copies: the appends this replaces were each a call to `memcpy` for a few bytes, which
+    /// cost more than the bytes.
     #[inline(always)]
-    fn tuple_row(
+    fn vertex_row<const N: usize>(
         &mut self,
         head: &[u8],
         led: bool,
         vertex: &[u8],
-        tuple: &[u8],
-        two_d: bool,
+        coordinates: [&[u8]; N],
+        when: &[u8],
         tail: &[u8],
     ) {
-        // At most the pieces and five single bytes.
-        let most = head.len() + vertex.len() + tuple.len() + tail.len() + 5;
+        // At most the pieces, `N + 2` commas and a newline.
+        let pieces: usize = coordinates.iter().map(|c| c.len()).sum();
+        let most = head.len() + vertex.len() + pieces + when.len() + tail.len() + N + 3;
         self.buf.reserve(most);
         let start = self.buf.len();
         // SAFETY: `reserve` made room for `most` bytes after `start`, and the pieces written
-        // below, `head`, `vertex`, `tuple`, `tail` and at most five single bytes, add up to no
-        // more; every byte up to the new length is written before `set_len`.
+        // below, `head`, `vertex`, each of `coordinates`, `when`, `tail` and at most `N + 3`
+        // single bytes, add up to no more; every byte up to the new length is written before
+        // `set_len`.
         unsafe {
             let base = self.buf.as_mut_ptr().add(start);
             let mut at = base;
@@ -210,11 +213,11 @@ impl FastRows {
             }
             at = put(at, vertex);
             at = put_byte(at, b',');
-            at = put(at, tuple);
-            if two_d {
+            for piece in coordinates {
+                at = put(at, piece);
                 at = put_byte(at, b',');
             }
-            at = put_byte(at, b',');
+            at = put(at, when);
             at = put(at, tail);
             at = put_byte(at, b'\n');
             self.buf.set_len(start + at.offset_from(base) as usize);
@@ -690,27 +693,46 @@ impl<W: Write> RowWriter<W> {
         if !hit {
             cache.describe(v);
         }
-        if let (true, Some(led)) = (hit && v.when.is_empty() && rows.plain_numbers, self.usual) {
+        // A gx:Track's time goes the straight way too when it is written as it is: no
+        // quotes, and no formula guard in front.
+        let plain_when = |rows: &FastRows| {
+            v.when.is_empty()
+                || !(rows.needs_quotes(v.when.as_bytes())
+                    || self.values.guard && is_formula_start(v.when.as_bytes()))
+        };
+        if let (true, Some(led)) = (hit && rows.plain_numbers && plain_when(rows), self.usual) {
             // Straight-line code for the usual per-vertex columns: the loop below cost more
             // per row than the bytes it copies. The cache holds the constant run before them
             // (if any), then the one after them (if any).
             let split = if led { cache.ranges[0].end } else { 0 };
             let d = rows.delimiter;
-            if d == b',' && !v.tuple.is_empty() {
-                // The KML's tuple is the three fields as they go in the CSV (its numbers are
-                // in shortest text, which both `--numbers` modes write as they are).
+            let when = v.when.as_bytes();
+            let numbers = self.values.numbers;
+            let as_written =
+                |n: &str| numbers == Numbers::Verbatim || !number::needs_canonical(n.as_bytes());
+            if d == b',' {
                 let (head, tail) = cache.bytes.split_at(split);
                 let vertex = self.values.vertex.format(v.vertex);
-                rows.tuple_row(
-                    head,
-                    led,
-                    vertex,
-                    v.tuple.as_bytes(),
-                    v.altitude.is_empty(),
-                    tail,
-                );
-                self.written += 1;
-                return rows.flush_full(out);
+                let (lon, lat, alt) = (v.longitude, v.latitude, v.altitude);
+                if !v.tuple.is_empty() && when.is_empty() {
+                    // The KML's tuple is the three fields as they go in the CSV (its numbers
+                    // are in shortest text, which both `--numbers` modes write as they are).
+                    // Only a gx:coord has a time, and it is never seen as a tuple.
+                    let tuple = v.tuple.as_bytes();
+                    if alt.is_empty() {
+                        rows.vertex_row(head, led, vertex, [tuple, b""], b"", tail);
+                    } else {
+                        rows.vertex_row(head, led, vertex, [tuple], b"", tail);
+                    }
+                    self.written += 1;
+                    return rows.flush_full(out);
+                }
+                if as_written(lon) && as_written(lat) && as_written(alt) {
+                    let coordinates = [lon.as_bytes(), lat.as_bytes(), alt.as_bytes()];
+                    rows.vertex_row(head, led, vertex, coordinates, when, tail);
+                    self.written += 1;
+                    return rows.flush_full(out);
+                }
             }
             let buf = &mut rows.buf;
             buf.extend_from_slice(&cache.bytes[..split]);
@@ -719,13 +741,13 @@ impl<W: Write> RowWriter<W> {
             }
             buf.extend_from_slice(self.values.vertex.format(v.vertex));
             buf.push(d);
-            let numbers = self.values.numbers;
             number::push(buf, v.longitude.as_bytes(), numbers);
             buf.push(d);
             number::push(buf, v.latitude.as_bytes(), numbers);
             buf.push(d);
             number::push(buf, v.altitude.as_bytes(), numbers);
             buf.push(d);
+            buf.extend_from_slice(when);
             buf.extend_from_slice(&cache.bytes[split..]);
             rows.end_row(out)?;
             self.written += 1;
@@ -1088,7 +1110,13 @@ mod tests {
                 "altitude",
             ]),
         ];
-        let dialects = [(b',', false), (b';', true), (b'1', false), (b'.', true)];
+        let dialects = [
+            (b',', false),
+            (b',', true),
+            (b';', true),
+            (b'1', false),
+            (b'.', true),
+        ];
         for (select, (delimiter, guard)) in selections
             .iter()
             .flat_map(|s| dialects.iter().map(move |d| (s, *d)))
@@ -1114,7 +1142,13 @@ mod tests {
                 .terminator(::csv::Terminator::Any(b'\n'))
                 .from_writer(Vec::new());
             let mut number = 0u64;
+            // Which feature, name, geometry, part, ring and attributes the row is of: kept
+            // for a few rows at a time, as a sequence is, so that cached rows are written too.
+            let mut sequence = [0; 6];
             for _ in 0..3000 {
+                if next(4) == 0 {
+                    sequence = [next(3), next(4), next(3), next(2), next(3), next(3)];
+                }
                 // Mostly counting up (the vertex counter's fast way), sometimes jumping to
                 // just before a carry, back to the start, or to the largest numbers.
                 number = match next(40) {
@@ -1122,7 +1156,7 @@ mod tests {
                     _ => number.checked_add(1).unwrap_or(0),
                 };
                 let vertex = number;
-                let attributes = [None, Some(&a), Some(&b)][next(3)];
+                let attributes = [None, Some(&a), Some(&b)][sequence[5]];
                 let (longitude, altitude) = (["1.5", "-10", "2e1"][next(3)], ["", "0"][next(2)]);
                 // The reader hands on the tuple's text when it saw it, and only then.
                 let tuple = match (next(2), altitude) {
@@ -1131,17 +1165,18 @@ mod tests {
                     (_, alt) => format!("{longitude},3.25,{alt}"),
                 };
                 let v = Vertex {
-                    feature: [None, Some(1), Some(12)][next(3)],
-                    name: names[next(4)],
-                    geometry: geometries[next(3)],
-                    part: next(2) as u64,
-                    ring: rings[next(3)],
+                    feature: [None, Some(1), Some(12)][sequence[0]],
+                    name: names[sequence[1]],
+                    geometry: geometries[sequence[2]],
+                    part: sequence[3] as u64,
+                    ring: rings[sequence[4]],
                     vertex,
                     longitude,
                     latitude: "3.25",
                     altitude,
                     tuple: &tuple,
-                    when: ["", "2024-01-01T00:00:00Z", "=t\"1,\r\n"][next(3)],
+                    // Times that need quotes, or the guard (then only), or neither.
+                    when: ["", "2024-01-01T00:00:00Z", "=t\"1,\r\n", "-1", "t;1"][next(5)],
                     attributes,
                 };
                 // Attributes belong to one feature ordinal (the reader's rule); keep to it.
