@@ -345,16 +345,36 @@ fn quick_tuple(chunk: &[u8], start: usize) -> Option<Quick<'_>> {
 }
 
 /// The values of a `<gx:coord>` (`lon lat [alt]`), when they are two or three numbers of the
-/// kind [`quick_tuple`] takes and the text fits one [`WINDOW`]: what splitting it at white
-/// space and checking each word with [`is_number`] would find, for a fraction of the
-/// instructions. `None` leaves the text to those.
+/// kind [`quick_tuple`] takes and the text is shorter than two [`WINDOW`]s (high-precision
+/// writers put up to 50 bytes in one): what splitting it at white space and checking each
+/// word with [`is_number`] would find, for a fraction of the instructions. `None` leaves the
+/// text to those.
 pub fn quick_words(text: &str) -> Option<(&str, &str, &str)> {
     let bytes = text.as_bytes();
-    // Padding with spaces adds nothing but white space after the last word.
-    let mut window = [b' '; WINDOW];
-    window.get_mut(..bytes.len())?.copy_from_slice(bytes);
-    let c = classify(&window);
-    let (digits, dots, minus) = (u64::from(c.digits), u64::from(c.dots), u64::from(c.minus));
+    // Padding with spaces adds nothing but white space after the last word, and the last
+    // byte is always padding, so every word ends inside the window.
+    let mut window = [b' '; 2 * WINDOW];
+    window
+        .get_mut(..bytes.len())
+        .filter(|_| bytes.len() < 2 * WINDOW)?
+        .copy_from_slice(bytes);
+    let (low, high) = window.split_at(WINDOW);
+    let low = classify(low.try_into().ok()?);
+    // A second half of nothing but padding has no bits.
+    let high = if bytes.len() > WINDOW {
+        classify(high.try_into().ok()?)
+    } else {
+        Classes {
+            digits: 0,
+            dots: 0,
+            minus: 0,
+            zeros: 0,
+        }
+    };
+    let wide = |low: u32, high: u32| u64::from(low) | u64::from(high) << WINDOW;
+    let digits = wide(low.digits, high.digits);
+    let dots = wide(low.dots, high.dots);
+    let minus = wide(low.minus, high.minus);
     let numeric = digits | dots | minus;
     let mut between = !numeric & ((1u64 << bytes.len()) - 1);
     while between != 0 {
@@ -363,6 +383,7 @@ pub fn quick_words(text: &str) -> Option<(&str, &str, &str)> {
         }
         between &= between - 1;
     }
+    // No run reaches the last byte, so no sum in `non_numbers` carries out of the mask.
     if non_numbers(digits, dots, minus, u64::MAX) != 0 {
         return None;
     }
@@ -958,9 +979,13 @@ mod tests {
             Some(("136.428519", "-37.109410", "1715.3"))
         );
         assert_eq!(quick_words_agree("\n\t-.5\r\n5. "), Some(("-.5", "5.", "")));
-        let widest = "12345678901 1234567890 123456789";
-        assert_eq!(widest.len(), WINDOW);
+        let widest = "13.6867145612587 52.2900937146710 43.49073612345678901234567890";
+        assert_eq!(widest.len(), 2 * WINDOW - 1);
         assert!(quick_words_agree(widest).is_some());
+        let one_window = "12345678901 1234567890 123456789";
+        assert_eq!(one_window.len(), WINDOW);
+        assert!(quick_words_agree(one_window).is_some());
+        assert!(quick_words_agree(&format!(" {one_window}")).is_some());
         for other in [
             "",
             " ",
@@ -976,7 +1001,8 @@ mod tests {
             "1 2.3.4",
             "1 2-3",
             "1\u{a0}2 3",
-            "12345678901 1234567890 1234567890",
+            "13.6867145612587 52.2900937146710 43.490736123456789012345678901",
+            "13.6867145612587 52.2900937146710 43.49073612345678901234567890 ",
         ] {
             assert_eq!(quick_words_agree(other), None, "{other:?}");
         }
@@ -1197,10 +1223,23 @@ mod tests {
         fn quick_words_are_plain_ones_on_any_text(
             text in proptest::collection::vec(
                 proptest::sample::select(b"0123456789.-,  \t\n\r+eEx".to_vec()),
-                0..36,
+                0..70,
             ),
         ) {
             quick_words_agree(std::str::from_utf8(&text).unwrap());
+        }
+
+        #[test]
+        fn quick_words_are_plain_ones_on_long_words(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "13.6867145612587", "-52.290093714671", "43.490736", "0", "-.5", "5.", " ",
+                    " ", " ", "\t", "\n ", "-", ".", "1e5", "x",
+                ]),
+                0..9,
+            ),
+        ) {
+            quick_words_agree(&pieces.concat());
         }
 
         #[test]
