@@ -177,33 +177,30 @@ impl FastRows {
     }
 
     /// A vertex row of the usual columns in a CSV delimited by commas: `head` (the constant
-    /// fields before the vertex number, `led` if there are any), the vertex number, the
-    /// coordinates, the time and `tail` (the constant fields after, each with its comma). The
-    /// coordinates are pieces that each end with a comma: the three numbers, or a tuple's text
-    /// (and an empty altitude after a `lon,lat` one). All fields are known to need no quotes.
+    /// fields before the vertex number, `led` if there are any), the vertex number, the tuple's
+    /// text (and an empty altitude after a `lon,lat` one), the empty time and `tail` (the
+    /// constant fields after, each with its comma). All fields are known to need no quotes.
     ///
     /// Room for the whole row is reserved once and the pieces are put in with fixed-size
-    /// copies: the appends this replaces were each a call to `memcpy` for a few bytes, which
-    /// cost more than the bytes.
+    /// copies: the eight appends this replaces were each a call to `memcpy` for a few bytes,
+    /// which cost more than the bytes.
     #[inline(always)]
-    fn vertex_row<const N: usize>(
+    fn tuple_row(
         &mut self,
         head: &[u8],
         led: bool,
         vertex: &[u8],
-        coordinates: [&[u8]; N],
-        when: &[u8],
+        tuple: &[u8],
+        two_d: bool,
         tail: &[u8],
     ) {
-        // At most the pieces, `N + 2` commas and a newline.
-        let pieces: usize = coordinates.iter().map(|c| c.len()).sum();
-        let most = head.len() + vertex.len() + pieces + when.len() + tail.len() + N + 3;
+        // At most the pieces and five single bytes.
+        let most = head.len() + vertex.len() + tuple.len() + tail.len() + 5;
         self.buf.reserve(most);
         let start = self.buf.len();
         // SAFETY: `reserve` made room for `most` bytes after `start`, and the pieces written
-        // below, `head`, `vertex`, each of `coordinates`, `when`, `tail` and at most `N + 3`
-        // single bytes, add up to no more; every byte up to the new length is written before
-        // `set_len`.
+        // below, `head`, `vertex`, `tuple`, `tail` and at most five single bytes, add up to no
+        // more; every byte up to the new length is written before `set_len`.
         unsafe {
             let base = self.buf.as_mut_ptr().add(start);
             let mut at = base;
@@ -213,7 +210,47 @@ impl FastRows {
             }
             at = put(at, vertex);
             at = put_byte(at, b',');
-            for piece in coordinates {
+            at = put(at, tuple);
+            if two_d {
+                at = put_byte(at, b',');
+            }
+            at = put_byte(at, b',');
+            at = put(at, tail);
+            at = put_byte(at, b'\n');
+            self.buf.set_len(start + at.offset_from(base) as usize);
+        }
+        self.row_start = self.buf.len();
+    }
+
+    /// A vertex row as [`FastRows::tuple_row`] writes it, from the three numbers (each written
+    /// as it is) and a time: the rows of a gx:Track.
+    #[inline(always)]
+    fn numbers_row(
+        &mut self,
+        head: &[u8],
+        led: bool,
+        vertex: &[u8],
+        numbers: [&[u8]; 3],
+        when: &[u8],
+        tail: &[u8],
+    ) {
+        let [lon, lat, alt] = numbers;
+        // At most the pieces and six single bytes.
+        let most = head.len() + vertex.len() + lon.len() + lat.len() + alt.len() + when.len();
+        let most = most + tail.len() + 6;
+        self.buf.reserve(most);
+        let start = self.buf.len();
+        // SAFETY: `reserve` made room for `most` bytes after `start`, and the pieces written
+        // below, `head`, `vertex`, the numbers, `when`, `tail` and at most six single bytes,
+        // add up to no more; every byte up to the new length is written before `set_len`.
+        unsafe {
+            let base = self.buf.as_mut_ptr().add(start);
+            let mut at = base;
+            at = put(at, head);
+            if led {
+                at = put_byte(at, b',');
+            }
+            for piece in [vertex, lon, lat, alt] {
                 at = put(at, piece);
                 at = put_byte(at, b',');
             }
@@ -719,17 +756,13 @@ impl<W: Write> RowWriter<W> {
                     // are in shortest text, which both `--numbers` modes write as they are).
                     // Only a gx:coord has a time, and it is never seen as a tuple.
                     let tuple = v.tuple.as_bytes();
-                    if alt.is_empty() {
-                        rows.vertex_row(head, led, vertex, [tuple, b""], b"", tail);
-                    } else {
-                        rows.vertex_row(head, led, vertex, [tuple], b"", tail);
-                    }
+                    rows.tuple_row(head, led, vertex, tuple, alt.is_empty(), tail);
                     self.written += 1;
                     return rows.flush_full(out);
                 }
                 if as_written(lon) && as_written(lat) && as_written(alt) {
                     let coordinates = [lon.as_bytes(), lat.as_bytes(), alt.as_bytes()];
-                    rows.vertex_row(head, led, vertex, coordinates, when, tail);
+                    rows.numbers_row(head, led, vertex, coordinates, when, tail);
                     self.written += 1;
                     return rows.flush_full(out);
                 }
