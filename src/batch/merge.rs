@@ -350,7 +350,7 @@ fn layout_for(
         .iter()
         .filter_map(|j| j.input.as_ref().ok()?.spooled(read).ok())
         .collect();
-    let fields = union_of_fields(pool, &inputs, read);
+    let fields = union_of_fields(Some(pool), &inputs, read);
     if !inputs.is_empty() {
         warn_fields_not_found(config, reporter, &fields, inputs.len());
     }

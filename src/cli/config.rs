@@ -12,11 +12,7 @@ use crate::ui::report::Verbosity;
 impl Config {
     /// Resolve defaults that depend on the machine and the terminal.
     pub fn from_args(args: Args) -> Config {
-        let jobs = args.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
+        let jobs = args.jobs.unwrap_or_else(crate::batch::common::cores);
         let verbosity = if args.quiet {
             Verbosity::Quiet
         } else if args.verbose {
