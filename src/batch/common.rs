@@ -247,9 +247,8 @@ fn max_workers() -> usize {
 }
 
 /// The cores this process may use, asked once: the answer costs a dozen system calls (the
-/// affinity mask, and the cgroup's CPU quota read from files), which a run of one small file
-/// notices.
-pub fn cores() -> usize {
+/// affinity mask, and the cgroup's CPU quota read from files).
+pub(crate) fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

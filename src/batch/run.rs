@@ -96,7 +96,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
     // One input (the Makefile recipe's one file per invocation) is converted here, on this
     // thread: a pool and a committer would cost more than the file.
     let pool = if converting > 1 {
-        let workers = common::workers(config.jobs, converting, &reporter);
+        let workers = common::workers(config.jobs(), converting, &reporter);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers)
             .thread_name(|i| format!("kml2csv-worker-{i}"))
