@@ -261,33 +261,37 @@ unsafe fn put(at: *mut u8, bytes: &[u8]) -> *mut u8 {
     // SAFETY: every read is of `bytes[..n]` and every write of `at[..n]`: the two copies of
     // each branch cover `0..k` and `n - k..n` for the `k` the branch checks `n` against.
     unsafe {
-        if n >= 16 && n <= 32 {
-            let (a, b) = (
-                from.cast::<[u8; 16]>().read_unaligned(),
-                from.add(n - 16).cast::<[u8; 16]>().read_unaligned(),
-            );
-            at.cast::<[u8; 16]>().write_unaligned(a);
-            at.add(n - 16).cast::<[u8; 16]>().write_unaligned(b);
-        } else if n >= 8 && n < 16 {
-            let (a, b) = (
-                from.cast::<u64>().read_unaligned(),
-                from.add(n - 8).cast::<u64>().read_unaligned(),
-            );
-            at.cast::<u64>().write_unaligned(a);
-            at.add(n - 8).cast::<u64>().write_unaligned(b);
-        } else if n >= 4 && n < 8 {
-            let (a, b) = (
-                from.cast::<u32>().read_unaligned(),
-                from.add(n - 4).cast::<u32>().read_unaligned(),
-            );
-            at.cast::<u32>().write_unaligned(a);
-            at.add(n - 4).cast::<u32>().write_unaligned(b);
-        } else if n < 4 {
-            for i in 0..n {
-                *at.add(i) = *from.add(i);
+        match n {
+            16..=32 => {
+                let (a, b) = (
+                    from.cast::<[u8; 16]>().read_unaligned(),
+                    from.add(n - 16).cast::<[u8; 16]>().read_unaligned(),
+                );
+                at.cast::<[u8; 16]>().write_unaligned(a);
+                at.add(n - 16).cast::<[u8; 16]>().write_unaligned(b);
             }
-        } else {
-            std::ptr::copy_nonoverlapping(from, at, n);
+            8..=15 => {
+                let (a, b) = (
+                    from.cast::<u64>().read_unaligned(),
+                    from.add(n - 8).cast::<u64>().read_unaligned(),
+                );
+                at.cast::<u64>().write_unaligned(a);
+                at.add(n - 8).cast::<u64>().write_unaligned(b);
+            }
+            4..=7 => {
+                let (a, b) = (
+                    from.cast::<u32>().read_unaligned(),
+                    from.add(n - 4).cast::<u32>().read_unaligned(),
+                );
+                at.cast::<u32>().write_unaligned(a);
+                at.add(n - 4).cast::<u32>().write_unaligned(b);
+            }
+            0..=3 => {
+                for i in 0..n {
+                    *at.add(i) = *from.add(i);
+                }
+            }
+            _ => std::ptr::copy_nonoverlapping(from, at, n),
         }
         at.add(n)
     }
