@@ -360,6 +360,75 @@ fn every_output_is_synced_before_its_rename_and_its_folder_after() {
     }
 }
 
+/// One input per invocation (the Makefile recipe) is converted on the main thread, without the
+/// committer: its CSV, its record of a failure and a CSV that `--force` replaces must still be
+/// synced before they are named and their folders after, and no thread may be started for it.
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "traces system calls with strace, which is Linux only"
+)]
+fn a_lone_input_is_made_durable_on_the_main_thread() {
+    #[cfg(target_os = "linux")]
+    {
+        if Command::new("strace").arg("-V").output().is_err() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "strace is missing under CI"
+            );
+            eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+            return;
+        }
+        let env = TestEnv::new();
+        env.write("in/a.kml", points_kml("a", 20));
+        env.write("in/broken.kml", "<kml><Placemark>");
+        let cwd = fs::canonicalize(env.root()).unwrap();
+        for (scenario, args, code, output) in [
+            // Into folders the run makes.
+            ("first", &["in/a.kml"][..], 0, "out/new/a.csv"),
+            ("forced", &["in/a.kml", "--force"][..], 0, "out/new/a.csv"),
+            (
+                "broken",
+                &["in/broken.kml"][..],
+                1,
+                "out/new/broken.csv.failed",
+            ),
+        ] {
+            let log = env.path(&format!("trace-lone-{scenario}.log"));
+            let run = common::run_of(
+                Command::new("strace")
+                    .current_dir(env.root())
+                    .args(["-f", "-qq", "-s", "4096", "-e"])
+                    .arg(format!("trace={TRACED},clone,clone3"))
+                    .arg("-o")
+                    .arg(&log)
+                    .arg(env!("CARGO_BIN_EXE_kml2csv"))
+                    .args(["-o", "out/new"])
+                    .args(args)
+                    .output()
+                    .unwrap(),
+            );
+            let trace = fs::read_to_string(&log).unwrap_or_default();
+            if trace.is_empty() {
+                eprintln!("SKIPPED: strace cannot trace here\n{run}");
+                return;
+            }
+            assert_eq!(run.code, Some(code), "{scenario}\n{run}");
+            let calls = parse_trace(&trace);
+            let clones = calls.iter().filter(|c| c.name.starts_with("clone")).count();
+            assert_eq!(clones, 0, "{scenario}: threads started\n{trace}");
+            let problems = check_order(&calls, &cwd, &[cwd.join(output)]);
+            assert!(
+                problems.is_empty(),
+                "{scenario}:\n{}\n--- trace\n{trace}",
+                problems.join("\n")
+            );
+        }
+        assert_eq!(env.read("out/new/a.csv").lines().count(), 21);
+    }
+}
+
 /// See: issue 17, item 9: every folder the run creates — below `--out`, for `--merge` and for
 /// `--report` — is synced into its parent, and the merged CSV and the report are synced before
 /// they are named and their folders after.

@@ -2,6 +2,7 @@
 //! over ExtendedData field names, cleaning up after killed runs, and the end of a run.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -59,20 +60,19 @@ pub(crate) fn read_options(config: &Config, stop: &Stop) -> ReadOptions {
     }
 }
 
-/// The ExtendedData field names of all `inputs` (first pass, in parallel), in first-seen order
-/// over the inputs in the order given. An input that cannot be read adds nothing here; its
-/// conversion reports why.
+/// The ExtendedData field names of all `inputs` (first pass, in parallel on `pool`, or here
+/// without one), in first-seen order over the inputs in the order given. An input that cannot
+/// be read adds nothing here; its conversion reports why.
 pub(crate) fn union_of_fields(
-    pool: &rayon::ThreadPool,
+    pool: Option<&rayon::ThreadPool>,
     inputs: &[Input],
     read: &ReadOptions,
 ) -> Vec<String> {
-    let per_input: Vec<Vec<String>> = pool.install(|| {
-        inputs
-            .par_iter()
-            .map(|input| input.fields(read).unwrap_or_default())
-            .collect()
-    });
+    let fields = |input: &Input| input.fields(read).unwrap_or_default();
+    let per_input: Vec<Vec<String>> = match pool {
+        Some(pool) => pool.install(|| inputs.par_iter().map(fields).collect()),
+        None => inputs.iter().map(fields).collect(),
+    };
     let mut union = csv::FieldUnion::default();
     for fields in &per_input {
         union.add(fields);
@@ -243,8 +243,14 @@ pub(crate) fn workers(jobs: usize, files: usize, reporter: &Reporter) -> usize {
 
 /// The most workers worth starting: beyond a few per core they only wait for each other.
 fn max_workers() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (8 * cores).max(64)
+    (8 * cores()).max(64)
+}
+
+/// The cores this process may use, asked once: the answer costs a dozen system calls (the
+/// affinity mask, and the cgroup's CPU quota read from files).
+pub(crate) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 #[cfg(test)]

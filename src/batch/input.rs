@@ -53,7 +53,7 @@ impl Input {
         let source: Box<dyn Read> = match self {
             Input::Stdin => Box::new(Watched::new(io::stdin().lock(), true, options)),
             Input::Path(path) if !self.rereadable() => {
-                let file = open_input(path).map_err(io_error)?;
+                let (file, _) = open_input(path).map_err(io_error)?;
                 Box::new(Watched::new(file, true, options))
             }
             Input::Path(path) => return Ok(Input::Path(path.clone())),
@@ -108,8 +108,7 @@ impl Input {
     pub fn read(&self, sink: &mut dyn Sink, options: &ReadOptions) -> Result<Summary, Error> {
         match self {
             Input::Path(path) => {
-                let file = open_input(path).map_err(io_error)?;
-                let metadata = file.metadata().map_err(io_error)?;
+                let (file, metadata) = open_input(path).map_err(io_error)?;
                 let budget = if metadata.is_file() {
                     metadata.len()
                 } else {
@@ -392,16 +391,18 @@ const FIFO_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// FIFO, wait (in short polls) until a writer connects, for at most [`FIFO_WRITER_WAIT`]: reading
 /// at once would find it empty when its writer is merely slow to start (`kml2csv <(zcat
 /// x.kml.gz)`, a test's writer thread), and waiting for ever would hang an unattended run on a
-/// pipe nobody writes to. Reads are then switched back to blocking.
+/// pipe nobody writes to. Reads are then switched back to blocking. The file's metadata comes
+/// with it, from the one `fstat` that tells a FIFO.
 #[cfg(unix)]
-fn open_input(input: &Path) -> io::Result<File> {
+fn open_input(input: &Path) -> io::Result<(File, fs::Metadata)> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     use std::os::unix::io::AsRawFd;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(input)?;
-    if file.metadata()?.file_type().is_fifo() {
+    let metadata = file.metadata()?;
+    if metadata.file_type().is_fifo() {
         let fd = file.as_raw_fd();
         let waited = std::time::Instant::now();
         loop {
@@ -433,10 +434,12 @@ fn open_input(input: &Path) -> io::Result<File> {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok(file)
+    Ok((file, metadata))
 }
 
 #[cfg(not(unix))]
-fn open_input(input: &Path) -> io::Result<File> {
-    File::open(input)
+fn open_input(input: &Path) -> io::Result<(File, fs::Metadata)> {
+    let file = File::open(input)?;
+    let metadata = file.metadata()?;
+    Ok((file, metadata))
 }

@@ -168,7 +168,7 @@ pub(crate) fn run(
     };
 
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(common::workers(config.jobs, jobs.len(), reporter))
+        .num_threads(common::workers(config.jobs(), jobs.len(), reporter))
         .thread_name(|i| format!("kml2csv-worker-{i}"))
         .build()
         .context("cannot start the worker threads")?;
@@ -350,7 +350,7 @@ fn layout_for(
         .iter()
         .filter_map(|j| j.input.as_ref().ok()?.spooled(read).ok())
         .collect();
-    let fields = union_of_fields(pool, &inputs, read);
+    let fields = union_of_fields(Some(pool), &inputs, read);
     if !inputs.is_empty() {
         warn_fields_not_found(config, reporter, &fields, inputs.len());
     }
@@ -770,7 +770,7 @@ fn to_stdout(
         // One input only: a second core would otherwise idle, if the run may use one. `-j1`
         // (or a machine or allocation of one core) reads and writes on one thread, which
         // also costs less CPU time in all: the hand-over between the threads is work too.
-        two_threads: config.jobs > 1,
+        two_threads: config.jobs() > 1,
     };
     let input = match &job.input {
         Ok(input) => input,

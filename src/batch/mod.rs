@@ -57,8 +57,8 @@ pub struct Config {
     pub shape: Shape,
     /// How the CSV is written.
     pub dialect: Dialect,
-    /// Worker threads, at least 1.
-    pub jobs: usize,
+    /// `-j`: worker threads, at least 1; `None` for one per core (see [`Config::jobs`]).
+    pub jobs: Option<usize>,
     /// Turn the first warning of a file into its failure.
     pub strict: bool,
     /// What to print.
@@ -69,4 +69,13 @@ pub struct Config {
     pub color: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
+}
+
+impl Config {
+    /// Worker threads, at least 1: `-j`, or one per core. Asked only by runs that start
+    /// workers: finding the cores takes a dozen system calls, which a run of one small file
+    /// notices.
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(common::cores).max(1)
+    }
 }

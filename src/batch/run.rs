@@ -93,12 +93,19 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         .iter()
         .filter(|item| matches!(item.action, Action::Convert { .. }))
         .count();
-    let workers = common::workers(config.jobs, converting, &reporter);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("kml2csv-worker-{i}"))
-        .build()
-        .context("cannot start the worker threads")?;
+    // One input (the Makefile recipe's one file per invocation) is converted here, on this
+    // thread: a pool and a committer would cost more than the file.
+    let pool = if converting > 1 {
+        let workers = common::workers(config.jobs(), converting, &reporter);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("kml2csv-worker-{i}"))
+            .build()
+            .context("cannot start the worker threads")?;
+        Some((pool, workers))
+    } else {
+        None
+    };
     let read = common::read_options(config, &stop);
     if config.shape.selects_fields() {
         // `--columns` names ExtendedData fields: look for them in the inputs to convert, and
@@ -111,7 +118,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
             .filter(Input::rereadable)
             .collect();
         if !inputs.is_empty() {
-            let fields = common::union_of_fields(&pool, &inputs, &read);
+            let pool = pool.as_ref().map(|(pool, _)| pool);
+            let fields = common::union_of_fields(pool, &inputs, &read);
             common::warn_fields_not_found(config, &reporter, &fields, inputs.len());
         }
     }
@@ -164,41 +172,136 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         );
     }
 
-    // Workers write temporaries; the committer makes them durable in groups and renames them
-    // (see `commit`), then reports them.
     let quiet_panics = QuietPanics::install();
+    let job = Job {
+        config,
+        plan: &plan,
+        recorded: &recorded,
+        reporter: &reporter,
+    };
+    match pool {
+        Some((pool, workers)) => convert_in_parallel(&job, &pool, workers, converting, settings)?,
+        None => {
+            for (index, _, input, output) in largest_first(&plan) {
+                let outcome = match job.write(index, input, output, settings) {
+                    Ok(written) => {
+                        let pending = Pending {
+                            tag: (),
+                            output: output.to_path_buf(),
+                            written,
+                        };
+                        let mut done = commit::commit_group(vec![pending], settings.stop);
+                        let outcome = done
+                            .pop()
+                            .map_or(Outcome::Interrupted, |(_, _, outcome)| outcome);
+                        job.committed(index, input, output, &outcome);
+                        outcome
+                    }
+                    Err(outcome) => outcome,
+                };
+                reporter.file(index, file_report(input, output, outcome));
+            }
+        }
+    }
+    drop(quiet_panics);
+    progress::finish();
+
+    Ok(common::finish(
+        config, &stop, &reporter, started, true, false,
+    ))
+}
+
+/// What every job of a run needs besides its input and output.
+struct Job<'a> {
+    config: &'a Config,
+    plan: &'a Plan,
+    /// The indices of the items to convert that have a record of an earlier failure.
+    recorded: &'a [usize],
+    reporter: &'a Reporter,
+}
+
+impl Job<'_> {
+    /// Convert item `index` into its temporary; the outcome instead when it did not get that
+    /// far (a failure caused by the input is recorded).
+    fn write(
+        &self,
+        index: usize,
+        input: &Path,
+        output: &Path,
+        settings: Settings<'_>,
+    ) -> Result<Written, Outcome> {
+        self.reporter.started(index);
+        // Taken before reading, so that a failure is never recorded against a version of the
+        // input that was not read.
+        let identity = failed::Identity::of(input);
+        // Checked when planned, and again now: a folder below --out may have been replaced by
+        // a link since.
+        let link = self
+            .config
+            .out_dir
+            .as_deref()
+            .and_then(|dir| plan::link_below(dir, output));
+        if settings.stop.load(Ordering::Relaxed) {
+            Err(Outcome::Interrupted)
+        } else if let Some(message) = link {
+            Err(Outcome::Failed {
+                position: None,
+                message,
+                warnings: Warnings::default(),
+                of_input: false,
+            })
+        } else {
+            write_one(input, output, settings).inspect_err(|outcome| {
+                record_failure(input, output, outcome, identity, self.config, self.reporter)
+            })
+        }
+    }
+
+    /// Item `index` is committed with `outcome`: a record of an earlier failure goes once the
+    /// CSV is durable (a crash before leaves the record, which the next run finds stale).
+    fn committed(&self, index: usize, input: &Path, output: &Path, outcome: &Outcome) {
+        if matches!(outcome, Outcome::Converted { .. })
+            && self.recorded.binary_search(&index).is_ok()
+        {
+            if let Err(e) = failed::remove(output) {
+                self.reporter.warn(format_args!(
+                    "{}: cannot remove {}: {e}",
+                    escaped(input),
+                    escaped(&failed::path_for(output))
+                ));
+            }
+        }
+    }
+}
+
+/// Convert the jobs of `job.plan` on `pool`'s `workers`: they write temporaries; the committer
+/// makes them durable in groups and renames them (see `commit`), then reports them.
+fn convert_in_parallel(
+    job: &Job<'_>,
+    pool: &rayon::ThreadPool,
+    workers: usize,
+    converting: usize,
+    settings: Settings<'_>,
+) -> anyhow::Result<()> {
+    let reporter = job.reporter;
     std::thread::scope(|threads| -> anyhow::Result<()> {
-        let reporter = &reporter;
         let committed = commit::start(
             threads,
             settings.stop,
             converting,
             |(index, input): (usize, &Path), output, outcome| {
-                if matches!(outcome, Outcome::Converted { .. })
-                    && recorded.binary_search(&index).is_ok()
-                {
-                    // Only now that the CSV is durable: a crash before leaves the record,
-                    // which the next run finds stale.
-                    if let Err(e) = failed::remove(&output) {
-                        reporter.warn(format_args!(
-                            "{}: cannot remove {}: {e}",
-                            escaped(input),
-                            escaped(&failed::path_for(&output))
-                        ));
-                    }
-                }
+                job.committed(index, input, &output, &outcome);
                 reporter.file(index, file_report(input, &output, outcome));
             },
         )
         .context("cannot start the committer thread")?;
-        let jobs = largest_first(&plan);
+        let jobs = largest_first(job.plan);
         let not_started = &AtomicUsize::new(jobs.len());
         let running_bytes = &AtomicU64::new(0);
         pool.scope_fifo(|scope| {
             for (index, size, input, output) in jobs {
                 let committed = committed.clone();
                 scope.spawn_fifo(move |_| {
-                    reporter.started(index);
                     // Fewer files left to start than other workers, and what the others are
                     // still converting is less than half this file: a core would idle, so let
                     // this file use two (a big one gains ~1.4x). Not otherwise: the hand-over
@@ -214,57 +317,28 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
                         ..settings
                     };
                     let _running = Running(running_bytes, size);
-                    // Taken before reading, so that a failure is never recorded against a
-                    // version of the input that was not read.
-                    let identity = failed::Identity::of(input);
-                    // Checked when planned, and again now: a folder below --out may have been
-                    // replaced by a link since.
-                    let link = config
-                        .out_dir
-                        .as_deref()
-                        .and_then(|dir| plan::link_below(dir, output));
-                    let outcome = if settings.stop.load(Ordering::Relaxed) {
-                        Outcome::Interrupted
-                    } else if let Some(message) = link {
-                        Outcome::Failed {
-                            position: None,
-                            message,
-                            warnings: Warnings::default(),
-                            of_input: false,
-                        }
-                    } else {
-                        match write_one(input, output, settings) {
-                            Ok(written) => {
-                                let pending = Pending {
-                                    tag: (index, input),
-                                    output: output.to_path_buf(),
-                                    written,
-                                };
-                                // Only fails if the committer is gone; then the temporary
-                                // comes back and is removed with the error.
-                                match committed.send(pending) {
-                                    Ok(()) => return,
-                                    Err(_) => failed_internally("the committer thread ended"),
-                                }
-                            }
-                            Err(outcome) => {
-                                record_failure(input, output, &outcome, identity, config, reporter);
-                                outcome
+                    let outcome = match job.write(index, input, output, settings) {
+                        Ok(written) => {
+                            let pending = Pending {
+                                tag: (index, input),
+                                output: output.to_path_buf(),
+                                written,
+                            };
+                            // Only fails if the committer is gone; then the temporary
+                            // comes back and is removed with the error.
+                            match committed.send(pending) {
+                                Ok(()) => return,
+                                Err(_) => failed_internally("the committer thread ended"),
                             }
                         }
+                        Err(outcome) => outcome,
                     };
                     reporter.file(index, file_report(input, output, outcome));
                 });
             }
         });
         Ok(())
-    })?;
-    drop(quiet_panics);
-    progress::finish();
-
-    Ok(common::finish(
-        config, &stop, &reporter, started, true, false,
-    ))
+    })
 }
 
 /// Takes a file's size back out of the bytes being converted when its job ends, however it

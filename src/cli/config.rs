@@ -12,11 +12,6 @@ use crate::ui::report::Verbosity;
 impl Config {
     /// Resolve defaults that depend on the machine and the terminal.
     pub fn from_args(args: Args) -> Config {
-        let jobs = args.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
         let verbosity = if args.quiet {
             Verbosity::Quiet
         } else if args.verbose {
@@ -81,7 +76,7 @@ impl Config {
             report: args.report,
             shape,
             dialect,
-            jobs: jobs.max(1),
+            jobs: args.jobs.map(|jobs| jobs.max(1)),
             strict: args.strict,
             verbosity,
             shard: args.shard,
