@@ -9,6 +9,7 @@
 //! or file names that are not Unicode is ignored there, with the reason.
 
 mod common;
+use common::StartRetrying;
 
 use std::fs;
 use std::io::Write;
@@ -118,7 +119,7 @@ fn convert_each(env: &TestEnv, files: &[(&str, Vec<u8>)]) -> Vec<Run> {
             .command()
             .args(["--force", "-o", "out", name, "good.kml"])
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .unwrap();
         let (run, peak, _) = watch(child, Duration::from_secs(60), true);
         assert!(matches!(run.code, Some(0 | 1)), "{name}\n{run}");
@@ -346,7 +347,7 @@ fn a_kmz_bomb_is_bounded_in_memory_and_stoppable() {
         .command()
         .args(["-o", "out", "bomb.kmz"])
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let (run, peak, stopped) = watch(child, Duration::from_secs(15), false);
     eprintln!("bomb: peak {peak} KiB, stopped by the test: {stopped}\n{run}");
@@ -433,7 +434,7 @@ fn kmz_entry_names_that_climb_out_are_never_extracted() {
         .command()
         .current_dir(env.path("a/b/c"))
         .args(["-o", "out", "in/x.kmz"])
-        .output()
+        .output_retrying()
         .expect("start kml2csv");
     let run = common::run_of(output);
     assert_code(&run, 0);
@@ -515,7 +516,7 @@ fn hostile_file_names_are_converted_and_stay_inside_out() {
         for name in &names {
             command.arg(Path::new("in").join(name));
         }
-        let run = common::run_of(command.output().unwrap());
+        let run = common::run_of(command.output_retrying().unwrap());
         assert_code(&run, 0);
         for name in &names {
             let csv = env.path("out").join(Path::new(name).with_extension("csv"));
@@ -624,7 +625,7 @@ fn stream_pattern_through_fifo(
         .arg("stream.kml")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let (head, tail) = (head.to_owned(), tail.to_owned());
     let chunk = pattern.repeat(((1 << 20) / pattern.len()).max(1));
@@ -1067,7 +1068,11 @@ fn an_endless_invalid_pipe_is_not_copied_without_end() {
         if stdin {
             command.stdin(fs::File::open("/dev/zero").unwrap());
         }
-        let (run, peak, _) = watch(command.spawn().unwrap(), Duration::from_secs(60), true);
+        let (run, peak, _) = watch(
+            command.spawn_retrying().unwrap(),
+            Duration::from_secs(60),
+            true,
+        );
         assert_code(&run, 1);
         assert!(
             run.stderr.contains("control character U+0000"),
@@ -1097,7 +1102,7 @@ fn a_pipe_with_attributes_converts_like_its_file() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     child
         .stdin
@@ -1160,7 +1165,7 @@ fn sigterm_is_answered_while_an_input_pipe_is_idle() {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .spawn()
+                .spawn_retrying()
                 .unwrap();
             let mut stdin = child.stdin.take().unwrap();
             stdin.write_all(KML_OPEN.as_bytes()).unwrap();

@@ -4,6 +4,7 @@
 //! vertex) they fail, by design: they pin the specification, not the stub.
 
 mod common;
+use common::StartRetrying;
 
 use std::fs;
 
@@ -190,7 +191,7 @@ fn a_symlink_loop_of_three_links_under_two_stars_ends() {
         .args(["-o", "out", "crawl/**/*.kml"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     // A guard against a hang only, far beyond what the walk takes.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -558,7 +559,7 @@ fn interrupt_big_conversion(signal: &str, code: i32) {
         .command()
         .args(["-o", "out", "big.kml"])
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !env.writing_into(child.id(), "out") {
@@ -572,7 +573,7 @@ fn interrupt_big_conversion(signal: &str, code: i32) {
     std::thread::sleep(Duration::from_millis(200));
     let sent = std::process::Command::new("kill")
         .args([signal, &child.id().to_string()])
-        .status()
+        .status_retrying()
         .unwrap();
     assert!(sent.success());
     let run = common::run_of(child.wait_with_output().unwrap());
@@ -656,7 +657,7 @@ fn two_runs_at_once_leave_every_output_whole() {
         env.command()
             .args(["-o", "out", "-j", "2", "--retry-failed", "in"])
             .stderr(std::process::Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .unwrap()
     };
     let (a, b) = (spawn(), spawn());
@@ -777,7 +778,7 @@ fn a_closed_stderr_does_not_stop_the_conversion() {
         .command()
         .args(["-v", "a.kml", "missing.kml"])
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     drop(child.stderr.take());
     let status = child.wait().unwrap();
@@ -930,7 +931,7 @@ fn a_huge_jobs_count_on_one_file_starts_one_worker_quietly() {
 fn threads_started(env: &TestEnv, name: &str, args: &[&str]) -> Option<(usize, Run)> {
     if std::process::Command::new("strace")
         .arg("-V")
-        .output()
+        .output_retrying()
         .is_err()
     {
         eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
@@ -945,7 +946,7 @@ fn threads_started(env: &TestEnv, name: &str, args: &[&str]) -> Option<(usize, R
             .arg(&log)
             .arg(env!("CARGO_BIN_EXE_kml2csv"))
             .args(args)
-            .output()
+            .output_retrying()
             .unwrap(),
     );
     let trace = fs::read_to_string(&log).unwrap_or_default();

@@ -7,6 +7,7 @@
 //! four at a time; after each, every `.csv` present must be byte-identical to the reference.
 
 mod common;
+use common::StartRetrying;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -112,7 +113,7 @@ impl Batch {
             .args(args)
             .args(["-o", "out", PATTERN])
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .unwrap()
     }
 
@@ -417,7 +418,7 @@ fn ctrl_break_stops_the_batch_like_sigint() {
             .args(["-j", "1", "-o", "out", "in"])
             .creation_flags(CREATE_NEW_PROCESS_GROUP)
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while env.temporaries().is_empty() {

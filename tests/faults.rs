@@ -9,6 +9,7 @@
 //! permissions that bind, no SIGSTOP) are marked as ignored there, with the reason.
 
 mod common;
+use common::StartRetrying;
 
 use std::fs;
 use std::process::Stdio;
@@ -41,7 +42,7 @@ fn run_within(env: &TestEnv, args: &[&str], limit: Duration) -> Run {
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let deadline = Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
@@ -125,7 +126,7 @@ fn a_fifo_with_a_writer_is_read_like_a_file() {
             .command()
             .args(["-o", "out", "pipe.kml"])
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .unwrap();
         use std::io::Write;
         writer.write_all(points_kml("p", 3).as_bytes()).unwrap();
@@ -221,7 +222,7 @@ fn act_while_converting(env: &TestEnv, args: &[&str], act: impl FnOnce()) -> Run
         .command()
         .args(args)
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !env.writing_into(child.id(), out) {
@@ -296,7 +297,7 @@ fn output_disk_full_past_the_page_cache() {
             let out = std::process::Command::new("df")
                 .args(["--output=avail", "-k"])
                 .arg(env.path("out"))
-                .output()
+                .output_retrying()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             text.lines().nth(1).unwrap().trim().parse::<u64>().unwrap()
@@ -354,7 +355,7 @@ fn output_file_size_limit_fails_that_file_alone() {
                 Ok(())
             });
         }
-        let run = common::run_of(command.output().unwrap());
+        let run = common::run_of(command.output_retrying().unwrap());
         assert_fault(
             &env,
             &run,
@@ -467,7 +468,7 @@ fn input_unreadable() {
                 });
             }
         }
-        let run = common::run_of(command.output().unwrap());
+        let run = common::run_of(command.output_retrying().unwrap());
         assert_fault(
             &env,
             &run,
@@ -615,7 +616,7 @@ fn a_fifo_whose_writer_starts_late_is_still_read() {
             .command()
             .args(["-o", "out", "late.kml"])
             .stderr(std::process::Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .unwrap();
         std::thread::sleep(Duration::from_millis(300));
         fs::write(&fifo, POINT_KML).unwrap();
@@ -695,7 +696,7 @@ fn run_with_open_files(env: &TestEnv, args: &[&str], open: libc::rlim_t) -> Run 
             Ok(())
         });
     }
-    common::run_of(command.output().unwrap())
+    common::run_of(command.output_retrying().unwrap())
 }
 
 /// See: issue 17, item 3b: under `ulimit -n` of less than about 200, most of a batch failed
@@ -764,7 +765,7 @@ fn sigint_during_the_join_of_a_merge_publishes_nothing() {
                 .command()
                 .args(["in", "--merge", "m/all.csv", "--force"])
                 .stderr(Stdio::piped())
-                .spawn()
+                .spawn_retrying()
                 .unwrap();
             let deadline = Instant::now() + Duration::from_secs(120);
             while env.temporaries().is_empty() && child.try_wait().unwrap().is_none() {
@@ -809,7 +810,7 @@ fn a_merged_csv_made_meanwhile_by_another_run_is_kept_and_not_a_failure() {
             .command()
             .args(["in", "--merge", "m/all.csv"])
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while !env.writing_into(child.id(), "m") {

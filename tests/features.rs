@@ -6,6 +6,7 @@
 //! the specification (issue 4), not the reader of the day.
 
 mod common;
+use common::StartRetrying;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -31,7 +32,7 @@ fn run_with_stdin(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Run {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .expect("start kml2csv");
     let mut pipe = child.stdin.take().unwrap();
     let data = stdin.to_vec();
@@ -368,7 +369,7 @@ fn wkt_of_every_shape_parses() {
 fn has_ogr2ogr() -> bool {
     let found = std::process::Command::new("ogr2ogr")
         .arg("--version")
-        .output()
+        .output_retrying()
         .is_ok_and(|o| o.status.success());
     if !found {
         eprintln!("skipped: ogr2ogr is not installed");
@@ -388,7 +389,7 @@ fn ogr2ogr_geometries(env: &TestEnv, csv: &str) -> Vec<String> {
             "KEEP_GEOM_COLUMNS=NO",
         ])
         .args(["-lco", "GEOMETRY=AS_WKT"])
-        .output()
+        .output_retrying()
         .unwrap();
     assert!(
         out.status.success(),
@@ -644,7 +645,9 @@ fn a_named_pipe_with_attributes_is_read_twice() {
     for args in [&["-a", "--out", "out"][..], &["-a", "--merge", "all.csv"]] {
         let fifo = env.path("trips.kml");
         let _ = fs::remove_file(&fifo);
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status_retrying();
         if !made.is_ok_and(|s| s.success()) {
             eprintln!("skipped: mkfifo failed");
             return;
@@ -660,7 +663,7 @@ fn a_named_pipe_with_attributes_is_read_twice() {
             .arg("trips.kml")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while child.try_wait().unwrap().is_none() {
@@ -739,7 +742,7 @@ fn a_closed_pipe_ends_quietly_with_status_0() {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_retrying()
             .unwrap();
         let mut stdout = child.stdout.take().unwrap();
         let mut first = [0u8; 100];
@@ -775,7 +778,7 @@ fn no_progress_bar_when_stderr_is_not_a_terminal() {
 fn progress_bar_on_a_terminal_unless_quiet() {
     let util_linux = std::process::Command::new("script")
         .arg("--version")
-        .output()
+        .output_retrying()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("util-linux"));
     if !util_linux {
         eprintln!("skipped: util-linux script is not installed");
@@ -791,7 +794,7 @@ fn progress_bar_on_a_terminal_unless_quiet() {
                 &format!("{} {args}", env!("CARGO_BIN_EXE_kml2csv")),
                 "/dev/null",
             ])
-            .output()
+            .output_retrying()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -881,7 +884,7 @@ fn colour_only_when_asked_or_on_a_terminal() {
         .command()
         .args(["--color", "auto", "missing.kml"])
         .env("NO_COLOR", "1")
-        .output()
+        .output_retrying()
         .unwrap();
     assert!(!String::from_utf8_lossy(&run.stderr).contains('\x1b'));
 }

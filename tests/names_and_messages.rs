@@ -1,6 +1,7 @@
 //! Folder trees, output names and the messages a user acts on (issue 13, items 4 and 7).
 
 mod common;
+use common::StartRetrying;
 
 use std::process::Command;
 
@@ -115,7 +116,11 @@ fn help_tells_how_outputs_get_their_names() {
 #[test]
 fn bench_help_is_the_comment_block_only() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/run.sh");
-    let Ok(out) = Command::new("bash").arg(&script).arg("--help").output() else {
+    let Ok(out) = Command::new("bash")
+        .arg(&script)
+        .arg("--help")
+        .output_retrying()
+    else {
         eprintln!("SKIPPED: no bash to run bench/run.sh");
         return;
     };

@@ -3,6 +3,7 @@
 //! must stay visible, and what can be checked before the work starts is checked then.
 
 mod common;
+use common::StartRetrying;
 
 use std::fs;
 use std::path::Path;
@@ -45,7 +46,7 @@ fn run_unprivileged(env: &TestEnv, args: &[&str]) -> Run {
             });
         }
     }
-    common::run_of(command.output().unwrap())
+    common::run_of(command.output_retrying().unwrap())
 }
 
 /// A folder nobody but root may write into.
@@ -142,7 +143,7 @@ fn a_failed_merge_to_stdout_writes_nothing_at_all() {
 #[cfg(unix)]
 #[test]
 fn the_readme_merge_pipe_fails_with_pipefail() {
-    let found = Command::new("bash").arg("--version").output();
+    let found = Command::new("bash").arg("--version").output_retrying();
     if !found.is_ok_and(|o| o.status.success()) {
         assert!(std::env::var_os("CI").is_none(), "bash is missing on CI");
         eprintln!("SKIPPED: bash is not installed");
@@ -176,7 +177,7 @@ fn the_readme_merge_pipe_fails_with_pipefail() {
         .env("PATH", path)
         .arg("-c")
         .arg(&script)
-        .output()
+        .output_retrying()
         .unwrap();
     let run = common::run_of(out);
     assert_code(&run, 1);
@@ -447,7 +448,7 @@ fn shards_running_at_once_keep_every_record() {
                     .arg(format!("{shard}/4"))
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
-                    .spawn()
+                    .spawn_retrying()
                     .unwrap()
             })
             .collect();
@@ -524,7 +525,7 @@ fn set_mtime(path: &Path, time: std::time::SystemTime) {
 #[test]
 fn the_readme_makefile_converges_with_a_broken_kml() {
     use std::time::{Duration, SystemTime};
-    let found = Command::new("make").arg("--version").output();
+    let found = Command::new("make").arg("--version").output_retrying();
     if !found.is_ok_and(|o| o.status.success()) {
         assert!(std::env::var_os("CI").is_none(), "make is missing on CI");
         eprintln!("SKIPPED: make is not installed");
@@ -537,7 +538,7 @@ fn the_readme_makefile_converges_with_a_broken_kml() {
         let out = Command::new("make")
             .current_dir(env.root())
             .env("PATH", path_with_binary())
-            .output()
+            .output_retrying()
             .unwrap();
         common::run_of(out)
     };
@@ -619,7 +620,7 @@ fn the_readme_cron_line_converges_with_a_broken_kml() {
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", &home)
-            .output()
+            .output_retrying()
             .unwrap();
         common::run_of(out)
     };
@@ -697,7 +698,7 @@ fn the_readme_indexed_job_converges_with_a_broken_kml() {
             .arg(&script)
             .env("PATH", path_with_binary())
             .env("JOB_COMPLETION_INDEX", index.to_string())
-            .output()
+            .output_retrying()
             .unwrap();
         common::run_of(out)
     };
@@ -733,10 +734,10 @@ fn a_failed_input_whose_name_is_not_utf8_converges_too() {
     fs::write(env.root().join(name), TRUNCATED_KML).unwrap();
     let mut first = env.command();
     first.arg(name);
-    assert_code(&common::run_of(first.output().unwrap()), 1);
+    assert_code(&common::run_of(first.output_retrying().unwrap()), 1);
     let mut again = env.command();
     again.arg(name);
-    let run = common::run_of(again.output().unwrap());
+    let run = common::run_of(again.output_retrying().unwrap());
     assert_code(&run, 0);
     assert_stderr_has(&run, "warning: failed before and unchanged since");
 }

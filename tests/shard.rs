@@ -2,6 +2,7 @@
 //! binary, started at once over one shared output folder.
 
 mod common;
+use common::StartRetrying;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -38,7 +39,7 @@ fn spawn(env: &TestEnv, args: &[&str]) -> Child {
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .spawn_retrying()
         .expect("start kml2csv")
 }
 

@@ -6,8 +6,9 @@
 #![allow(dead_code)] // each test binary uses a different part of the helper
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
 
 /// A Placemark with a single 3D point: the smallest input that gives a row.
 pub const POINT_KML: &str = r#"<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>A</name><Point><coordinates>1,2,3</coordinates></Point></Placemark></kml>"#;
@@ -126,7 +127,11 @@ impl TestEnv {
 
     /// Run `kml2csv ARGS` in the test directory and wait for it.
     pub fn run(&self, args: &[&str]) -> Run {
-        let output = self.command().args(args).output().expect("start kml2csv");
+        let output = self
+            .command()
+            .args(args)
+            .output_retrying()
+            .expect("start kml2csv");
         run_of(output)
     }
 
@@ -321,5 +326,47 @@ impl Mount {
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Starting a process, tried again where wine (the Windows suite's runner) refuses a start for
+/// no reason of the test's.
+///
+/// Wine's `CreateProcess` now and then fails with `ERROR_INTERNAL_ERROR` (1359) before any child
+/// exists, under load; the child never ran, so starting it again cannot hide anything kml2csv
+/// did. Every other error, and every error on other systems, is returned at once.
+pub trait StartRetrying {
+    fn output_retrying(&mut self) -> io::Result<Output>;
+    fn spawn_retrying(&mut self) -> io::Result<Child>;
+    fn status_retrying(&mut self) -> io::Result<ExitStatus>;
+}
+
+impl StartRetrying for Command {
+    fn output_retrying(&mut self) -> io::Result<Output> {
+        retry_start(|| self.output())
+    }
+
+    fn spawn_retrying(&mut self) -> io::Result<Child> {
+        retry_start(|| self.spawn())
+    }
+
+    fn status_retrying(&mut self) -> io::Result<ExitStatus> {
+        retry_start(|| self.status())
+    }
+}
+
+fn retry_start<T>(mut start: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    const ERROR_INTERNAL_ERROR: i32 = 1359;
+    let mut tries = 0;
+    loop {
+        match start() {
+            Err(e)
+                if cfg!(windows) && e.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && tries < 5 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(200 * tries));
+            }
+            result => return result,
+        }
     }
 }
