@@ -7,7 +7,6 @@
 #![cfg(unix)]
 
 mod common;
-use common::StartRetrying;
 
 use std::path::Path;
 use std::process::Command;
@@ -29,7 +28,7 @@ const ODD_SORTED: [f64; 4] = [-122.0, 0.5, 8.5155383, 9.0];
 fn have(tool: &str, probe: &[&str]) -> bool {
     let found = Command::new(tool)
         .args(probe)
-        .output_retrying()
+        .output()
         .is_ok_and(|o| o.status.success());
     if !found {
         let message = format!("{tool} is not installed (.ci/run installs it)");
@@ -60,7 +59,7 @@ fn converted() -> TestEnv {
 }
 
 fn output(env: &TestEnv, command: &mut Command) -> String {
-    let out = command.current_dir(env.root()).output_retrying().unwrap();
+    let out = command.current_dir(env.root()).output().unwrap();
     assert!(
         out.status.success(),
         "{command:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -153,7 +152,7 @@ fn postgresql_copies_the_merged_csv_with_when_and_end_quoted() {
     let available = Command::new("bash")
         .arg(&script)
         .arg("--check")
-        .output_retrying()
+        .output()
         .is_ok_and(|o| o.status.success());
     if !available {
         let message = "PostgreSQL (initdb, pg_ctl, psql) is not installed (.ci/run installs it)";

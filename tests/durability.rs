@@ -16,7 +16,6 @@
 #![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
 
 mod common;
-use common::StartRetrying;
 
 use std::collections::HashMap;
 use std::fs;
@@ -292,7 +291,7 @@ const TRACED: &str = "openat,close,dup,dup2,dup3,fcntl,write,pwrite64,writev,pwr
 fn every_output_is_synced_before_its_rename_and_its_folder_after() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output_retrying().is_err() {
+        if Command::new("strace").arg("-V").output().is_err() {
             eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
             return;
         }
@@ -331,7 +330,7 @@ fn every_output_is_synced_before_its_rename_and_its_folder_after() {
                 .arg(env!("CARGO_BIN_EXE_kml2csv"))
                 .args(["-j", "2", "-o", "out", "in/**/*.kml"]);
             command.args(extra);
-            let run = common::run_of(command.output_retrying().unwrap());
+            let run = common::run_of(command.output().unwrap());
             let trace = fs::read_to_string(&log).unwrap_or_default();
             if trace.is_empty() && run.code != Some(1) {
                 eprintln!("SKIPPED: strace cannot trace here\n{run}");
@@ -372,7 +371,7 @@ fn every_output_is_synced_before_its_rename_and_its_folder_after() {
 fn a_lone_input_is_made_durable_on_the_main_thread() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output_retrying().is_err() {
+        if Command::new("strace").arg("-V").output().is_err() {
             assert_ne!(
                 std::env::var("CI").as_deref(),
                 Ok("true"),
@@ -407,7 +406,7 @@ fn a_lone_input_is_made_durable_on_the_main_thread() {
                     .arg(env!("CARGO_BIN_EXE_kml2csv"))
                     .args(["-o", "out/new"])
                     .args(args)
-                    .output_retrying()
+                    .output()
                     .unwrap(),
             );
             let trace = fs::read_to_string(&log).unwrap_or_default();
@@ -441,7 +440,7 @@ fn a_lone_input_is_made_durable_on_the_main_thread() {
 fn folders_made_for_the_merged_csv_and_the_report_are_synced_into_their_parents() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output_retrying().is_err() {
+        if Command::new("strace").arg("-V").output().is_err() {
             eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
             return;
         }
@@ -465,7 +464,7 @@ fn folders_made_for_the_merged_csv_and_the_report_are_synced_into_their_parents(
                     "--report",
                     "r/deep/run.json",
                 ])
-                .output_retrying()
+                .output()
                 .unwrap(),
         );
         let trace = fs::read_to_string(&log).unwrap_or_default();
@@ -502,7 +501,7 @@ fn folders_made_for_the_merged_csv_and_the_report_are_synced_into_their_parents(
 fn a_big_output_reaches_the_disk_while_it_is_written() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output_retrying().is_err() {
+        if Command::new("strace").arg("-V").output().is_err() {
             eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
             return;
         }
@@ -524,7 +523,7 @@ fn a_big_output_reaches_the_disk_while_it_is_written() {
                 .arg(&log)
                 .arg(env!("CARGO_BIN_EXE_kml2csv"))
                 .args(["-o", "out", "in/long.kml"])
-                .output_retrying()
+                .output()
                 .unwrap(),
         );
         let trace = fs::read_to_string(&log).unwrap_or_default();
@@ -556,7 +555,7 @@ fn a_big_output_reaches_the_disk_while_it_is_written() {
         let file_system = Command::new("stat")
             .args(["-f", "-c", "%T"])
             .arg(env.path("out"))
-            .output_retrying()
+            .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default();
         // `stat` calls ext4 "ext2/ext3".
@@ -668,7 +667,7 @@ fn the_order_checker_catches_what_it_should() {
 fn replaced_outputs_are_let_go_of_on_other_threads_after_their_folder_sync() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output_retrying().is_err() {
+        if Command::new("strace").arg("-V").output().is_err() {
             eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
             return;
         }
@@ -692,7 +691,7 @@ fn replaced_outputs_are_let_go_of_on_other_threads_after_their_folder_sync() {
                 .arg(&log)
                 .arg(env!("CARGO_BIN_EXE_kml2csv"))
                 .args(["-j", "2", "-o", "out", "in/*.kml", "--force"])
-                .output_retrying()
+                .output()
                 .unwrap(),
         );
         let trace = fs::read_to_string(&log).unwrap_or_default();
@@ -783,7 +782,7 @@ fn replaced_outputs_are_let_go_of_on_other_threads_after_their_folder_sync() {
 fn many_small_files_are_made_durable_in_a_few_groups_on_a_few_threads() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output_retrying().is_err() {
+        if Command::new("strace").arg("-V").output().is_err() {
             assert_ne!(
                 std::env::var("CI").as_deref(),
                 Ok("true"),
@@ -802,7 +801,7 @@ fn many_small_files_are_made_durable_in_a_few_groups_on_a_few_threads() {
         let fs_type = Command::new("stat")
             .args(["-f", "-c", "%T"])
             .arg(env.root())
-            .output_retrying()
+            .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default();
         let grouped = ["ext2/ext3", "xfs", "btrfs", "f2fs"].contains(&fs_type.as_str());
@@ -822,7 +821,7 @@ fn many_small_files_are_made_durable_in_a_few_groups_on_a_few_threads() {
                     .arg(&log)
                     .arg(env!("CARGO_BIN_EXE_kml2csv"))
                     .args(["-j", jobs, "-o", &out, "in/*.kml"])
-                    .output_retrying()
+                    .output()
                     .unwrap(),
             );
             let trace = fs::read_to_string(&log).unwrap_or_default();

@@ -12,7 +12,6 @@
 #![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
 
 mod common;
-use common::StartRetrying;
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -105,7 +104,7 @@ fn start(env: &TestEnv, args: &[&str]) -> Child {
     env.command()
         .args(args)
         .stderr(Stdio::piped())
-        .spawn_retrying()
+        .spawn()
         .unwrap()
 }
 
