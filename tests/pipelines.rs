@@ -23,32 +23,6 @@ fn assert_stderr_has(run: &Run, text: &str) {
     assert!(run.stderr.contains(text), "stderr lacks {text:?}\n{run}");
 }
 
-/// `kml2csv ARGS` as a user for whom file permissions bind: as root, as `nobody` (the test
-/// folder is opened to everyone first).
-#[cfg(unix)]
-fn run_unprivileged(env: &TestEnv, args: &[&str]) -> Run {
-    let mut command = env.command();
-    command.args(args);
-    if common::is_root() {
-        use std::os::unix::fs::PermissionsExt;
-        use std::os::unix::process::CommandExt;
-        fs::set_permissions(env.root(), fs::Permissions::from_mode(0o777)).unwrap();
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(65534) != 0
-                    || libc::setuid(65534) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    common::run_of(command.output_retrying().unwrap())
-}
-
 /// A folder nobody but root may write into.
 #[cfg(unix)]
 fn read_only_folder(env: &TestEnv, rel: &str) {
@@ -214,7 +188,7 @@ fn an_unwritable_report_is_found_before_any_conversion() {
         &["a.kml", "--report", "logs/new/run.json"],
         &["a.kml", "--merge", "all.csv", "--report", "logs/run.json"],
     ] {
-        let run = run_unprivileged(&env, args);
+        let run = env.run_unprivileged(args);
         assert_code(&run, 1);
         assert_stderr_has(&run, ": cannot write the report: Permission denied");
         assert!(!env.exists("a.csv") && !env.exists("all.csv"), "{run}");
@@ -228,7 +202,7 @@ fn a_merge_into_a_read_only_folder_names_the_folder_not_the_inputs() {
     env.write("a.kml", POINT_KML);
     env.write("b.kml", POINT_KML);
     read_only_folder(&env, "ro");
-    let run = run_unprivileged(&env, &["a.kml", "b.kml", "--merge", "ro/all.csv"]);
+    let run = env.run_unprivileged(&["a.kml", "b.kml", "--merge", "ro/all.csv"]);
     assert_code(&run, 1);
     assert_stderr_has(&run, "ro/all.csv: cannot write into ro: Permission denied");
     assert!(!run.stderr.contains("inputs failed"), "{run}");
@@ -416,10 +390,10 @@ fn failures_of_reading_or_writing_are_not_recorded() {
     env.write("in/ok.kml", POINT_KML);
     read_only_folder(&env, "ro");
     for _ in 0..2 {
-        let run = run_unprivileged(&env, &["in/secret.kml", "--out", "out"]);
+        let run = env.run_unprivileged(&["in/secret.kml", "--out", "out"]);
         assert_code(&run, 1);
         assert_stderr_has(&run, "Permission denied");
-        let run = run_unprivileged(&env, &["in/ok.kml", "--out", "ro"]);
+        let run = env.run_unprivileged(&["in/ok.kml", "--out", "ro"]);
         assert_code(&run, 1);
         assert_stderr_has(&run, "Permission denied");
     }

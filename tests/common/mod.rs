@@ -135,6 +135,46 @@ impl TestEnv {
         run_of(output)
     }
 
+    /// Run `kml2csv ARGS` as a user for whom file permissions bind: as root, as `nobody`, with
+    /// the test directory opened to everyone and the binary copied where `nobody` may run it
+    /// (the checkout may lie in a folder only root may enter, as `mktemp -d` makes one).
+    #[cfg(unix)]
+    pub fn run_unprivileged(&self, args: &[&str]) -> Run {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        if !is_root() {
+            return self.run(args);
+        }
+        fs::set_permissions(self.root(), fs::Permissions::from_mode(0o777))
+            .expect("open the test directory");
+        let bin = tempfile::Builder::new()
+            .prefix("kml2csv-bin-")
+            .tempdir()
+            .expect("create a folder for the binary");
+        fs::set_permissions(bin.path(), fs::Permissions::from_mode(0o755))
+            .expect("open the binary's folder");
+        let exe = bin.path().join("kml2csv");
+        fs::copy(env!("CARGO_BIN_EXE_kml2csv"), &exe).expect("copy the binary");
+        let mut command = Command::new(&exe);
+        command
+            .current_dir(self.root())
+            .env_remove("RUST_BACKTRACE")
+            .args(args);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(65534) != 0
+                    || libc::setuid(65534) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        run_of(command.output().expect("start kml2csv"))
+    }
+
     /// Every file and symlink below the root (not the folders themselves), relative with `/`,
     /// sorted; hidden files included so that leftovers show.
     pub fn files(&self) -> Vec<String> {
