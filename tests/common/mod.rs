@@ -172,7 +172,20 @@ impl TestEnv {
                 Ok(())
             });
         }
-        run_of(command.output().expect("start kml2csv"))
+        // The copy was open for writing for a moment; a child forked by another test thread in
+        // that moment holds it open until it execs, and running the copy meanwhile fails with
+        // ETXTBSY. That passes within milliseconds.
+        let mut tries = 0;
+        let output = loop {
+            match command.output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                started => break started.expect("start kml2csv"),
+            }
+        };
+        run_of(output)
     }
 
     /// Every file and symlink below the root (not the folders themselves), relative with `/`,
