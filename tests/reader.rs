@@ -723,3 +723,87 @@ fn bad_bytes_fail_alike_in_place_and_in_small_reads() {
         }
     }
 }
+
+/// Holds the reader to its word on [`Vertex::sequence`]: every vertex handed over with the
+/// same non-zero number has the same feature, name, geometry, part and ring.
+#[derive(Default)]
+struct SequenceWords {
+    seen: std::collections::HashMap<u64, String>,
+    vouched: usize,
+    rows: usize,
+}
+
+impl Sink for SequenceWords {
+    fn vertex(&mut self, v: &Vertex<'_>) -> io::Result<()> {
+        self.rows += 1;
+        if v.sequence != 0 {
+            self.vouched += 1;
+            let what = format!(
+                "{:?}|{}|{}|{}|{}",
+                v.feature,
+                v.name,
+                v.geometry,
+                v.part,
+                v.ring.as_str()
+            );
+            let first = self.seen.entry(v.sequence).or_insert_with(|| what.clone());
+            assert_eq!(*first, what, "sequence {} stands for two", v.sequence);
+        }
+        Ok(())
+    }
+
+    fn warning(&mut self, _: Warning) {}
+}
+
+fn sequence_words(doc: &[u8]) -> SequenceWords {
+    let mut words = SequenceWords::default();
+    // A file that fails half way is held to it for what it handed over.
+    let _ = kml::read(Cursor::new(doc), &mut words, &ReadOptions::default());
+    words
+}
+
+#[test]
+fn a_sequence_number_stands_for_one_feature_name_geometry_part_and_ring() {
+    let tricky = [
+        // A name set twice, once in the middle of a track, and one after the geometry.
+        r#"<kml xmlns:gx="http://www.google.com/kml/ext/2.2"><Document>
+        <Placemark><name>a</name><LineString><coordinates>1,2 3,4 5,6</coordinates></LineString>
+          <name>b</name><LineString><coordinates>1,2 3,4 5,6</coordinates></LineString></Placemark>
+        <Placemark><gx:Track><when>t1</when><gx:coord>1 2 3</gx:coord><when>t2</when>
+          <gx:coord>4 5 6</gx:coord></gx:Track><name>late</name></Placemark>
+        <Placemark><name>c</name><gx:Track><when>t1</when><when>t2</when><when>t3</when>
+          <gx:coord>1 2 3</gx:coord><name>d</name><gx:coord>4 5 6</gx:coord><gx:coord>7 8 9</gx:coord>
+          </gx:Track></Placemark></Document></kml>"#,
+        // Features in features, polygons' rings, stray coordinates and a Model's Location.
+        r#"<kml><Folder><Placemark><name>outer</name><MultiGeometry>
+          <Polygon><outerBoundaryIs><LinearRing><coordinates>0,0 1,0 1,1 0,0</coordinates></LinearRing></outerBoundaryIs>
+          <innerBoundaryIs><LinearRing><coordinates>0,0 1,0 1,1 0,0</coordinates></LinearRing></innerBoundaryIs></Polygon>
+          <Point><coordinates>5,5</coordinates></Point>
+          <Placemark><name>inner</name><Point><coordinates>6,6</coordinates></Point></Placemark>
+          <LineString><coordinates>7,7 8,8 9,9</coordinates></LineString></MultiGeometry>
+          <Model><Location><longitude>1</longitude><latitude>2</latitude></Location></Model>
+          <Model><Location><longitude>3</longitude><latitude>4</latitude></Location></Model>
+          <Region><coordinates>1,1 2,2</coordinates></Region></Placemark>
+          <LineString><coordinates>1,1 2,2 3,3</coordinates></LineString></Folder></kml>"#,
+    ];
+    let mut vouched = 0;
+    for doc in tricky {
+        let words = sequence_words(doc.as_bytes());
+        assert!(words.rows > 10, "{doc}");
+        vouched += words.vouched;
+    }
+    // The usual rows get a number: the contract is not kept by never giving one.
+    assert!(vouched > 10, "{vouched}");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut folders = vec![fixtures];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "kml" || e == "kmz") {
+                sequence_words(&std::fs::read(&path).unwrap());
+            }
+        }
+    }
+}

@@ -180,6 +180,7 @@ impl Sink for Forwarder {
             });
             b.put_u64(v.feature.unwrap_or(0));
             b.put_u64(v.part);
+            b.put_u64(v.sequence);
             b.put_str(v.name);
             b.put_str(v.geometry);
             self.sequence.describe(v);
@@ -238,8 +239,8 @@ fn write_batches<S: Sink>(
 
 fn replay(bytes: &[u8], sink: &mut dyn Sink) -> io::Result<()> {
     let mut c = Cursor { rest: bytes };
-    // The last sequence record: feature, part, ring, name, geometry.
-    let mut sequence = (None, 0, Ring::None, "", "");
+    // The last sequence record: feature, part, ring, name, geometry, its number.
+    let mut sequence = (None, 0, Ring::None, "", "", 0);
     while !c.rest.is_empty() {
         match c.u8() {
             SEQUENCE => {
@@ -251,6 +252,7 @@ fn replay(bytes: &[u8], sink: &mut dyn Sink) -> io::Result<()> {
                 };
                 let feature = c.u64();
                 let part = c.u64();
+                let id = c.u64();
                 let (name, geometry) = (c.str(), c.str());
                 sequence = (
                     (flags & 4 != 0).then_some(feature),
@@ -258,13 +260,14 @@ fn replay(bytes: &[u8], sink: &mut dyn Sink) -> io::Result<()> {
                     ring,
                     name,
                     geometry,
+                    id,
                 );
             }
             VERTEX => {
                 let vertex = c.u64();
                 let lengths = [c.u32(), c.u32(), c.u32(), c.u32()];
                 let [longitude, latitude, altitude, when] = lengths.map(|n| c.text(n));
-                let (feature, part, ring, name, geometry) = sequence;
+                let (feature, part, ring, name, geometry, id) = sequence;
                 sink.vertex(&Vertex {
                     feature,
                     name,
@@ -278,6 +281,7 @@ fn replay(bytes: &[u8], sink: &mut dyn Sink) -> io::Result<()> {
                     tuple: "",
                     when,
                     attributes: None,
+                    sequence: id,
                 })?;
             }
             _ => {

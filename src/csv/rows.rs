@@ -448,7 +448,7 @@ fn address(attributes: Option<&Attributes>) -> usize {
 }
 
 impl SequenceCache {
-    fn holds(&self, v: &Vertex<'_>) -> bool {
+    fn holds(&mut self, v: &Vertex<'_>) -> bool {
         self.valid && self.attributes == address(v.attributes) && self.key.holds(v)
     }
 
@@ -465,6 +465,8 @@ impl SequenceCache {
 /// for all its vertices. Kept by whoever handles rows a sequence at a time.
 #[derive(Default)]
 pub(crate) struct SequenceKey {
+    /// [`Vertex::sequence`] of the vertex described.
+    sequence: u64,
     feature: Option<u64>,
     part: u64,
     ring: Ring,
@@ -473,17 +475,31 @@ pub(crate) struct SequenceKey {
 }
 
 impl SequenceKey {
-    /// Whether `v` belongs to the sequence described.
-    pub(crate) fn holds(&self, v: &Vertex<'_>) -> bool {
-        self.feature == v.feature
-            && self.part == v.part
-            && self.ring == v.ring
-            && same_short(self.geometry.as_bytes(), v.geometry.as_bytes())
-            && same_short(self.name.as_bytes(), v.name.as_bytes())
+    /// Whether `v` belongs to the sequence described; if it does under another
+    /// [`Vertex::sequence`], that number is the one looked for from now on.
+    pub(crate) fn holds(&mut self, v: &Vertex<'_>) -> bool {
+        // The reader's word for it spares comparing the names on nearly every row.
+        let same = |key: &Self| {
+            key.feature == v.feature
+                && key.part == v.part
+                && key.ring == v.ring
+                && same_short(key.geometry.as_bytes(), v.geometry.as_bytes())
+                && same_short(key.name.as_bytes(), v.name.as_bytes())
+        };
+        if v.sequence != 0 && v.sequence == self.sequence {
+            debug_assert!(same(self), "the reader's sequence number misled");
+            return true;
+        }
+        let same = same(self);
+        if same {
+            self.sequence = v.sequence;
+        }
+        same
     }
 
     /// Describe `v`'s sequence, reusing the allocations.
     pub(crate) fn describe(&mut self, v: &Vertex<'_>) {
+        self.sequence = v.sequence;
         self.feature = v.feature;
         self.part = v.part;
         self.ring = v.ring;
@@ -1182,10 +1198,19 @@ mod tests {
             // Which feature, name, geometry, part, ring and attributes the row is of: kept
             // for a few rows at a time, as a sequence is, so that cached rows are written too.
             let mut sequence = [0; 6];
+            // The reader's number for it: new at every change, sometimes new for the same
+            // sequence (a name set again to the same text), sometimes not given.
+            let (mut id, mut ids) = (1u64, 1u64);
             for _ in 0..3000 {
                 if next(4) == 0 {
                     sequence = [next(3), next(4), next(3), next(2), next(3), next(3)];
+                    ids += 1;
+                    id = ids;
+                } else if next(8) == 0 {
+                    ids += 1;
+                    id = ids;
                 }
+                let given = if next(6) == 0 { 0 } else { id };
                 // Mostly counting up (the vertex counter's fast way), sometimes jumping to
                 // just before a carry, back to the start, or to the largest numbers.
                 number = match next(40) {
@@ -1215,6 +1240,7 @@ mod tests {
                     // Times that need quotes, or the guard (then only), or neither.
                     when: ["", "2024-01-01T00:00:00Z", "=t\"1,\r\n", "-1", "t;1"][next(5)],
                     attributes,
+                    sequence: given,
                 };
                 // Attributes belong to one feature ordinal (the reader's rule); keep to it.
                 let v = Vertex {
@@ -1321,6 +1347,7 @@ mod tests {
             altitude: "",
             tuple: "",
             when: "",
+            sequence: 0,
             attributes,
         }
     }

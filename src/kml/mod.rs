@@ -160,6 +160,11 @@ pub struct Vertex<'a> {
     pub tuple: &'a str,
     /// The gx:Track `<when>` paired with this `gx:coord`, empty otherwise.
     pub when: &'a str,
+    /// Not 0 when the reader vouches that every vertex it hands over with this same number has
+    /// the same `feature`, `name`, `geometry`, `part` and `ring`: a sink that keeps what it made
+    /// of the last vertex's sequence may then skip comparing them. The numbers are unique in
+    /// the process; 0 says nothing.
+    pub sequence: u64,
     /// The feature's descriptive fields, when [`ReadOptions::attributes`] is set and the vertex
     /// belongs to a feature. They are complete before the feature's first vertex and the same
     /// for all its vertices; a sink may rely on that (the CSV writer looks them up once per

@@ -165,6 +165,8 @@ fn xml_error(e: quick_xml::Error) -> Error {
 /// One coordinate sequence: a `<coordinates>` element, a Track, a Model's Location.
 #[derive(Default)]
 struct Sequence {
+    /// From [`next_identity`] at each start; 0 before the first.
+    id: u64,
     geometry: String,
     ring: Option<Ring>,
     /// Assigned when the first vertex is emitted, so that parts are contiguous.
@@ -174,6 +176,7 @@ struct Sequence {
 
 impl Sequence {
     fn start(&mut self, geometry: &str, ring: Ring) {
+        self.id = next_identity();
         self.geometry.clear();
         self.geometry.push_str(geometry);
         self.ring = Some(ring);
@@ -184,6 +187,8 @@ impl Sequence {
 
 struct FeatureScope {
     ordinal: u64,
+    /// From [`next_identity`], again whenever its name is set.
+    key: u64,
     /// Depth of the feature element (number of open elements including it).
     depth: usize,
     /// `None` until its `<name>` ends.
@@ -223,6 +228,18 @@ struct Emitter<'s> {
     warnings: Vec<(u64, String)>,
     /// Where the error being returned happened, when the error itself has no position.
     error_offset: Option<u64>,
+    /// The [`Sequence::id`] and [`FeatureScope::key`] of the last vertex handed over by the
+    /// quick path, and the [`Vertex::sequence`] it got: a sequence's geometry, ring and part
+    /// and a feature's ordinal and name do not change under the same id and key.
+    last_pair: (u64, u64),
+    generation: u64,
+}
+
+/// A number no other call in this process returns (and never 0).
+fn next_identity() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Emitter<'_> {
@@ -247,6 +264,11 @@ impl Emitter<'_> {
             self.features.last(),
         ) {
             if let Some(name) = &feature.name {
+                let pair = (seq.id, feature.key);
+                if pair != self.last_pair {
+                    self.last_pair = pair;
+                    self.generation = next_identity();
+                }
                 let index = seq.vertices;
                 seq.vertices += 1;
                 self.summary.vertices += 1;
@@ -263,6 +285,7 @@ impl Emitter<'_> {
                     tuple,
                     when,
                     attributes: None,
+                    sequence: if seq.id == 0 { 0 } else { self.generation },
                 };
                 return self.sink.vertex(&row).map_err(sink_error);
             }
@@ -348,6 +371,7 @@ impl Emitter<'_> {
             tuple: "",
             when,
             attributes: None,
+            sequence: 0,
         };
         self.sink.vertex(&row).map_err(sink_error)
     }
@@ -389,6 +413,7 @@ impl Emitter<'_> {
                         tuple: "",
                         when: utf8_or_empty(when),
                         attributes,
+                        sequence: 0,
                     })
                 })
                 .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
@@ -542,6 +567,8 @@ impl<'s> Document<'s> {
                 summary: Summary::default(),
                 warnings: Vec::new(),
                 error_offset: None,
+                last_pair: (0, 0),
+                generation: 0,
             },
             open: OpenElements::default(),
             root_seen: false,
@@ -653,6 +680,7 @@ impl<'s> Document<'s> {
                 self.emitter.next_feature += 1;
                 self.emitter.features.push(FeatureScope {
                     ordinal,
+                    key: next_identity(),
                     depth,
                     name: None,
                     parts: 0,
@@ -791,6 +819,7 @@ impl<'s> Document<'s> {
                 let name = text.to_string();
                 if let Some(feature) = self.emitter.features.last_mut() {
                     feature.name = Some(name);
+                    feature.key = next_identity();
                 }
                 if !self.emitter.attributes {
                     self.emitter.flush_pending()?;
