@@ -693,10 +693,18 @@ impl<W: Write> RowWriter<W> {
     }
 
     /// Find where each data column's value is in `attributes` (once per feature).
+    /// Asked for every row, and nearly always with nothing to do: only that look is inlined.
+    #[inline(always)]
     fn locate_data(&mut self, feature: Option<u64>, attributes: Option<&Attributes>) {
         if self.data_columns.is_empty() || self.data_feature == Some(feature) {
             return;
         }
+        self.locate_data_of(feature, attributes);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn locate_data_of(&mut self, feature: Option<u64>, attributes: Option<&Attributes>) {
         self.data_feature = Some(feature);
         self.values.data.iter_mut().for_each(|v| *v = None);
         let Some(attributes) = attributes else {
