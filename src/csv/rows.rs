@@ -478,7 +478,6 @@ impl SequenceKey {
     /// Whether `v` belongs to the sequence described; if it does under another
     /// [`Vertex::sequence`], that number is the one looked for from now on.
     pub(crate) fn holds(&mut self, v: &Vertex<'_>) -> bool {
-        // The reader's word for it spares comparing the names on nearly every row.
         let same = |key: &Self| {
             key.feature == v.feature
                 && key.part == v.part
@@ -486,6 +485,7 @@ impl SequenceKey {
                 && same_short(key.geometry.as_bytes(), v.geometry.as_bytes())
                 && same_short(key.name.as_bytes(), v.name.as_bytes())
         };
+        // The reader's word for it spares comparing the names on nearly every row.
         if v.sequence != 0 && v.sequence == self.sequence {
             debug_assert!(same(self), "the reader's sequence number misled");
             return true;

@@ -172,19 +172,7 @@ impl TestEnv {
                 Ok(())
             });
         }
-        // The copy was open for writing for a moment; a child forked by another test thread in
-        // that moment holds it open until it execs, and running the copy meanwhile fails with
-        // ETXTBSY. That passes within milliseconds.
-        let mut tries = 0;
-        let output = loop {
-            match command.output() {
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                started => break started.expect("start kml2csv"),
-            }
-        };
+        let output = command.output_retrying().expect("start kml2csv");
         run_of(output)
     }
 
@@ -382,12 +370,16 @@ impl Drop for Mount {
     }
 }
 
-/// Starting a process, tried again where wine (the Windows suite's runner) refuses a start for
-/// no reason of the test's.
+/// Starting a process, tried again where the system refuses a start for no reason of the
+/// test's; the child never ran, so starting it again cannot hide anything kml2csv did.
 ///
-/// Wine's `CreateProcess` now and then fails with `ERROR_INTERNAL_ERROR` (1359) before any child
-/// exists, under load; the child never ran, so starting it again cannot hide anything kml2csv
-/// did. Every other error, and every error on other systems, is returned at once.
+/// - Wine (the Windows suite's runner) now and then fails `CreateProcess` with
+///   `ERROR_INTERNAL_ERROR` (1359) before any child exists, under load.
+/// - A binary copied by the test (see [`TestEnv::run_unprivileged`]) fails with `ETXTBSY`
+///   while a child forked by another test thread at the moment of the copy still holds it open
+///   for writing; that lasts until the child execs, milliseconds.
+///
+/// Every other error is returned at once.
 pub trait StartRetrying {
     fn output_retrying(&mut self) -> io::Result<Output>;
     fn spawn_retrying(&mut self) -> io::Result<Child>;
@@ -408,14 +400,17 @@ impl StartRetrying for Command {
     }
 }
 
+/// The error a start is refused with for no reason of the test's (see [`StartRetrying`]).
+#[cfg(windows)]
+const REFUSED: i32 = 1359; // ERROR_INTERNAL_ERROR
+#[cfg(unix)]
+const REFUSED: i32 = libc::ETXTBSY;
+
 fn retry_start<T>(mut start: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    const ERROR_INTERNAL_ERROR: i32 = 1359;
     let mut tries = 0;
     loop {
         match start() {
-            Err(e)
-                if cfg!(windows) && e.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && tries < 5 =>
-            {
+            Err(e) if e.raw_os_error() == Some(REFUSED) && tries < 5 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(200 * tries));
             }
