@@ -807,3 +807,111 @@ fn a_sequence_number_stands_for_one_feature_name_geometry_part_and_ring() {
         }
     }
 }
+
+/// Everything a reading of `doc` gives (rows, warnings and the error, with positions), read
+/// in reads of `step` bytes (0: in one go).
+fn everything(doc: &[u8], step: usize, options: &ReadOptions) -> String {
+    let mut got = Rows::default();
+    let result = if step == 0 {
+        kml::read_document(doc, &mut got, options)
+    } else {
+        kml::read_document(Trickle { rest: doc, step }, &mut got, options)
+    };
+    let mut all = got.rows;
+    all.extend(got.warnings.iter().map(|w| format!("warning {w}")));
+    if let Err(e) = result {
+        all.push(format!("error {e}"));
+    }
+    all.join("\n")
+}
+
+/// A gx:Track's `<when>` and `<gx:coord>` with plain text lying whole in the buffer are read
+/// at once; in reads too small to hold one (which the first KiB, read in one go to detect the
+/// encoding, is not) they go tag by tag and text by text. Both give the same rows, warnings
+/// and errors, at the same positions, whatever the text holds.
+#[test]
+fn track_children_read_whole_or_tag_by_tag_alike() {
+    let texts = [
+        // The usual ones, 2D and 3D, and in shortest text or not.
+        ("2024-01-01T00:00:00Z", "1.5 -2.25 30"),
+        ("2024-01-01T00:00:05.250+02:00", "-122.0843 37.4220"),
+        ("t", "0.50 -00.5 .5"),
+        // White space around and inside, with CRs.
+        (" \n\t2024-01-01T00:00:10Z\r\n ", "\r\n  1 2 3\r\n"),
+        ("\r2024\r01", "1\r2\r3"),
+        ("2024\r\n01", "1 2\r\n"),
+        // Empty, odd and wrong coordinates, which warn.
+        ("", ""),
+        ("  ", "  "),
+        ("x", "1"),
+        ("x", "1 2 3 4"),
+        ("x", "a b c"),
+        ("x", "1 2 c"),
+        ("x", "1e5 2E-3 +3"),
+        ("x", "1,2,3"),
+        ("x", "--1 2 3"),
+        // Past the window of two times 32 bytes the quick look takes.
+        (
+            "2024-01-01T00:00:00.123456789012345678901234567890Z",
+            "1.123456789012345678 2.123456789012345678 3.1234567890123456",
+        ),
+        (
+            "y",
+            "1.1234567890123456789 2.12345678901234567890 3.123456789012345678901",
+        ),
+        // References, CDATA, comments and markup the quick read leaves to the tags.
+        ("a&amp;b", "1 2 &#51;"),
+        ("<![CDATA[2024]]>", "<![CDATA[1 2 3]]>"),
+        ("20<!-- c -->24", "1 <!-- c -->2 3"),
+        ("é", "1 2 3\u{a0}"),
+    ];
+    let mut elements = String::new();
+    for (when, coord) in texts {
+        elements.push_str(&format!(
+            "<when>{when}</when>\n<gx:coord>{coord}</gx:coord>\n"
+        ));
+    }
+    // One `<when>` too many at the end, and a gx:coord before its `<when>`.
+    let tracks = [
+        format!("<gx:Track>{elements}<when>last</when></gx:Track>"),
+        "<gx:Track><gx:coord>1 2 3</gx:coord><when>t1</when><gx:coord>4 5 6</gx:coord><when>t2</when></gx:Track>".into(),
+        // The same children spelt otherwise, or not where a track takes them.
+        "<gx:Track><when >t</when ><gx:coord >1 2 3</gx:coord ><kml:when>u</kml:when><coord>4 5 6</coord></gx:Track>".into(),
+        "<Folder><when>t</when><gx:coord>1 2 3</gx:coord></Folder>".into(),
+        "<gx:Track><gx:Track><when>t</when><gx:coord>1 2 3</gx:coord></gx:Track></gx:Track>".into(),
+        "<gx:Track><ExtendedData><Data name=\"d\"><value><when>t</when></value></Data></ExtendedData><when>u</when><gx:coord>1 2 3</gx:coord></gx:Track>".into(),
+    ];
+    let options = [
+        ReadOptions::default(),
+        ReadOptions {
+            attributes: true,
+            ..ReadOptions::default()
+        },
+        ReadOptions {
+            strict: true,
+            ..ReadOptions::default()
+        },
+    ];
+    for track in &tracks {
+        let doc = format!(
+            "<kml xmlns:gx=\"http://www.google.com/kml/ext/2.2\"><!--{}--><Placemark><name>p</name>\
+             {track}<ExtendedData><Data name=\"d\"><value>v</value></Data></ExtendedData>\
+             </Placemark></kml>",
+            " ".repeat(1100)
+        );
+        for options in &options {
+            let whole = everything(doc.as_bytes(), 0, options);
+            assert!(
+                whole.contains("|Track|") || !track.contains("gx:Track"),
+                "{whole}"
+            );
+            for step in [1, 5, 9] {
+                assert_eq!(
+                    everything(doc.as_bytes(), step, options),
+                    whole,
+                    "{track}, step {step}"
+                );
+            }
+        }
+    }
+}

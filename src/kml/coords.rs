@@ -351,17 +351,39 @@ fn quick_tuple(chunk: &[u8], start: usize) -> Option<Quick<'_>> {
 /// text to those.
 pub fn quick_words(text: &str) -> Option<(&str, &str, &str)> {
     let bytes = text.as_bytes();
-    // Padding with spaces adds nothing but white space after the last word, and the last
-    // byte is always padding, so every word ends inside the window.
+    // Padding with spaces adds nothing but white space after the last word.
     let mut window = [b' '; 2 * WINDOW];
     window
         .get_mut(..bytes.len())
         .filter(|_| bytes.len() < 2 * WINDOW)?
         .copy_from_slice(bytes);
+    words_in(text, &window)
+}
+
+/// [`quick_words`] of `text`, which is `bytes[..text.len()]` (the bytes after it are
+/// ignored): where `bytes` reaches two windows, the text is looked at where it lies, without
+/// the copy into a padded window, whose loads had to wait for its stores.
+#[inline(always)]
+pub fn quick_words_in<'a>(text: &'a str, bytes: &[u8]) -> Option<(&'a str, &'a str, &'a str)> {
+    debug_assert!(bytes.starts_with(text.as_bytes()));
+    match bytes.first_chunk::<{ 2 * WINDOW }>() {
+        Some(window) => words_in(text, window),
+        None => quick_words(text),
+    }
+}
+
+/// [`quick_words`] of `text`, which `window` starts with; its bytes past the text count as
+/// white space.
+#[inline(always)]
+fn words_in<'a>(text: &'a str, window: &[u8; 2 * WINDOW]) -> Option<(&'a str, &'a str, &'a str)> {
+    let len = text.len();
+    if len >= 2 * WINDOW {
+        return None;
+    }
     let (low, high) = window.split_at(WINDOW);
     let low = classify(low.try_into().ok()?);
-    // A second half of nothing but padding has no bits.
-    let high = if bytes.len() > WINDOW {
+    // Only a text reaching into the second half needs it classified.
+    let high = if len > WINDOW {
         classify(high.try_into().ok()?)
     } else {
         Classes {
@@ -371,12 +393,15 @@ pub fn quick_words(text: &str) -> Option<(&str, &str, &str)> {
             zeros: 0,
         }
     };
-    let wide = |low: u32, high: u32| u64::from(low) | u64::from(high) << WINDOW;
+    // Every bit past the text is cleared, as for white space, so every word ends inside the
+    // window.
+    let text_bits = (1u64 << len) - 1;
+    let wide = |low: u32, high: u32| (u64::from(low) | u64::from(high) << WINDOW) & text_bits;
     let digits = wide(low.digits, high.digits);
     let dots = wide(low.dots, high.dots);
     let minus = wide(low.minus, high.minus);
     let numeric = digits | dots | minus;
-    let mut between = !numeric & ((1u64 << bytes.len()) - 1);
+    let mut between = !numeric & text_bits;
     while between != 0 {
         if !is_xml_space(window[between.trailing_zeros() as usize]) {
             return None;

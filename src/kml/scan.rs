@@ -547,19 +547,26 @@ pub(super) fn utf8_or_empty(bytes: &[u8]) -> &str {
 
 /// XML turns CR LF and lone CR into LF in character data.
 pub(super) fn normalize_newlines(text: &mut String) {
-    // Memchr's set-up costs more than looking at a short `<when>` eight bytes at a time.
+    if has_cr(text.as_bytes()) {
+        *text = text.replace("\r\n", "\n").replace('\r', "\n");
+    }
+}
+
+/// Whether `bytes` holds a CR. Memchr's set-up (which `contains` calls) costs more than
+/// looking at a short `<when>` eight bytes at a time.
+#[inline]
+pub(super) fn has_cr(bytes: &[u8]) -> bool {
     const CR: u64 = 0x0D0D_0D0D_0D0D_0D0D;
     const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    let bytes = text.as_bytes();
     let mut words = bytes.chunks_exact(8);
-    let has_cr = words.by_ref().any(|word| {
+    words.by_ref().any(|word| {
         let x = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ CR;
         // A zero byte (a CR) is the only one whose high bit stays clear.
         !(((x & LOW7) + LOW7) | x) & !LOW7 != 0
-    }) || words.remainder().contains(&b'\r');
-    if has_cr {
-        *text = text.replace("\r\n", "\n").replace('\r', "\n");
-    }
+    }) || words
+        .remainder()
+        .iter()
+        .fold(false, |found, &b| found | (b == b'\r'))
 }
 
 #[cfg(test)]

@@ -22,9 +22,9 @@ use quick_xml::errors::{IllFormedError, SyntaxError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::Reader;
 
-use super::coords::{is_number, is_xml_space, quick_words, Tokenizer, TupleOut};
+use super::coords::{is_number, is_xml_space, quick_words, quick_words_in, Tokenizer, TupleOut};
 use super::scan::{
-    complete_chars, first_unusual_byte, floor_char_boundary, is_xml_char, local_start,
+    complete_chars, first_unusual_byte, floor_char_boundary, has_cr, is_xml_char, local_start,
     normalize_newlines, same_name, tag_end, tag_span, text_run, trim_xml_space, utf8_or_empty,
     utf8_width, xml_words, Section, TagSpan,
 };
@@ -826,25 +826,10 @@ impl<'s> Document<'s> {
                 }
             }
             Capture::When => {
-                if let Some(track) = &mut self.track {
-                    track.whens_seen += 1;
-                    let (emitter, seq) = (&mut self.emitter, &mut track.seq);
-                    let waiting = track
-                        .coords
-                        .pop(|mut f| {
-                            let mut next = || utf8_or_empty(f.next().unwrap_or_default());
-                            let (lon, lat, alt) = (next(), next(), next());
-                            emitter.vertex(seq, lon, lat, alt, text, "")
-                        })
-                        .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
-                    match waiting {
-                        Some(result) => result?,
-                        None => track
-                            .whens
-                            .push(&[text.as_bytes()])
-                            .map_err(|e| Error::new(ErrorKind::Io(e), None))?,
-                    }
-                }
+                let captured = std::mem::take(&mut self.captured);
+                let result = self.track_when(trim_xml_space(&captured));
+                self.captured = captured;
+                result?
             }
             Capture::Location(i) => {
                 if let Some(location) = &mut self.location {
@@ -957,21 +942,65 @@ impl<'s> Document<'s> {
         path
     }
 
+    /// The text of a `<when>` of the Track being read (normalised and trimmed): paired with
+    /// the first gx:coord still waiting for one, or queued until its gx:coord comes.
+    fn track_when(&mut self, text: &str) -> Result<(), Error> {
+        let Some(track) = &mut self.track else {
+            return Ok(());
+        };
+        track.whens_seen += 1;
+        let (emitter, seq) = (&mut self.emitter, &mut track.seq);
+        let waiting = track
+            .coords
+            .pop(|mut f| {
+                let mut next = || utf8_or_empty(f.next().unwrap_or_default());
+                let (lon, lat, alt) = (next(), next(), next());
+                emitter.vertex(seq, lon, lat, alt, text, "")
+            })
+            .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
+        match waiting {
+            Some(result) => result,
+            None => track
+                .whens
+                .push(&[text.as_bytes()])
+                .map_err(|e| Error::new(ErrorKind::Io(e), None)),
+        }
+    }
+
     fn end_coord(&mut self, at: u64) -> Result<(), Error> {
         let captured = std::mem::take(&mut self.captured);
-        // Nearly every gx:coord is two or three plain numbers; finding them with a few mask
-        // operations costs less than splitting the text and checking each word.
-        let result = match quick_words(&captured) {
-            Some((lon, lat, alt)) => self.coord_vertex(lon, lat, alt),
-            None => self.any_coord(at, &captured),
-        };
+        let result = self.coord_text(at, self.depth() - 1, &captured);
         self.captured = captured;
         result
     }
 
+    /// The text of a gx:coord (its newlines normalised) whose parent is at `parent_depth`;
+    /// the element ends at `at`.
+    fn coord_text(&mut self, at: u64, parent_depth: usize, text: &str) -> Result<(), Error> {
+        // Nearly every gx:coord is two or three plain numbers; finding them with a few mask
+        // operations costs less than splitting the text and checking each word.
+        let quick = quick_words(text);
+        self.coord_words(at, parent_depth, text, quick)
+    }
+
+    /// [`Document::coord_text`] with what [`quick_words`] found in `text`.
+    #[inline(always)]
+    fn coord_words(
+        &mut self,
+        at: u64,
+        parent_depth: usize,
+        text: &str,
+        quick: Option<(&str, &str, &str)>,
+    ) -> Result<(), Error> {
+        match quick {
+            Some((lon, lat, alt)) => self.coord_vertex(parent_depth, lon, lat, alt),
+            None => self.any_coord(at, parent_depth, text),
+        }
+    }
+
     /// [`Document::end_coord`] for every text.
     #[inline(never)]
-    fn any_coord(&mut self, at: u64, captured: &str) -> Result<(), Error> {
+    fn any_coord(&mut self, at: u64, parent_depth: usize, captured: &str) -> Result<(), Error> {
         let values: [Option<&str>; 4] = {
             let mut parts = xml_words(captured);
             [parts.next(), parts.next(), parts.next(), parts.next()]
@@ -990,15 +1019,20 @@ impl<'s> Document<'s> {
                         format!("gx:coord {:?} skipped: not a number", captured.trim()),
                     )
                 } else {
-                    self.coord_vertex(lon, lat, alt)
+                    self.coord_vertex(parent_depth, lon, lat, alt)
                 }
             }
         }
     }
 
     /// A gx:coord's values: paired with the Track's next `<when>`, or queued until it comes.
-    fn coord_vertex(&mut self, lon: &str, lat: &str, alt: &str) -> Result<(), Error> {
-        let parent_depth = self.depth() - 1;
+    fn coord_vertex(
+        &mut self,
+        parent_depth: usize,
+        lon: &str,
+        lat: &str,
+        alt: &str,
+    ) -> Result<(), Error> {
         match &mut self.track {
             Some(track) if track.depth == parent_depth => {
                 track.coords_seen += 1;
@@ -1029,7 +1063,8 @@ impl<'s> Document<'s> {
             _ => {
                 if self.stray.as_ref().is_none_or(|(d, _)| *d != parent_depth) {
                     let mut seq = Sequence::default();
-                    seq.start(self.open.name(1), Ring::None);
+                    // The parent's name, whether or not the gx:coord is still open.
+                    seq.start(self.open.name(self.depth() - parent_depth), Ring::None);
                     self.stray = Some((parent_depth, seq));
                 }
                 let (_, seq) = self.stray.as_mut().expect("set above");
