@@ -608,6 +608,38 @@ impl Tokenizer {
         Ok(())
     }
 
+    /// Take the tuples that [`quick_tuple`] takes from `chunk[start..]` (after white space)
+    /// where they lie, between tuples only: how far they reach (`start` if there are none).
+    /// What they cover is digits, `.`, `-`, commas and white space, so the reader need not
+    /// look for the end of the text or an unusual byte in it first.
+    #[inline(always)]
+    pub fn quick_run(
+        &mut self,
+        chunk: &[u8],
+        start: usize,
+        out: &mut impl TupleOut,
+    ) -> Result<usize, Error> {
+        if self.state != State::Gap {
+            return Ok(start);
+        }
+        let mut i = start;
+        while i < chunk.len() && is_xml_space(chunk[i]) {
+            i += 1;
+        }
+        let mut reached = start;
+        while let Some(quick) = quick_tuple(chunk, i) {
+            out.tuple(
+                ascii(quick.lon),
+                ascii(quick.lat),
+                ascii(quick.alt),
+                ascii(quick.text),
+            )?;
+            i = quick.next;
+            reached = i;
+        }
+        Ok(reached)
+    }
+
     /// The element ended: finish the last tuple and get ready for the next element.
     pub fn finish(&mut self, out: &mut impl TupleOut) -> Result<(), Error> {
         match self.state {

@@ -114,6 +114,21 @@ impl Document<'_> {
     fn events_in(&mut self, chunk: &[u8], base: u64) -> (usize, Result<(), Error>) {
         let mut i = 0;
         loop {
+            // Most of a `<coordinates>` text is taken by the tokenizer's quick look, which
+            // also tells that its bytes are plain: the search for the text's end starts after.
+            if self.coordinates.is_some() && self.utf8_carry.is_empty() {
+                let mut out = CoordinatesOut {
+                    emitter: &mut self.emitter,
+                    seq: &mut self.coord_seq,
+                };
+                match self.tokenizer.quick_run(chunk, i, &mut out) {
+                    Ok(reached) => i = reached,
+                    Err(e) => return (i, Err(e)),
+                }
+                if !self.emitter.warnings.is_empty() {
+                    return (i, Ok(()));
+                }
+            }
             let run = text_run(&chunk[i..]);
             if !run.stop {
                 return (i, Ok(()));
