@@ -428,6 +428,22 @@ fn words_in<'a>(text: &'a str, window: &[u8; 2 * WINDOW]) -> Option<(&'a str, &'
     Some((word(firsts)?, word(second)?, alt?))
 }
 
+/// Hand every tuple [`quick_tuple`] takes from `chunk[i..]`, one after the other, to `out`:
+/// where the first one it does not take starts.
+#[inline(always)]
+fn quick_tuples(chunk: &[u8], mut i: usize, out: &mut impl TupleOut) -> Result<usize, Error> {
+    while let Some(quick) = quick_tuple(chunk, i) {
+        out.tuple(
+            ascii(quick.lon),
+            ascii(quick.lat),
+            ascii(quick.alt),
+            ascii(quick.text),
+        )?;
+        i = quick.next;
+    }
+    Ok(i)
+}
+
 /// Receives the tokenizer's results.
 pub trait TupleOut {
     /// A valid tuple; `alt` is empty for two-value tuples. `text` is the tuple as written,
@@ -518,15 +534,7 @@ impl Tokenizer {
                     // twice; nearly every tuple in real files is plain enough to be taken
                     // straight from the chunk, and most of those are quick ones, which leave
                     // `i` on the start of the next token.
-                    while let Some(quick) = quick_tuple(chunk, i) {
-                        out.tuple(
-                            ascii(quick.lon),
-                            ascii(quick.lat),
-                            ascii(quick.alt),
-                            ascii(quick.text),
-                        )?;
-                        i = quick.next;
-                    }
+                    i = quick_tuples(chunk, i, out)?;
                     self.token_start = offset + i as u64;
                     // Whatever this cannot prove is left, untouched, to the general path.
                     if let Some(plain) = plain_tuple(chunk, i) {
@@ -626,18 +634,8 @@ impl Tokenizer {
         while i < chunk.len() && is_xml_space(chunk[i]) {
             i += 1;
         }
-        let mut reached = start;
-        while let Some(quick) = quick_tuple(chunk, i) {
-            out.tuple(
-                ascii(quick.lon),
-                ascii(quick.lat),
-                ascii(quick.alt),
-                ascii(quick.text),
-            )?;
-            i = quick.next;
-            reached = i;
-        }
-        Ok(reached)
+        let reached = quick_tuples(chunk, i, out)?;
+        Ok(if reached == i { start } else { reached })
     }
 
     /// The element ended: finish the last tuple and get ready for the next element.

@@ -507,6 +507,26 @@ struct Track {
     coords_seen: u64,
 }
 
+impl Track {
+    /// Hand the first gx:coord still waiting for its `<when>` to `emitter` with the time
+    /// `when`; `None` if none waits.
+    #[inline(always)]
+    fn pop_coord(
+        &mut self,
+        emitter: &mut Emitter<'_>,
+        when: &str,
+    ) -> Result<Option<Result<(), Error>>, Error> {
+        let seq = &mut self.seq;
+        self.coords
+            .pop(|mut f| {
+                let mut next = || utf8_or_empty(f.next().unwrap_or_default());
+                let (lon, lat, alt) = (next(), next(), next());
+                emitter.vertex(seq, lon, lat, alt, when, "")
+            })
+            .map_err(|e| Error::new(ErrorKind::Io(e), None))
+    }
+}
+
 struct Location {
     depth: usize,
     values: [Option<String>; 3],
@@ -949,16 +969,7 @@ impl<'s> Document<'s> {
             return Ok(());
         };
         track.whens_seen += 1;
-        let (emitter, seq) = (&mut self.emitter, &mut track.seq);
-        let waiting = track
-            .coords
-            .pop(|mut f| {
-                let mut next = || utf8_or_empty(f.next().unwrap_or_default());
-                let (lon, lat, alt) = (next(), next(), next());
-                emitter.vertex(seq, lon, lat, alt, text, "")
-            })
-            .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
-        match waiting {
+        match track.pop_coord(&mut self.emitter, text)? {
             Some(result) => result,
             None => track
                 .whens
@@ -1087,20 +1098,8 @@ impl<'s> Document<'s> {
             )?;
         }
         // Coords that never got a <when>.
-        loop {
-            let (emitter, seq) = (&mut self.emitter, &mut track.seq);
-            let waiting = track
-                .coords
-                .pop(|mut f| {
-                    let mut next = || utf8_or_empty(f.next().unwrap_or_default());
-                    let (lon, lat, alt) = (next(), next(), next());
-                    emitter.vertex(seq, lon, lat, alt, "", "")
-                })
-                .map_err(|e| Error::new(ErrorKind::Io(e), None))?;
-            match waiting {
-                Some(result) => result?,
-                None => break,
-            }
+        while let Some(result) = track.pop_coord(&mut self.emitter, "")? {
+            result?;
         }
         track.whens.clear();
         self.spare_track = Some(track);
