@@ -191,8 +191,8 @@ impl Document<'_> {
     /// A `<when>` or `<gx:coord>` child of the gx:Track being read, with plain text and an
     /// end tag right after it, read at once from `bytes` (which starts at offset `before`):
     /// how many bytes it took and how it went. `None` leaves it to the tags and text one by
-    /// one, which give what this gives (`tests::track_children_read_whole_...` holds it to
-    /// that).
+    /// one, which give what this gives (`track_children_read_whole_or_tag_by_tag_alike` in
+    /// `tests/reader.rs` holds it to that).
     ///
     /// A track's rows are two such elements each, and going through their four tags and two
     /// texts one by one cost three times what a `<coordinates>` row costs.
@@ -212,27 +212,29 @@ impl Document<'_> {
         {
             return None;
         }
-        let (when, open, close): (bool, usize, &[u8]) = if begins(bytes, b"<when>") {
-            (true, 6, b"</when>")
-        } else if begins(bytes, b"<gx:coord>") {
-            (false, 10, b"</gx:coord>")
-        } else {
+        let when = begins(bytes, b"<when>");
+        if !when && !begins(bytes, b"<gx:coord>") {
             return None;
+        }
+        let open = if when {
+            "<when>".len()
+        } else {
+            "<gx:coord>".len()
         };
         let run = text_run(&bytes[open..]);
         let end = open + run.len;
-        // Plain text is ASCII without control characters, so it needs no check; a CR would
-        // need its newline normalised.
-        let closed = match close.len() {
-            7 => begins(&bytes[end..], b"</when>"),
-            _ => begins(&bytes[end..], b"</gx:coord>"),
+        let close = if when {
+            begins(&bytes[end..], b"</when>").then_some("</when>".len())
+        } else {
+            begins(&bytes[end..], b"</gx:coord>").then_some("</gx:coord>".len())
         };
-        if !run.stop || !run.plain || !closed {
+        // Plain text is ASCII without control characters: it needs no check.
+        let (true, true, Some(close)) = (run.stop, run.plain, close) else {
             return None;
-        }
+        };
         // SAFETY: plain text is ASCII.
         let text = unsafe { std::str::from_utf8_unchecked(&bytes[open..end]) };
-        let used = end + close.len();
+        let used = end + close;
         // A CR would have had its newline normalised. It changes no value, so it matters only
         // where it stays in the text: inside a time, or in the warning about an odd gx:coord.
         let result = if when {
