@@ -353,10 +353,7 @@ pub fn quick_words(text: &str) -> Option<(&str, &str, &str)> {
     let bytes = text.as_bytes();
     // Padding with spaces adds nothing but white space after the last word.
     let mut window = [b' '; 2 * WINDOW];
-    window
-        .get_mut(..bytes.len())
-        .filter(|_| bytes.len() < 2 * WINDOW)?
-        .copy_from_slice(bytes);
+    window.get_mut(..bytes.len())?.copy_from_slice(bytes);
     words_in(text, &window)
 }
 

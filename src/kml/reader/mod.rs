@@ -980,21 +980,16 @@ impl<'s> Document<'s> {
 
     fn end_coord(&mut self, at: u64) -> Result<(), Error> {
         let captured = std::mem::take(&mut self.captured);
-        let result = self.coord_text(at, self.depth() - 1, &captured);
+        // Nearly every gx:coord is two or three plain numbers; finding them with a few mask
+        // operations costs less than splitting the text and checking each word.
+        let quick = quick_words(&captured);
+        let result = self.coord_words(at, self.depth() - 1, &captured, quick);
         self.captured = captured;
         result
     }
 
-    /// The text of a gx:coord (its newlines normalised) whose parent is at `parent_depth`;
-    /// the element ends at `at`.
-    fn coord_text(&mut self, at: u64, parent_depth: usize, text: &str) -> Result<(), Error> {
-        // Nearly every gx:coord is two or three plain numbers; finding them with a few mask
-        // operations costs less than splitting the text and checking each word.
-        let quick = quick_words(text);
-        self.coord_words(at, parent_depth, text, quick)
-    }
-
-    /// [`Document::coord_text`] with what [`quick_words`] found in `text`.
+    /// The text of a gx:coord (its newlines normalised) whose parent is at `parent_depth`,
+    /// with what [`quick_words`] found in it; the element ends at `at`.
     #[inline(always)]
     fn coord_words(
         &mut self,
