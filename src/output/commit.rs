@@ -75,7 +75,7 @@ pub struct Written {
 
 // How many temporaries may wait for the committer (workers block beyond), the largest group
 // made durable at once and the threads that call `fsync` at the same time come from
-// [`crate::output::limits`]: 128, 256 and 16 unless few files may be open.
+// [`crate::output::limits`]: 1024, 256 and 16 unless few files may be open.
 /// How long a group waits for its next temporary; it waits no longer once every worker is done.
 const GATHER: Duration = Duration::from_millis(20);
 /// How long a group may gather in all: how much later than without grouping a CSV may be

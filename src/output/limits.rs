@@ -39,7 +39,11 @@ impl Limits {
     /// practical limit).
     pub fn for_open_files(open_files: Option<usize>) -> Limits {
         let budget = open_files.map_or(usize::MAX, |n| n.saturating_sub(RESERVE).max(8));
-        let queue = (budget / 8).clamp(1, 128);
+        // Long enough that workers do not wait while the committer makes a group durable: a
+        // `syncfs` of 256 small CSVs takes 15-40 ms, in which two workers finish 150-400 more.
+        // With 128 they stopped for most of each; 1024 took -j2 over 2000 small files from
+        // 0.29 s to 0.25 s (median of ten runs in turns).
+        let queue = (budget / 8).clamp(1, 1024);
         let group = (budget / 4).clamp(1, 256);
         let sync_threads = (budget / 32).clamp(1, 16);
         // The queues (two), the group and each syncing thread's file and folder.
@@ -110,7 +114,7 @@ mod tests {
         let limits = Limits::for_open_files(Some(1 << 16));
         assert_eq!(
             (limits.queue, limits.group, limits.sync_threads),
-            (128, 256, 16)
+            (1024, 256, 16)
         );
         assert!(limits.workers > 1000 && limits.hold_replaced);
         assert_eq!(Limits::for_open_files(None).group, 256);
@@ -119,7 +123,7 @@ mod tests {
     // See: issue 17, item 3b.
     #[test]
     fn a_low_open_file_limit_shrinks_everything_to_fit() {
-        for open in [16, 32, 64, 100, 200, 1024] {
+        for open in [16, 32, 64, 100, 200, 1024, 4096, 1 << 16] {
             let l = Limits::for_open_files(Some(open));
             let replaced = if l.hold_replaced {
                 l.group + l.queue + l.sync_threads
