@@ -80,6 +80,7 @@ GEN="$REPO/target/release/examples/gen_kml"
 mkdir -p "$DIR"
 RESULTS="$DIR/results.tsv"
 : > "$RESULTS"
+: > "$DIR/reps.tsv"
 
 # Generate a corpus unless the same parameters already made it (the generator is deterministic).
 corpus() {
@@ -142,6 +143,8 @@ measure() {
       return 0
     fi
     local wall; wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    # Every repetition, in the order run, for a look at how the file system's mood moved.
+    printf '%s\t%s\t%s\t%s\n' "$corpus" "$tool" "$wall" "$(tail -1 "$tf")" >> "$DIR/reps.tsv"
     if [ -z "$best" ] || awk -v w="$wall" -v b="$best" 'BEGIN { exit !(w < b) }'; then best=$wall; fi
     local r u s; read -r r u s < <(tail -1 "$tf")
     [ "$r" -gt "$rss" ] && rss=$r
@@ -216,10 +219,14 @@ for c in $ONLY; do
   corpus "$c"
 done
 
-# ext4 passes over inodes freed in the last minute (five while their table is not yet written
-# back) when it allocates: right after a clean-up of thousands of files, such as the end of the
-# previous benchmark, every file created costs a scan, and the small corpus measures that
-# instead of the tools. So write the clean-up back and let that minute pass first.
+# ext4 without a journal (as on many virtual machines) passes over inodes freed in the last
+# minute when it allocates, and over those freed in the last six while their inode table is
+# dirty (`recently_deleted`: 60 s, +300 s). Each file created right after a clean-up of
+# thousands, such as the end of the previous benchmark, then costs a scan of them: a fresh -j2
+# over the small corpus spent 40 % of its time there, its system time went from 0.14 s to
+# 1.56 s within one run, and a --force re-run measured later in the run paid more than the
+# fresh run it is compared with. Writing the clean-up back does not end it: the benchmark's
+# own new files dirty the same tables again. So let six minutes pass since the last clean-up.
 # On a virtual machine whose host takes back the guest's free memory (virtio-balloon free page
 # reporting), writing into pages freed a moment ago costs more again: in one run -j2 over the
 # small corpus took 0.33 s, then 0.58 s and 0.85 s, with two to three times the system time
@@ -228,9 +235,9 @@ done
 CLEANED="$DIR/cleaned-at"
 if [ -f "$CLEANED" ]; then
   sync
-  wait_s=$(( $(cat "$CLEANED") + 70 - $(date +%s) ))
+  wait_s=$(( $(cat "$CLEANED") + 370 - $(date +%s) ))
   if [ "$wait_s" -gt 0 ]; then
-    log "waiting ${wait_s}s: the last benchmark deleted its outputs less than a minute ago"
+    log "waiting ${wait_s}s: the last benchmark deleted its outputs less than six minutes ago"
     sleep "$wait_s"
   fi
 fi
