@@ -219,8 +219,14 @@ fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
                 call.end,
             )),
             "renameat" | "renameat2" | "linkat" if ok => {
-                // `linkat` of an unnamed file names it through its descriptor in /proc.
+                // `linkat` of an unnamed file names it through its descriptor: the descriptor
+                // itself (AT_EMPTY_PATH) or its magic link in /proc.
+                let empty_path = call
+                    .args
+                    .last()
+                    .is_some_and(|f| f.contains("AT_EMPTY_PATH"));
                 let from = match call.args[1].strip_prefix("/proc/self/fd/") {
+                    _ if empty_path => fds.get(&call.args[0]).cloned().unwrap_or_default(),
                     Some(fd) => fds.get(fd).cloned().unwrap_or_default(),
                     None => arg_path(call, &fds, 0),
                 };
@@ -633,6 +639,19 @@ fn the_order_checker_catches_what_it_should() {
         assert_eq!(check(&unnamed_unsynced).len(), 1, "{unnamed_unsynced}");
         let unnamed_folder_unsynced = unnamed.replace("2 fsync(3) = 0\n", "");
         assert_eq!(check(&unnamed_folder_unsynced).len(), 1);
+        // The same, linked through the descriptor itself (Linux 6.10 and later).
+        let by_descriptor = unnamed.replace(
+            "linkat(AT_FDCWD, \"/proc/self/fd/3\", AT_FDCWD, \"out/x.csv\", AT_SYMLINK_FOLLOW)",
+            "linkat(3, \"\", AT_FDCWD, \"out/x.csv\", AT_EMPTY_PATH)",
+        );
+        assert_ne!(by_descriptor, unnamed);
+        assert_eq!(
+            check(&by_descriptor),
+            Vec::<String>::new(),
+            "{by_descriptor}"
+        );
+        let by_descriptor_unsynced = by_descriptor.replace("1 fsync(3) = 0\n", "");
+        assert_eq!(check(&by_descriptor_unsynced).len(), 1);
         // A write through a duplicate descriptor, after the sync, is the file's too.
         let late_direct_write = unnamed.replace(
         "1 fsync(3) = 0\n",

@@ -110,20 +110,11 @@ impl Temp {
         output: &Path,
         hold: bool,
     ) -> Result<(Published, Option<Replaced>), String> {
-        match fs::symlink_metadata(output) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(format!(
-                    "output {} is a symbolic link; refusing to write through it (remove it first)",
-                    output.display()
-                ))
-            }
-            Ok(meta) if meta.is_dir() => {
-                return Err(format!(
-                    "output {} is a directory; refusing to replace it",
-                    output.display()
-                ))
-            }
-            _ => {}
+        // Without `replace`, nothing at `output` is ever touched (the link or rename fails if
+        // the name is taken), so what is there is looked at only then, for the message: one
+        // call less per file for the committer, which names thousands of small files in a row.
+        if self.replace {
+            refuse_unfit(output)?;
         }
         let replaced = if self.replace && hold {
             Replaced::open(output)
@@ -152,10 +143,27 @@ impl Temp {
         match placed {
             Ok(()) => Ok((Published::Placed, replaced)),
             Err(e) if !self.replace && e.kind() == io::ErrorKind::AlreadyExists => {
+                refuse_unfit(output)?;
                 Ok((Published::AlreadyThere, None))
             }
             Err(e) => Err(format!("cannot {how} into {}: {e}", output.display())),
         }
+    }
+}
+
+/// Refuse an output that is a symlink or a directory: the name could be steered to overwrite
+/// something else, or the folder would be lost.
+fn refuse_unfit(output: &Path) -> Result<(), String> {
+    match fs::symlink_metadata(output) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(format!(
+            "output {} is a symbolic link; refusing to write through it (remove it first)",
+            output.display()
+        )),
+        Ok(meta) if meta.is_dir() => Err(format!(
+            "output {} is a directory; refusing to replace it",
+            output.display()
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -196,7 +204,7 @@ impl Replaced {
 fn unnamed_in(dir: &Path) -> Option<File> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::sync::OnceLock;
-    // `linkat` of a descriptor goes through /proc (AT_EMPTY_PATH needs a privilege).
+    // Kernels before 6.10 link a descriptor only through /proc (see `link`).
     static PROC_FD: OnceLock<bool> = OnceLock::new();
     if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
         return None;
@@ -212,29 +220,47 @@ fn unnamed_in(dir: &Path) -> Option<File> {
         .ok()
 }
 
+/// Set once the kernel refused to link a descriptor by itself (see [`link`]).
+#[cfg(target_os = "linux")]
+static EMPTY_PATH_REFUSED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Give the unnamed `file` the name `output`; fails with `AlreadyExists` if the name is taken.
+///
+/// `linkat(fd, "", AT_EMPTY_PATH)` names the descriptor itself; Linux allows it without a
+/// privilege since 6.10, and refuses it with `ENOENT` before. The path through /proc works on
+/// every kernel but costs a lookup of the magic link on every file; so the descriptor is tried
+/// first, and once it is refused where /proc succeeds, /proc is used from then on.
 #[cfg(target_os = "linux")]
 fn link(file: &File, output: &Path) -> io::Result<()> {
     use std::ffi::CString;
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
-    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     let to = CString::new(output.as_os_str().as_bytes())?;
-    // SAFETY: both paths are NUL-terminated strings that outlive the call.
-    let linked = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
+    let linkat = |from_dir: libc::c_int, from: &std::ffi::CStr, flags: libc::c_int| {
+        // SAFETY: both paths are NUL-terminated strings that outlive the call.
+        let linked =
+            unsafe { libc::linkat(from_dir, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), flags) };
+        if linked == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     };
-    if linked == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    use std::sync::atomic::Ordering;
+    if !EMPTY_PATH_REFUSED.load(Ordering::Relaxed) {
+        match linkat(file.as_raw_fd(), c"", libc::AT_EMPTY_PATH) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => return other,
+        }
     }
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let through_proc = linkat(libc::AT_FDCWD, &from, libc::AT_SYMLINK_FOLLOW);
+    // ENOENT from both means the folder of `output` is gone, not that the kernel refused.
+    if through_proc.as_ref().is_ok() {
+        EMPTY_PATH_REFUSED.store(true, Ordering::Relaxed);
+    }
+    through_proc
 }
 
 #[cfg(windows)]
@@ -514,15 +540,46 @@ mod tests {
         let target = dir.path().join("target");
         fs::write(&target, "kept").unwrap();
         std::os::unix::fs::symlink(&target, dir.path().join("link.csv")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("none"), dir.path().join("dangling.csv"))
+            .unwrap();
         fs::create_dir(dir.path().join("dir.csv")).unwrap();
         for replace in [false, true] {
-            for name in ["link.csv", "dir.csv"] {
+            for name in ["link.csv", "dangling.csv", "dir.csv"] {
                 let temp = written(dir.path(), replace, "ours");
                 let refused = temp.publish(&dir.path().join(name)).unwrap_err();
                 assert!(refused.contains("refusing"), "{refused}");
             }
         }
         assert_eq!(fs::read_to_string(&target).unwrap(), "kept");
-        assert_eq!(names(dir.path()), ["dir.csv", "link.csv", "target"]);
+        assert_eq!(
+            names(dir.path()),
+            ["dangling.csv", "dir.csv", "link.csv", "target"]
+        );
+    }
+
+    /// A folder removed under a temporary fails the link by the descriptor and through /proc
+    /// alike: that is no sign that the kernel refuses the first way, which stays in use.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_link_into_a_removed_folder_fails_without_changing_how_files_are_linked() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone");
+        fs::create_dir(&gone).unwrap();
+        let before = EMPTY_PATH_REFUSED.load(Ordering::Relaxed);
+        let temp = written(&gone, false, "ours");
+        fs::remove_dir(&gone).unwrap();
+        let failed = temp.publish(&gone.join("x.csv")).unwrap_err();
+        assert!(failed.contains("cannot link into"), "{failed}");
+        assert_eq!(EMPTY_PATH_REFUSED.load(Ordering::Relaxed), before);
+        let temp = written(dir.path(), false, "ours");
+        assert_eq!(
+            temp.publish(&dir.path().join("x.csv")),
+            Ok(Published::Placed)
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("x.csv")).unwrap(),
+            "ours"
+        );
     }
 }
