@@ -878,3 +878,58 @@ fn many_small_files_are_made_durable_in_a_few_groups_on_a_few_threads() {
         }
     }
 }
+
+/// Linux before 6.10 refuses to link a descriptor by itself (`linkat(fd, "", AT_EMPTY_PATH)`)
+/// without a privilege, with `ENOENT`. Made to refuse here (strace injects the error into the
+/// first such call), the run names every output through /proc instead, and asks no more after
+/// the first refusal.
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "injects a system call's failure with strace, which is Linux only"
+)]
+fn outputs_are_linked_through_proc_where_the_kernel_refuses_a_descriptor() {
+    #[cfg(target_os = "linux")]
+    {
+        if Command::new("strace").arg("-V").output().is_err() {
+            eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+            return;
+        }
+        let env = TestEnv::new();
+        for i in 0..6 {
+            env.write(&format!("in/f{i}.kml"), points_kml(&format!("f{i}"), i + 1));
+        }
+        let log = env.path("trace.log");
+        let mut command = Command::new("strace");
+        command
+            .current_dir(env.root())
+            .args(["-f", "-qq", "-e", "trace=linkat"])
+            .args(["-e", "inject=linkat:error=ENOENT:when=1"])
+            .arg("-o")
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_kml2csv"))
+            .args(["-j", "2", "-o", "out", "in/*.kml"]);
+        let run = common::run_of(command.output().unwrap());
+        let trace = fs::read_to_string(&log).unwrap_or_default();
+        if !trace.contains("linkat(") {
+            eprintln!("SKIPPED: strace cannot trace here\n{run}");
+            return;
+        }
+        assert_eq!(run.code, Some(0), "{run}\n--- trace\n{trace}");
+        for i in 0..6 {
+            let csv = env.read(&format!("out/f{i}.csv"));
+            assert_eq!(csv.lines().count(), i + 2, "f{i}.csv:\n{csv}");
+        }
+        let by_descriptor: Vec<&str> = trace
+            .lines()
+            .filter(|l| l.contains("AT_EMPTY_PATH"))
+            .collect();
+        let through_proc = trace
+            .lines()
+            .filter(|l| l.contains("\"/proc/self/fd/") && l.ends_with("= 0"))
+            .count();
+        assert_eq!(by_descriptor.len(), 1, "{trace}");
+        assert!(by_descriptor[0].contains("ENOENT"), "{trace}");
+        assert_eq!(through_proc, 6, "{trace}");
+    }
+}
