@@ -286,6 +286,16 @@ fn check_order(calls: &[Call], cwd: &Path, outputs: &[PathBuf]) -> Vec<String> {
     problems
 }
 
+/// Whether strace can be run; a test that needs it says it is skipped when not.
+#[cfg(target_os = "linux")]
+fn strace_or_skip() -> bool {
+    let found = Command::new("strace").arg("-V").output().is_ok();
+    if !found {
+        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+    }
+    found
+}
+
 const TRACED: &str = "openat,close,dup,dup2,dup3,fcntl,write,pwrite64,writev,pwritev,pwritev2,\
      fsync,fdatasync,syncfs,sync,rename,renameat,renameat2,link,linkat,unlink,unlinkat,mkdir,mkdirat";
 
@@ -297,8 +307,7 @@ const TRACED: &str = "openat,close,dup,dup2,dup3,fcntl,write,pwrite64,writev,pwr
 fn every_output_is_synced_before_its_rename_and_its_folder_after() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output().is_err() {
-            eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        if !strace_or_skip() {
             return;
         }
         let env = TestEnv::new();
@@ -446,8 +455,7 @@ fn a_lone_input_is_made_durable_on_the_main_thread() {
 fn folders_made_for_the_merged_csv_and_the_report_are_synced_into_their_parents() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output().is_err() {
-            eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        if !strace_or_skip() {
             return;
         }
         let env = TestEnv::new();
@@ -507,8 +515,7 @@ fn folders_made_for_the_merged_csv_and_the_report_are_synced_into_their_parents(
 fn a_big_output_reaches_the_disk_while_it_is_written() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output().is_err() {
-            eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        if !strace_or_skip() {
             return;
         }
         let env = TestEnv::new();
@@ -686,8 +693,7 @@ fn the_order_checker_catches_what_it_should() {
 fn replaced_outputs_are_let_go_of_on_other_threads_after_their_folder_sync() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output().is_err() {
-            eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        if !strace_or_skip() {
             return;
         }
         let env = TestEnv::new();
@@ -891,8 +897,7 @@ fn many_small_files_are_made_durable_in_a_few_groups_on_a_few_threads() {
 fn outputs_are_linked_through_proc_where_the_kernel_refuses_a_descriptor() {
     #[cfg(target_os = "linux")]
     {
-        if Command::new("strace").arg("-V").output().is_err() {
-            eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        if !strace_or_skip() {
             return;
         }
         let env = TestEnv::new();

@@ -236,6 +236,7 @@ fn link(file: &File, output: &Path) -> io::Result<()> {
     use std::ffi::CString;
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
+    use std::sync::atomic::Ordering;
     let to = CString::new(output.as_os_str().as_bytes())?;
     let linkat = |from_dir: libc::c_int, from: &std::ffi::CStr, flags: libc::c_int| {
         // SAFETY: both paths are NUL-terminated strings that outlive the call.
@@ -247,7 +248,6 @@ fn link(file: &File, output: &Path) -> io::Result<()> {
             Err(io::Error::last_os_error())
         }
     };
-    use std::sync::atomic::Ordering;
     if !EMPTY_PATH_REFUSED.load(Ordering::Relaxed) {
         match linkat(file.as_raw_fd(), c"", libc::AT_EMPTY_PATH) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
