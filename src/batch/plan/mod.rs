@@ -10,6 +10,7 @@ pub mod names;
 pub(crate) mod pattern;
 pub mod shard;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -225,10 +226,11 @@ fn build_with(
         if let Found::File {
             path,
             canonical: resolved,
+            link,
             ..
         } = candidate
         {
-            match resolve.of(path) {
+            match resolve.of(path, *link) {
                 Ok(path) => *resolved = path,
                 Err(e) => {
                     *candidate = Found::Failed(Item {
@@ -257,6 +259,8 @@ fn build_with(
         }
     }
     let mut items = Vec::new();
+    // The identity of each item's output where it exists (taken when it was decided).
+    let mut existing = Vec::new();
     // The shard key of each item: its path below the pattern's base; `None` for an input that
     // failed to expand, which every shard reports (each shard's run is incomplete without it).
     let mut keys: Vec<Option<&Path>> = Vec::new();
@@ -267,6 +271,7 @@ fn build_with(
         match candidate {
             Found::Failed(item) => {
                 items.push(item.clone());
+                existing.push(None);
                 keys.push(None);
             }
             Found::File {
@@ -277,8 +282,11 @@ fn build_with(
                 ..
             } => {
                 if best.get(canonical.as_path()).is_some_and(|b| b.1 == index) {
+                    let mut id = None;
                     let action = match target {
-                        Some(target) => decide(path, canonical, rel, *size, target, &mut resolve),
+                        Some(target) => {
+                            decide(path, canonical, rel, *size, target, &mut resolve, &mut id)
+                        }
                         None => Action::Convert {
                             output: PathBuf::new(),
                             size: *size,
@@ -288,23 +296,35 @@ fn build_with(
                         input: path.clone(),
                         action,
                     });
+                    existing.push(id);
                     keys.push(Some(rel));
                 }
             }
         }
     }
 
-    let mut owners: HashMap<PathBuf, &Path> = HashMap::new();
-    for item in items.iter().filter(|_| target.is_some()) {
+    // The collision key of each item's output (see `collision_key`), also a key of the
+    // clash check.
+    let mut output_keys: Vec<Option<PathBuf>> = Vec::with_capacity(items.len());
+    let mut owners: HashMap<&Path, &Path> = HashMap::new();
+    for item in &items {
         if stop.load(Ordering::Relaxed) {
             return Ok(Plan::default());
         }
-        let output = match &item.action {
-            Action::Convert { output, .. } | Action::Skip { output } => output,
-            Action::Fail { .. } | Action::FailedBefore { .. } => continue,
+        output_keys.push(match &item.action {
+            Action::Convert { output, .. } | Action::Skip { output } if target.is_some() => {
+                Some(collision_key(output, &mut resolve))
+            }
+            _ => None,
+        });
+    }
+    for (item, key) in items.iter().zip(&output_keys) {
+        let (Some(key), Action::Convert { output, .. } | Action::Skip { output }) =
+            (key, &item.action)
+        else {
+            continue;
         };
-        let key = collision_key(output, &mut resolve);
-        match owners.get(&key) {
+        match owners.get(key.as_path()) {
             Some(first) => problems.push(UsageError::Collision {
                 output: output.clone(),
                 first: first.to_path_buf(),
@@ -318,7 +338,19 @@ fn build_with(
         }
     }
 
-    check_clashes(&found, &items, extra, &mut resolve, &mut problems, stop);
+    let outputs = Outputs {
+        keys: &output_keys,
+        existing: &existing,
+    };
+    check_clashes(
+        &found,
+        &items,
+        outputs,
+        extra,
+        &mut resolve,
+        &mut problems,
+        stop,
+    );
     if stop.load(Ordering::Relaxed) {
         return Ok(Plan::default());
     }
@@ -348,19 +380,22 @@ enum Found {
         size: u64,
         /// The file's identity, from the `stat` that found it.
         id: Option<FileId>,
+        /// Whether `path` is a symbolic link itself.
+        link: bool,
     },
     Failed(Item),
 }
 
 impl Found {
     /// A file found with metadata `meta`; its canonical path is filled in once all are found.
-    fn file(path: PathBuf, rel: PathBuf, meta: &fs::Metadata) -> Found {
+    fn file(path: PathBuf, rel: PathBuf, (meta, link): &(fs::Metadata, bool)) -> Found {
         Found::File {
             path,
             canonical: PathBuf::new(),
             rel,
             size: meta.len(),
             id: file_id(meta),
+            link: *link,
         }
     }
 }
@@ -371,27 +406,52 @@ impl Found {
 /// of files took longer than the rest of the planning.
 #[derive(Default)]
 struct Canonical {
-    dirs: HashMap<PathBuf, PathBuf>,
+    /// `None` for a folder that cannot be resolved: the `--out` folder of a first run, which
+    /// does not exist yet and was asked for once per output.
+    dirs: HashMap<PathBuf, Option<PathBuf>>,
 }
 
 impl Canonical {
-    fn of(&mut self, path: &Path) -> io::Result<PathBuf> {
+    /// The canonical path of `path`, which exists; `link`: whether it is a symbolic link
+    /// itself (the caller has its `lstat`).
+    fn of(&mut self, path: &Path, link: bool) -> io::Result<PathBuf> {
         let Some(name) = path.file_name() else {
             return names::canonical(path);
         };
-        if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        if link {
             return names::canonical(path);
         }
-        Ok(self.dir(parent_or_dot(path))?.join(name))
+        let dir = parent_or_dot(path);
+        match self.dir(dir) {
+            Some(resolved) => Ok(resolved.join(name)),
+            // Asked again for the system's own words; a rare path (the folder holds a file).
+            None => names::canonical(dir).map(|resolved| resolved.join(name)),
+        }
     }
 
-    fn dir(&mut self, dir: &Path) -> io::Result<&Path> {
+    fn dir(&mut self, dir: &Path) -> Option<&Path> {
         if !self.dirs.contains_key(dir) {
-            let resolved = names::canonical(dir)?;
-            self.dirs.insert(dir.to_path_buf(), resolved);
+            self.dirs
+                .insert(dir.to_path_buf(), names::canonical(dir).ok());
         }
-        Ok(&self.dirs[dir])
+        self.dirs[dir].as_deref()
     }
+}
+
+/// The metadata of the file `path` leads to, and whether `path` is a symbolic link itself (for
+/// its canonical path). On Unix one `lstat` where it is not a link; `stat` and `lstat` were
+/// two calls per input. Elsewhere a reparse point that is not a link is read as before, by
+/// what it leads to.
+fn stat_input(path: &Path) -> io::Result<(fs::Metadata, bool)> {
+    if cfg!(unix) {
+        let meta = fs::symlink_metadata(path)?;
+        if !meta.file_type().is_symlink() {
+            return Ok((meta, false));
+        }
+        return Ok((fs::metadata(path)?, true));
+    }
+    let meta = fs::metadata(path)?;
+    Ok((meta, fs::symlink_metadata(path)?.file_type().is_symlink()))
 }
 
 fn expand(raw: &OsStr, found: &mut Vec<Found>, problems: &mut Vec<UsageError>, stop: &AtomicBool) {
@@ -420,9 +480,9 @@ fn expand_path(path: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
     if let Some(unfit) = unfit_input(path, &file_name(path)) {
         return found.push(unfit);
     }
-    match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => expand_dir(path, found, stop),
-        Ok(meta) => found.push(Found::file(path.to_path_buf(), file_name(path), &meta)),
+    match stat_input(path) {
+        Ok((meta, _)) if meta.is_dir() => expand_dir(path, found, stop),
+        Ok(stat) => found.push(Found::file(path.to_path_buf(), file_name(path), &stat)),
         Err(e) => found.push(Found::Failed(Item {
             input: path.to_path_buf(),
             action: fail_io(&e),
@@ -463,9 +523,9 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
             continue;
         }
         // Follows symlinks: a link to a KML file is a KML file.
-        if let Ok(meta) = fs::metadata(&path) {
-            if meta.is_file() {
-                files.push((name, path, meta));
+        if let Ok(stat) = stat_input(&path) {
+            if stat.0.is_file() {
+                files.push((name, path, stat));
             }
         }
     }
@@ -480,7 +540,7 @@ fn expand_dir(dir: &Path, found: &mut Vec<Found>, stop: &AtomicBool) {
     found.extend(
         files
             .into_iter()
-            .map(|(name, path, meta)| Found::file(path, PathBuf::from(name), &meta)),
+            .map(|(name, path, stat)| Found::file(path, PathBuf::from(name), &stat)),
     );
 }
 
@@ -534,15 +594,15 @@ fn expand_pattern(
                     found.push(unfit);
                     continue;
                 }
-                match fs::metadata(&path) {
-                    Ok(meta) if meta.is_dir() => found.push(Found::Failed(Item {
+                match stat_input(&path) {
+                    Ok((meta, _)) if meta.is_dir() => found.push(Found::Failed(Item {
                         input: path,
                         action: fail(
                             "is a directory (name it as an argument of its own to convert the \
                              .kml/.kmz files in it)",
                         ),
                     })),
-                    Ok(meta) => found.push(Found::file(path, rel, &meta)),
+                    Ok(stat) => found.push(Found::file(path, rel, &stat)),
                     Err(e) => found.push(Found::Failed(Item {
                         action: fail_io(&e),
                         input: path,
@@ -592,7 +652,7 @@ fn file_name(path: &Path) -> PathBuf {
 }
 
 /// Decide the output of one (de-duplicated) input and whether it is converted, skipped or
-/// refused.
+/// refused; `existing` gets the identity of an output that exists already.
 fn decide(
     input: &Path,
     canonical: &Path,
@@ -600,6 +660,7 @@ fn decide(
     size: u64,
     target: Target<'_>,
     resolve: &mut Canonical,
+    existing: &mut Option<FileId>,
 ) -> Action {
     let keep = target.keep_extension;
     let output = match target.out_dir {
@@ -636,24 +697,29 @@ fn decide(
             return fail(why);
         }
     }
-    match fs::symlink_metadata(&output) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Action::Convert { output, size },
-        Err(e) => fail(format!("cannot check output {}: {e}", escaped(&output))),
-        Ok(meta) if meta.file_type().is_symlink() => fail(format!(
+    let meta = match fs::symlink_metadata(&output) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Action::Convert { output, size },
+        Err(e) => return fail(format!("cannot check output {}: {e}", escaped(&output))),
+        Ok(meta) => meta,
+    };
+    // Not a link where it is kept (refused below): what `stat` would say of it.
+    *existing = file_id(&meta);
+    match meta {
+        meta if meta.file_type().is_symlink() => fail(format!(
             "output {} is a symbolic link; refusing to write through it (remove it first)",
             escaped(&output)
         )),
-        Ok(meta) if meta.is_dir() => fail(format!(
+        meta if meta.is_dir() => fail(format!(
             "output {} is a directory; refusing to replace it",
             escaped(&output)
         )),
-        Ok(_) if resolve.of(&output).is_ok_and(|o| o == canonical) => fail(format!(
+        _ if resolve.of(&output, false).is_ok_and(|o| o == canonical) => fail(format!(
             "its output {} would replace the input itself; use --out",
             escaped(&output)
         )),
-        Ok(_) if target.force => Action::Convert { output, size },
-        Ok(meta) if target.update && is_older(&meta, input) => Action::Convert { output, size },
-        Ok(_) => Action::Skip { output },
+        _ if target.force => Action::Convert { output, size },
+        meta if target.update && is_older(&meta, input) => Action::Convert { output, size },
+        _ => Action::Skip { output },
     }
 }
 
@@ -735,8 +801,8 @@ fn collision_key(output: &Path, resolve: &mut Canonical) -> PathBuf {
 fn collision_path(output: &Path, resolve: &mut Canonical) -> PathBuf {
     let name = output.file_name().unwrap_or_default();
     match resolve.dir(parent_or_dot(output)) {
-        Ok(dir) => dir.join(name),
-        Err(_) => {
+        Some(dir) => dir.join(name),
+        None => {
             let absolute = std::path::absolute(output).unwrap_or_else(|_| output.to_path_buf());
             let mut normal = PathBuf::new();
             for component in absolute.components() {
@@ -769,6 +835,14 @@ fn file_id(_meta: &fs::Metadata) -> Option<FileId> {
     None
 }
 
+/// What the planning found of each item's output, in the order of the items: its collision
+/// key (`None` for an item without an output) and its identity where it exists already.
+#[derive(Clone, Copy)]
+struct Outputs<'a> {
+    keys: &'a [Option<PathBuf>],
+    existing: &'a [Option<FileId>],
+}
+
 /// Refuse a run in which a file it writes (a CSV, `extra`: the merged CSV, the report) is an
 /// input, an existing CSV it skips, or another file it writes. Two paths are the same file when
 /// they lead to one inode (hard links, symlinks) or, for a file that does not exist yet, when
@@ -777,19 +851,41 @@ fn file_id(_meta: &fs::Metadata) -> Option<FileId> {
 fn check_clashes(
     found: &[Found],
     items: &[Item],
+    outputs: Outputs<'_>,
     extra: &[Extra<'_>],
     resolve: &mut Canonical,
     problems: &mut Vec<UsageError>,
     stop: &AtomicBool,
 ) {
+    /// What a claimed path is, put into words only for a clash.
+    enum What<'a> {
+        Input,
+        /// The existing CSV of this input, which the run skips.
+        Skipped(&'a Path),
+        /// The CSV of this input, which the run writes.
+        Csv(&'a Path),
+        Extra(&'a str),
+    }
+    impl What<'_> {
+        fn text(&self) -> String {
+            match self {
+                What::Input => "the input".into(),
+                What::Skipped(input) => format!("the existing CSV of {}", escaped(input)),
+                What::Csv(input) => format!("the CSV of {}", escaped(input)),
+                What::Extra(what) => (*what).to_owned(),
+            }
+        }
+    }
     /// A claim on a path: what it is and whether the run writes it.
     struct Claim<'a> {
         path: &'a Path,
-        what: String,
-        written: bool,
-        /// A per-input CSV the run writes.
-        csv: bool,
-        keys: Vec<Key>,
+        what: What<'a>,
+        keys: Vec<Key<'a>>,
+    }
+    impl Claim<'_> {
+        fn written(&self) -> bool {
+            matches!(self.what, What::Csv(_) | What::Extra(_))
+        }
     }
     let mut claims: Vec<Claim<'_>> = Vec::new();
     for candidate in found {
@@ -801,55 +897,47 @@ fn check_clashes(
         } = candidate
         {
             // Folded as the output keys are (see `collision_key`).
-            let mut keys = vec![Key::Path(names::folded(canonical.clone()))];
+            let path_key = match names::CASE_INSENSITIVE {
+                true => Cow::Owned(names::folded(canonical.clone())),
+                false => Cow::Borrowed(canonical.as_path()),
+            };
+            let mut keys = vec![Key::Path(path_key)];
             keys.extend(id.map(Key::Id));
             claims.push(Claim {
                 path,
-                what: "the input".into(),
-                written: false,
-                csv: false,
+                what: What::Input,
                 keys,
             });
         }
     }
-    let skips = items.iter().filter_map(|item| match &item.action {
-        Action::Skip { output } => Some((item, output)),
-        _ => None,
-    });
-    for (item, output) in skips {
-        if stop.load(Ordering::Relaxed) {
-            return;
+    // Skipped CSVs first: a CSV the run writes over one it skips is the clash reported.
+    for skipping in [true, false] {
+        for (index, item) in items.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let (Some(key), Some(existing)) = (&outputs.keys[index], outputs.existing.get(index))
+            else {
+                continue;
+            };
+            let (output, what) = match &item.action {
+                Action::Skip { output } if skipping => (output, What::Skipped(&item.input)),
+                Action::Convert { output, .. } if !skipping => (output, What::Csv(&item.input)),
+                _ => continue,
+            };
+            let mut keys = vec![Key::Path(Cow::Borrowed(key.as_path()))];
+            keys.extend(existing.map(Key::Id));
+            claims.push(Claim {
+                path: output,
+                what,
+                keys,
+            });
         }
-        claims.push(Claim {
-            path: output,
-            what: format!("the existing CSV of {}", escaped(&item.input)),
-            written: false,
-            csv: false,
-            keys: path_keys(output, resolve),
-        });
-    }
-    let converts = items.iter().filter_map(|item| match &item.action {
-        Action::Convert { output, .. } if !output.as_os_str().is_empty() => Some((item, output)),
-        _ => None,
-    });
-    for (item, output) in converts {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        claims.push(Claim {
-            path: output,
-            what: format!("the CSV of {}", escaped(&item.input)),
-            written: true,
-            csv: true,
-            keys: path_keys(output, resolve),
-        });
     }
     for e in extra {
         claims.push(Claim {
             path: e.path,
-            what: e.what.to_owned(),
-            written: true,
-            csv: false,
+            what: What::Extra(e.what),
             keys: path_keys(e.path, resolve),
         });
     }
@@ -866,11 +954,13 @@ fn check_clashes(
                 continue;
             };
             let other = &claims[first];
-            if claim.written && !(claim.csv && other.csv) && !reported {
+            let both_csvs =
+                matches!(claim.what, What::Csv(_)) && matches!(other.what, What::Csv(_));
+            if claim.written() && !both_csvs && !reported {
                 problems.push(UsageError::Clash {
-                    writer: claim.what.clone(),
+                    writer: claim.what.text(),
                     path: claim.path.to_path_buf(),
-                    victim: other.what.clone(),
+                    victim: other.what.text(),
                     other: other.path.to_path_buf(),
                 });
                 reported = true;
@@ -881,15 +971,15 @@ fn check_clashes(
 
 /// What two paths to one file have in common.
 #[derive(PartialEq, Eq, Hash)]
-enum Key {
+enum Key<'a> {
     Id(FileId),
-    Path(PathBuf),
+    Path(Cow<'a, Path>),
 }
 
 /// The keys of a path the run writes: its normalised path (its folder resolved), and its
 /// identity if it exists.
-fn path_keys(path: &Path, resolve: &mut Canonical) -> Vec<Key> {
-    let mut keys = vec![Key::Path(collision_key(path, resolve))];
+fn path_keys(path: &Path, resolve: &mut Canonical) -> Vec<Key<'static>> {
+    let mut keys = vec![Key::Path(Cow::Owned(collision_key(path, resolve)))];
     if let Some(id) = fs::metadata(path).ok().as_ref().and_then(file_id) {
         keys.push(Key::Id(id));
     }
@@ -934,15 +1024,24 @@ mod tests {
             "a/b/up",
         ] {
             let path = root.join(path);
+            let link = fs::symlink_metadata(&path).unwrap().is_symlink();
             assert_eq!(
-                resolve.of(&path).unwrap(),
+                resolve.of(&path, link).unwrap(),
                 fs::canonicalize(&path).unwrap(),
                 "{}",
                 path.display()
             );
         }
-        assert!(resolve.of(&root.join("a/missing.kml")).is_err());
-        assert!(resolve.of(&root.join("nowhere/x.kml")).is_err());
+        // A folder that cannot be resolved is asked for once, and its error is the system's.
+        let missing = root.join("nowhere/x.kml");
+        assert!(resolve.of(&missing, false).is_err());
+        assert_eq!(resolve.dir(&root.join("nowhere")), None);
+        fs::create_dir(root.join("nowhere")).unwrap();
+        assert_eq!(resolve.dir(&root.join("nowhere")), None);
+        assert_eq!(
+            resolve.of(&missing, false).unwrap(),
+            root.join("nowhere/x.kml")
+        );
     }
 
     #[test]
