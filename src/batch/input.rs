@@ -117,6 +117,8 @@ impl Input {
                 let mut counted = Counted {
                     inner: Watched::new(file, !metadata.is_file(), options),
                     budget,
+                    ended: false,
+                    file: metadata.is_file(),
                 };
                 let result = kml::read(&mut counted, sink, options);
                 // Bytes a KMZ never read (or the rest of a failed file) still count as done.
@@ -217,7 +219,14 @@ impl Identity {
     /// The identity of the regular file at `path`; `None` for anything else (a pipe, a
     /// missing file), which has no version to compare.
     pub fn of(path: &Path) -> Option<Identity> {
-        let meta = fs::metadata(path).ok().filter(fs::Metadata::is_file)?;
+        Identity::of_meta(&fs::metadata(path).ok()?)
+    }
+
+    /// [`Identity::of`] from the file's metadata, where the caller has it.
+    pub fn of_meta(meta: &fs::Metadata) -> Option<Identity> {
+        if !meta.is_file() {
+            return None;
+        }
         Some(Identity {
             len: meta.len(),
             modified: meta.modified().ok(),
@@ -337,11 +346,20 @@ struct Counted<R> {
     inner: R,
     /// Bytes of the file not yet counted.
     budget: u64,
+    /// A regular file's end was read: the layers above each ask again (three more `read`s
+    /// per file). What is appended after that is not read; the file's identity, compared
+    /// after the read, tells that it changed.
+    ended: bool,
+    file: bool,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.ended {
+            return Ok(0);
+        }
         let n = self.inner.read(buf)?;
+        self.ended = n == 0 && self.file && !buf.is_empty();
         let counted = (n as u64).min(self.budget);
         self.budget -= counted;
         progress::add_bytes(counted);
@@ -351,6 +369,7 @@ impl<R: Read> Read for Counted<R> {
 
 impl<R: Seek> Seek for Counted<R> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.ended = false;
         self.inner.seek(pos)
     }
 }

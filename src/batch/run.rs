@@ -14,7 +14,7 @@ use anyhow::Context;
 use crate::batch::common;
 use crate::batch::convert::{self, Settings};
 use crate::batch::dry_run;
-use crate::batch::input::{Input, STDIN};
+use crate::batch::input::{self, Input, STDIN};
 use crate::batch::merge;
 use crate::batch::plan::failed;
 use crate::batch::plan::{self, Action, Plan, Target};
@@ -232,8 +232,10 @@ impl Job<'_> {
     ) -> Result<Written, Outcome> {
         self.reporter.started(index);
         // Taken before reading, so that a failure is never recorded against a version of the
-        // input that was not read.
-        let identity = failed::Identity::of(input);
+        // input that was not read; also what tells a file changed while it was read.
+        let meta = std::fs::metadata(input).ok();
+        let identity = meta.as_ref().and_then(failed::Identity::of_meta);
+        let version = meta.as_ref().and_then(input::Identity::of_meta);
         // Checked when planned, and again now: a folder below --out may have been replaced by
         // a link since.
         let link = self
@@ -251,7 +253,7 @@ impl Job<'_> {
                 of_input: false,
             })
         } else {
-            write_one(input, output, settings).inspect_err(|outcome| {
+            write_one(input, output, version, settings).inspect_err(|outcome| {
                 record_failure(input, output, outcome, identity, self.config, self.reporter)
             })
         }
@@ -376,9 +378,16 @@ fn largest_first(plan: &Plan) -> Vec<(usize, u64, &Path, &Path)> {
 
 /// Write one input's temporary; a panic (a bug) fails this input by name instead of the whole
 /// batch.
-fn write_one(input: &Path, output: &Path, settings: Settings<'_>) -> Result<Written, Outcome> {
-    panic::catch_unwind(AssertUnwindSafe(|| convert::write(input, output, settings)))
-        .unwrap_or_else(|payload| Err(failed_internally(panic_message(payload.as_ref()))))
+fn write_one(
+    input: &Path,
+    output: &Path,
+    version: Option<input::Identity>,
+    settings: Settings<'_>,
+) -> Result<Written, Outcome> {
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        convert::write(input, output, version, settings)
+    }))
+    .unwrap_or_else(|payload| Err(failed_internally(panic_message(payload.as_ref()))))
 }
 
 /// Keep a record of a failure that the input's content caused, so that the next run does not

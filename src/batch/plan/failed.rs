@@ -81,7 +81,11 @@ impl Identity {
     /// `None` when the input cannot be examined or its time is before 1970: such an input is
     /// never taken for unchanged.
     pub fn of(input: &Path) -> Option<Identity> {
-        let meta = fs::metadata(input).ok()?;
+        Identity::of_meta(&fs::metadata(input).ok()?)
+    }
+
+    /// [`Identity::of`] from the input's metadata, where the caller has it.
+    pub fn of_meta(meta: &fs::Metadata) -> Option<Identity> {
         let modified = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
         Some(Identity {
             size: meta.len(),
