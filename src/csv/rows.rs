@@ -624,7 +624,6 @@ impl<W: Write> RowWriter<W> {
         dialect: &Dialect,
         source: &str,
     ) -> io::Result<Self> {
-        write_header(&mut out, &layout, dialect)?;
         let mut data_columns: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, column) in layout.columns.iter().enumerate() {
             if let Column::Data(field) = column {
@@ -633,11 +632,13 @@ impl<W: Write> RowWriter<W> {
         }
         let width = layout.columns.len();
         let output = if width > 0 {
-            Output::Fast {
-                out,
-                rows: FastRows::new(dialect.delimiter, width),
-            }
+            let mut rows = FastRows::new(dialect.delimiter, width);
+            // Written out with the first rows: for a small file, one `write` instead of two.
+            write_header(&mut rows.buf, &layout, dialect)?;
+            rows.row_start = rows.buf.len();
+            Output::Fast { out, rows }
         } else {
+            write_header(&mut out, &layout, dialect)?;
             Output::Csv(Box::new(builder(dialect, 256 * 1024).from_writer(out)))
         };
         let steps = steps(&layout);
