@@ -462,3 +462,52 @@ fn open_input(input: &Path) -> io::Result<(File, fs::Metadata)> {
     let metadata = file.metadata()?;
     Ok((file, metadata))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the reads that reach it.
+    struct Calls<R>(R, usize);
+
+    impl<R: Read> Read for Calls<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1 += 1;
+            self.0.read(buf)
+        }
+    }
+
+    impl<R: Seek> Seek for Calls<R> {
+        fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+            self.0.seek(pos)
+        }
+    }
+
+    #[test]
+    fn the_end_of_a_file_is_read_once_until_a_seek() {
+        let counted = |file| Counted {
+            inner: Calls(io::Cursor::new(b"<kml/>".to_vec()), 0),
+            budget: 6,
+            ended: false,
+            file,
+        };
+        let mut reader = counted(true);
+        let mut text = Vec::new();
+        reader.read_to_end(&mut text).unwrap();
+        assert_eq!(text, b"<kml/>");
+        let calls = reader.inner.1;
+        assert_eq!(reader.read(&mut [0; 8]).unwrap(), 0);
+        assert_eq!(reader.inner.1, calls, "asked again after the end");
+        // A KMZ's zip reader seeks back: reads reach the file again.
+        reader.seek(SeekFrom::Start(1)).unwrap();
+        assert_eq!(reader.read(&mut [0; 2]).unwrap(), 2);
+        assert_eq!(reader.inner.1, calls + 1);
+
+        // Not a regular file (a pipe): every read goes through.
+        let mut reader = counted(false);
+        reader.read_to_end(&mut Vec::new()).unwrap();
+        let calls = reader.inner.1;
+        assert_eq!(reader.read(&mut [0; 8]).unwrap(), 0);
+        assert_eq!(reader.inner.1, calls + 1);
+    }
+}
