@@ -257,33 +257,44 @@ for c in $ONLY; do
   # -j$JOBS take turns, so that their ratio is not the file system's mood of the moment: on
   # the small corpus, creating 2000 files costs from one to five times as much system time
   # from one minute to the next.
+  #
+  # Every ratio of a goal is between measurements taken in turns like these, never one after
+  # the other's repetitions: on this kind of machine (a VM on a shared host) the CPU's speed
+  # moved by twice from one minute to the next (one conversion took 0.42 s of CPU, then 0.88 s).
+  # The floor of a durable batch is the larger of its two parts, each alone: the conversion
+  # without the disk (every file to standard output, $JOBS at a time, nothing kept; not for
+  # the small corpus, where it would time 2000 process starts), and the disk without the
+  # conversion (a durable copy of the very CSVs the batch writes, made here untimed). A batch
+  # that overlaps them runs close to the larger one.
+  CSVS="$DIR/csvs/$c"
+  if [ ! -d "$CSVS" ]; then
+    "$KML2CSV" "$DIR/corpus/$c/*.kml" --out "$CSVS.part" --quiet && mv "$CSVS.part" "$CSVS"
+  fi
+  export CSVS
   for _ in $(seq "$REPS"); do
     MEASURE_REPS=1 measure "$c" "kml2csv-j$JOBS" sh -c "$KML2CSV_RUN" "$KML2CSV" "$JOBS"
     MEASURE_REPS=1 measure "$c" kml2csv-j1 sh -c "$KML2CSV_RUN" "$KML2CSV" 1
+    if [ -n "$BASELINE" ]; then
+      MEASURE_REPS=1 measure "$c" "baseline-j$JOBS" sh -c "$KML2CSV_RUN" "$BASELINE" "$JOBS"
+    fi
+    [ "$c" = small ] || MEASURE_REPS=1 measure "$c" cpu-alone sh -c 'find "$IN" -maxdepth 1 -name "*.kml" -print0 | sort -z | xargs -0 -P"$1" -n1 sh -c '\''"$KML2CSV" "$1" --out - > /dev/null'\'' _' _ "$JOBS"
+    MEASURE_REPS=1 measure "$c" disk-alone sh -c 'cp -r "$CSVS/." "$OUT/" && sync'
+    if [ "$c" = small ]; then
+      # What every Makefile and cron run does: convert again over the CSVs of a previous run.
+      PREPARE="\"$KML2CSV\" \"\$IN/*.kml\" --out \"\$OUT\" --quiet" MEASURE_REPS=1 \
+        measure "$c" "kml2csv-force-j$JOBS" sh -c "$KML2CSV_RUN --force" "$KML2CSV" "$JOBS"
+    fi
   done
   # What no converter can go below: read the KML and write as many bytes as kml2csv's CSVs
   # (about twice the input), in one process, into one file. Against cp it shows how much of
   # the gap is the size of the output rather than the conversion.
   export CSV_BYTES=$OUT_BYTES
   measure "$c" read+write sh -c 'find "$IN" -maxdepth 1 -name "*.kml" -print0 | sort -z | xargs -0 cat > /dev/null && dd if=/dev/zero of="$OUT/floor.csv" bs=1M count="$CSV_BYTES" iflag=count_bytes status=none'
-  # The floor of a durable batch is the larger of its two parts, each alone: the conversion
-  # without the disk (every file to standard output, $JOBS at a time, nothing kept; not for
-  # the small corpus, where it would time 2000 process starts), and the disk without the
-  # conversion (a durable copy of the very CSVs the batch writes). A batch that overlaps them
-  # runs close to the larger one.
-  [ "$c" = small ] || measure "$c" cpu-alone sh -c 'find "$IN" -maxdepth 1 -name "*.kml" -print0 | sort -z | xargs -0 -P"$1" -n1 sh -c '\''"$KML2CSV" "$1" --out - > /dev/null'\'' _' _ "$JOBS"
-  CSVS="$DIR/csvs/$c"
-  if [ ! -d "$CSVS" ]; then
-    "$KML2CSV" "$DIR/corpus/$c/*.kml" --out "$CSVS.part" --quiet && mv "$CSVS.part" "$CSVS"
-  fi
-  export CSVS
-  measure "$c" disk-alone sh -c 'cp -r "$CSVS/." "$OUT/" && sync'
   if [ "$c" = small ]; then
-    # What every Makefile and cron run does: convert again over the CSVs of a previous run.
-    PREPARE="\"$KML2CSV\" \"\$IN/*.kml\" --out \"\$OUT\" --quiet" \
-      measure "$c" "kml2csv-force-j$JOBS" sh -c "$KML2CSV_RUN --force" "$KML2CSV" "$JOBS"
-    measure per-file kml2csv-per-file bash -c per_file_kml2csv
-    measure per-file cp+sync-per-file bash -c per_file_cp
+    for _ in $(seq "$REPS"); do
+      MEASURE_REPS=1 measure per-file kml2csv-per-file bash -c per_file_kml2csv
+      MEASURE_REPS=1 measure per-file cp+sync-per-file bash -c per_file_cp
+    done
     count_calls "$c" 1
     count_calls "$c" "$JOBS"
   fi
@@ -294,13 +305,14 @@ for c in $ONLY; do
     first=$(list "$c" | head -z -n1 | tr -d '\0')
     rm -rf "$ONE"; mkdir -p "$ONE"; ln -s "$first" "$ONE/"
     export ONE
-    measure one "kml2csv-j1-stdout" sh -c 'exec "$KML2CSV" "$ONE"/*.kml --jobs 1 --out - > /dev/null'
-    if [ "$PEERS" = 1 ] && wants lxml && python3 -c 'import lxml' 2> /dev/null; then
-      measure one lxml sh -c 'exec python3 "$HERE/peer_lxml.py" --jobs 1 "$ONE" "$OUT"'
-    fi
-  fi
-  if [ -n "$BASELINE" ]; then
-    measure "$c" "baseline-j$JOBS" sh -c "$KML2CSV_RUN" "$BASELINE" "$JOBS"
+    lxml_one=0
+    if [ "$PEERS" = 1 ] && wants lxml && python3 -c 'import lxml' 2> /dev/null; then lxml_one=1; fi
+    for _ in $(seq "$REPS"); do
+      MEASURE_REPS=1 measure one "kml2csv-j1-stdout" sh -c 'exec "$KML2CSV" "$ONE"/*.kml --jobs 1 --out - > /dev/null'
+      if [ "$lxml_one" = 1 ]; then
+        MEASURE_REPS=1 measure one lxml sh -c 'exec python3 "$HERE/peer_lxml.py" --jobs 1 "$ONE" "$OUT"'
+      fi
+    done
   fi
   if [ "$PEERS" = 1 ] && { [ "$c" = large ] || [ "$c" = small ]; }; then
     if ! wants lxml; then :
