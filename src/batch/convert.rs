@@ -59,12 +59,12 @@ pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
 }
 
 /// Convert `input` into a temporary file in `output`'s folder; the outcome instead when that
-/// fails or is interrupted (nothing is left behind then). `identity`: the input's, taken by
-/// the caller just before (one `stat` fewer per file).
+/// fails or is interrupted (nothing is left behind then). `before`: the input's identity,
+/// taken by the caller just before (one `stat` fewer per file).
 pub fn write(
     input: &Path,
     output: &Path,
-    identity: Option<Identity>,
+    mut before: Option<Identity>,
     settings: Settings<'_>,
 ) -> Result<Written, Outcome> {
     let dir = parent_or_dot(output);
@@ -77,7 +77,6 @@ pub fn write(
     let path = input;
     let input = Input::Path(input.to_path_buf());
     let mut attempts = 0;
-    let mut before = identity;
     let (temp, result) = loop {
         let temp = match Temp::create(dir, settings.force) {
             Ok(temp) => temp,

@@ -303,28 +303,29 @@ fn build_with(
         }
     }
 
-    // The collision key of each item's output (see `collision_key`), also a key of the
-    // clash check.
-    let mut output_keys: Vec<Option<PathBuf>> = Vec::with_capacity(items.len());
-    let mut owners: HashMap<&Path, &Path> = HashMap::new();
-    for item in &items {
+    let mut outputs: Vec<Option<OutputKeys>> = Vec::with_capacity(items.len());
+    for (item, existing) in items.iter().zip(existing) {
         if stop.load(Ordering::Relaxed) {
             return Ok(Plan::default());
         }
-        output_keys.push(match &item.action {
+        outputs.push(match &item.action {
             Action::Convert { output, .. } | Action::Skip { output } if target.is_some() => {
-                Some(collision_key(output, &mut resolve))
+                Some(OutputKeys {
+                    path: collision_key(output, &mut resolve),
+                    existing,
+                })
             }
             _ => None,
         });
     }
-    for (item, key) in items.iter().zip(&output_keys) {
-        let (Some(key), Action::Convert { output, .. } | Action::Skip { output }) =
-            (key, &item.action)
+    let mut owners: HashMap<&Path, &Path> = HashMap::new();
+    for (item, keys) in items.iter().zip(&outputs) {
+        let (Some(keys), Action::Convert { output, .. } | Action::Skip { output }) =
+            (keys, &item.action)
         else {
             continue;
         };
-        match owners.get(key.as_path()) {
+        match owners.get(keys.path.as_path()) {
             Some(first) => problems.push(UsageError::Collision {
                 output: output.clone(),
                 first: first.to_path_buf(),
@@ -333,19 +334,15 @@ fn build_with(
                     && first.file_name() != item.input.file_name(),
             }),
             None => {
-                owners.insert(key, &item.input);
+                owners.insert(&keys.path, &item.input);
             }
         }
     }
 
-    let outputs = Outputs {
-        keys: &output_keys,
-        existing: &existing,
-    };
     check_clashes(
         &found,
         &items,
-        outputs,
+        &outputs,
         extra,
         &mut resolve,
         &mut problems,
@@ -835,12 +832,11 @@ fn file_id(_meta: &fs::Metadata) -> Option<FileId> {
     None
 }
 
-/// What the planning found of each item's output, in the order of the items: its collision
-/// key (`None` for an item without an output) and its identity where it exists already.
-#[derive(Clone, Copy)]
-struct Outputs<'a> {
-    keys: &'a [Option<PathBuf>],
-    existing: &'a [Option<FileId>],
+/// What tells an item's output from other paths: its collision key (see `collision_key`) and
+/// its identity where it exists already (from `decide`'s look at it).
+struct OutputKeys {
+    path: PathBuf,
+    existing: Option<FileId>,
 }
 
 /// Refuse a run in which a file it writes (a CSV, `extra`: the merged CSV, the report) is an
@@ -851,7 +847,7 @@ struct Outputs<'a> {
 fn check_clashes(
     found: &[Found],
     items: &[Item],
-    outputs: Outputs<'_>,
+    outputs: &[Option<OutputKeys>],
     extra: &[Extra<'_>],
     resolve: &mut Canonical,
     problems: &mut Vec<UsageError>,
@@ -912,12 +908,11 @@ fn check_clashes(
     }
     // Skipped CSVs first: a CSV the run writes over one it skips is the clash reported.
     for skipping in [true, false] {
-        for (index, item) in items.iter().enumerate() {
+        for (item, output_keys) in items.iter().zip(outputs) {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            let (Some(key), Some(existing)) = (&outputs.keys[index], outputs.existing.get(index))
-            else {
+            let Some(output_keys) = output_keys else {
                 continue;
             };
             let (output, what) = match &item.action {
@@ -925,8 +920,8 @@ fn check_clashes(
                 Action::Convert { output, .. } if !skipping => (output, What::Csv(&item.input)),
                 _ => continue,
             };
-            let mut keys = vec![Key::Path(Cow::Borrowed(key.as_path()))];
-            keys.extend(existing.map(Key::Id));
+            let mut keys = vec![Key::Path(Cow::Borrowed(output_keys.path.as_path()))];
+            keys.extend(output_keys.existing.map(Key::Id));
             claims.push(Claim {
                 path: output,
                 what,
