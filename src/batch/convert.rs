@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::batch::input::{Identity, Input};
 use crate::batch::pipeline;
 use crate::csv::{Column, Dialect, Layout, RowWriter, Shape};
-use crate::kml::{ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Warning, Warnings};
+use crate::kml::{
+    ErrorKind, Feature, Position, ReadOptions, Sink, Vertex, Vertices, Warning, Warnings,
+};
 use crate::output::commit::{self, Outcome, Pending, Written};
 use crate::output::disk::WriteBack;
 use crate::output::durable::{create_dir_durably, parent_or_dot};
@@ -328,6 +330,13 @@ impl<W: Write> Sink for Guard<'_, W> {
             return Err(stopped());
         }
         self.writer.vertex(vertex)
+    }
+
+    fn vertices(&mut self, run: &Vertices<'_>) -> io::Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
+        self.writer.vertices(run)
     }
 
     fn warning(&mut self, warning: Warning) {

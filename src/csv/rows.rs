@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use crate::kml::{Attributes, Feature, Geometry, Ring, Sink, Vertex, Warning, Warnings};
+use crate::kml::{Attributes, Feature, Geometry, Ring, Sink, Vertex, Vertices, Warning, Warnings};
 
 use super::number::{self, Numbers};
 use super::wkt;
@@ -849,6 +849,36 @@ impl<W: Write> RowWriter<W> {
 }
 
 impl<W: Write> RowWriter<W> {
+    /// The rows of `run` from `from` on that [`RowWriter::write_vertex_row`] would write with
+    /// [`FastRows::tuple_row`], written so with what they share looked at once: how far it got.
+    /// The run's vertices differ in their number and coordinates only, so whether the cache
+    /// holds their sequence, and the layout's questions, have one answer for all of them.
+    fn write_tuple_rows(&mut self, run: &Vertices<'_>, from: usize) -> io::Result<usize> {
+        let Output::Fast { out, rows } = &mut self.output else {
+            return Ok(from);
+        };
+        let (Some(led), true, b',') = (self.usual, rows.plain_numbers, rows.delimiter) else {
+            return Ok(from);
+        };
+        let cache = &mut self.cache;
+        if !cache.holds(&run.first) {
+            return Ok(from);
+        }
+        let split = if led { cache.ranges[0].end } else { 0 };
+        let (head, tail) = cache.bytes.split_at(split);
+        let first = run.first.vertex;
+        let mut i = from;
+        while let Some(t) = run.tuples.get(i).filter(|t| !t.text.is_empty()) {
+            let vertex = self.values.vertex.format(first + i as u64);
+            let text = t.text.as_bytes();
+            rows.tuple_row(head, led, vertex, text, t.altitude.is_empty(), tail);
+            self.written += 1;
+            rows.flush_full(out)?;
+            i += 1;
+        }
+        Ok(i)
+    }
+
     /// A feature row whose geometry is too large to be held as one WKT value: the WKT is
     /// written straight into the output, twice read from the geometry (once to see whether
     /// it needs quotes, then to write it), so that the row costs no more memory than a small
@@ -970,6 +1000,24 @@ impl<W: Write> Sink for RowWriter<W> {
         }
         self.locate_data(v.feature, v.attributes);
         self.write_vertex_row(v)
+    }
+
+    fn vertices(&mut self, run: &Vertices<'_>) -> io::Result<()> {
+        if self.rows != RowKind::Vertices || run.tuples.is_empty() {
+            return Ok(());
+        }
+        // The first row goes the usual way, which also tells the cache of a new sequence.
+        self.locate_data(run.first.feature, run.first.attributes);
+        self.write_vertex_row(&run.first)?;
+        let mut i = 1;
+        while i < run.tuples.len() {
+            i = self.write_tuple_rows(run, i)?;
+            if i < run.tuples.len() {
+                self.write_vertex_row(&run.get(i))?;
+                i += 1;
+            }
+        }
+        Ok(())
     }
 
     fn warning(&mut self, warning: Warning) {
@@ -1142,7 +1190,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::kml::{Part, Ring};
+    use crate::kml::{Part, Ring, Tuple};
 
     /// See: the constant columns of a vertex row come from a cache keyed by the sequence; any
     /// change of feature, part, ring, geometry, name or attributes must show in the row.
@@ -1418,6 +1466,89 @@ mod tests {
             "feature,name,geometry,part,ring,vertex,longitude,latitude,altitude,when\n\
              3,plain,Point,0,,10,-8.50,1e-3,,\n"
         );
+    }
+
+    /// A run of vertices handed over at once is written exactly as its vertices one by one:
+    /// tuples with and without their text, two and three values, a run whose sequence the
+    /// writer has not seen yet and one it has, in every dialect that changes the way.
+    #[test]
+    fn runs_are_written_as_their_vertices_one_by_one() {
+        let tuples = [
+            ("1.5", "2", "", "1.5,2"),
+            ("-008.50", "1e-3", "", ""),
+            ("3", "4", "5", "3,4,5"),
+            ("6", "7", "", "6,7"),
+            ("+1", "2", "0012.", ""),
+            ("8", "9", "10", "8,9,10"),
+        ]
+        .map(|(longitude, latitude, altitude, text)| Tuple {
+            longitude,
+            latitude,
+            altitude,
+            text,
+        });
+        let dialects = [
+            Dialect::default(),
+            Dialect {
+                numbers: Numbers::Verbatim,
+                ..Dialect::default()
+            },
+            Dialect {
+                delimiter: b';',
+                ..Dialect::default()
+            },
+            Dialect {
+                formula_guard: true,
+                header: false,
+                ..Dialect::default()
+            },
+        ];
+        let narrow = Shape {
+            select: Some(vec!["longitude".into(), "vertex".into()]),
+            ..Shape::default()
+        };
+        for dialect in &dialects {
+            for shape in [&Shape::default(), &narrow] {
+                let mut by_run = default_writer(shape, dialect);
+                let mut one_by_one = default_writer(shape, dialect);
+                for (name, sequence, vertex) in [("a", 7, 0), ("a", 7, 6), ("=b,", 0, 0)] {
+                    let mut first = vertex_of(name, &tuples[0]);
+                    first.sequence = sequence;
+                    first.vertex = vertex;
+                    for range in [0..1, 1..4, 4..6] {
+                        let run = Vertices {
+                            first: Vertices {
+                                first,
+                                tuples: &tuples,
+                            }
+                            .get(range.start),
+                            tuples: &tuples[range.clone()],
+                        };
+                        by_run.vertices(&run).unwrap();
+                    }
+                    for i in 0..tuples.len() {
+                        let run = Vertices {
+                            first,
+                            tuples: &tuples,
+                        };
+                        one_by_one.vertex(&run.get(i)).unwrap();
+                    }
+                }
+                let (by_run, one_by_one) = (text(by_run), text(one_by_one));
+                assert_eq!(by_run, one_by_one);
+                assert_eq!(by_run.lines().count(), 18 + usize::from(dialect.header));
+            }
+        }
+    }
+
+    fn vertex_of<'a>(name: &'a str, t: &Tuple<'a>) -> Vertex<'a> {
+        Vertex {
+            longitude: t.longitude,
+            latitude: t.latitude,
+            altitude: t.altitude,
+            tuple: t.text,
+            ..vertex(name, None)
+        }
     }
 
     #[test]

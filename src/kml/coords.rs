@@ -15,7 +15,7 @@
 
 use std::ops::Range;
 
-use super::Error;
+use super::{Error, Tuple};
 
 /// A number as KML writers produce them: `[+-]?(digits[.digits]|.digits)([eE][+-]?digits)?`.
 /// `NaN`, `Inf` and hexadecimal floats are not numbers here.
@@ -425,18 +425,31 @@ fn words_in<'a>(text: &'a str, window: &[u8; 2 * WINDOW]) -> Option<(&'a str, &'
     Some((word(firsts)?, word(second)?, alt?))
 }
 
-/// Hand every tuple [`quick_tuple`] takes from `chunk[i..]`, one after the other, to `out`:
-/// where the first one it does not take starts.
+/// How many tuples [`quick_tuples`] hands over at once.
+const RUN: usize = 32;
+
+/// Hand every tuple [`quick_tuple`] takes from `chunk[i..]`, in order and in runs of up to
+/// [`RUN`], to `out`: where the first one it does not take starts.
 #[inline(always)]
 fn quick_tuples(chunk: &[u8], mut i: usize, out: &mut impl TupleOut) -> Result<usize, Error> {
+    let mut run = [Tuple::default(); RUN];
+    let mut n = 0;
     while let Some(quick) = quick_tuple(chunk, i) {
-        out.tuple(
-            ascii(quick.lon),
-            ascii(quick.lat),
-            ascii(quick.alt),
-            ascii(quick.text),
-        )?;
+        run[n] = Tuple {
+            longitude: ascii(quick.lon),
+            latitude: ascii(quick.lat),
+            altitude: ascii(quick.alt),
+            text: ascii(quick.text),
+        };
+        n += 1;
         i = quick.next;
+        if n == RUN {
+            out.tuples(&run)?;
+            n = 0;
+        }
+    }
+    if n > 0 {
+        out.tuples(&run[..n])?;
     }
     Ok(i)
 }
@@ -448,6 +461,13 @@ pub trait TupleOut {
     /// text (no `+`, no leading zeros, no `.` first or last; see [`super::Vertex::tuple`]);
     /// empty when the tokenizer did not see it so (it need not look).
     fn tuple(&mut self, lon: &str, lat: &str, alt: &str, text: &str) -> Result<(), Error>;
+    /// Consecutive valid tuples: the same as a [`TupleOut::tuple`] call for each.
+    fn tuples(&mut self, run: &[Tuple<'_>]) -> Result<(), Error> {
+        for t in run {
+            self.tuple(t.longitude, t.latitude, t.altitude, t.text)?;
+        }
+        Ok(())
+    }
     /// A tuple that was skipped: `at` is the input offset where its token starts.
     fn skipped(&mut self, at: u64, why: String) -> Result<(), Error>;
 }

@@ -172,6 +172,43 @@ pub struct Vertex<'a> {
     pub attributes: Option<&'a Attributes>,
 }
 
+/// One tuple of a `<coordinates>` text, as [`Vertex`] carries it: the three numbers as written
+/// (`altitude` empty for two values) and, when it is written just so, the whole tuple (see
+/// [`Vertex::tuple`]; empty otherwise).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tuple<'a> {
+    pub longitude: &'a str,
+    pub latitude: &'a str,
+    pub altitude: &'a str,
+    pub text: &'a str,
+}
+
+/// Consecutive vertices of one coordinate sequence, handed to [`Sink::vertices`] at once:
+/// vertex `i` is `first` with `vertex` counted up by `i` and the coordinates of `tuples[i]`.
+/// Nothing else differs between them; in particular none has a time or attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Vertices<'a> {
+    /// The first vertex; its coordinate fields are those of `tuples[0]`.
+    pub first: Vertex<'a>,
+    pub tuples: &'a [Tuple<'a>],
+}
+
+impl<'a> Vertices<'a> {
+    /// Vertex `i` of the run.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> Vertex<'a> {
+        let t = &self.tuples[i];
+        Vertex {
+            vertex: self.first.vertex + i as u64,
+            longitude: t.longitude,
+            latitude: t.latitude,
+            altitude: t.altitude,
+            tuple: t.text,
+            ..self.first
+        }
+    }
+}
+
 /// The descriptive fields of a feature, read when [`ReadOptions::attributes`] is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attributes {
@@ -406,6 +443,16 @@ impl Warnings {
 pub trait Sink {
     /// A vertex. An error here (a full disk, a closed pipe) stops the reader.
     fn vertex(&mut self, vertex: &Vertex<'_>) -> io::Result<()>;
+    /// A run of vertices of one sequence, in order: the same as a [`Sink::vertex`] call for
+    /// each, which is what it does unless a sink has a faster way. The reader hands over the
+    /// plain tuples of a `<coordinates>` text so, a chunk at a time: a call per row, each
+    /// checking what is the same for the whole run, was a tenth of a conversion.
+    fn vertices(&mut self, run: &Vertices<'_>) -> io::Result<()> {
+        for i in 0..run.tuples.len() {
+            self.vertex(&run.get(i))?;
+        }
+        Ok(())
+    }
     /// A tuple or value that was skipped.
     fn warning(&mut self, warning: Warning);
     /// A whole feature, at its end; only called when [`ReadOptions::features`] is set. Vertex

@@ -33,7 +33,7 @@ use super::spill::SpillQueue;
 use super::tracked::{TooLong, Tracked};
 use super::{
     decode, Attributes, Error, ErrorKind, Feature, Geometry, Position, ReadOptions, Ring, Sink,
-    Summary, Vertex, Warning,
+    Summary, Tuple, Vertex, Vertices, Warning,
 };
 
 /// Longest `<name>`, `<when>` or `<gx:coord>` text kept; the rest is dropped with a warning so
@@ -292,6 +292,53 @@ impl Emitter<'_> {
         }
         // Rows held back or kept lose the tuple's text: a sink does without it.
         self.any_vertex(seq, lon, lat, alt, when)
+    }
+
+    /// [`Emitter::vertex`] for each of `run`, which nearly always takes the quick way: then
+    /// the whole run goes to the sink in one call.
+    #[inline(always)]
+    fn vertices(&mut self, seq: &mut Sequence, run: &[Tuple<'_>]) -> Result<(), Error> {
+        let Some(t) = run.first() else {
+            return Ok(());
+        };
+        if let (Some(part), false, false, Some(feature)) = (
+            seq.part,
+            self.whole_features,
+            self.attributes,
+            self.features.last(),
+        ) {
+            if let Some(name) = &feature.name {
+                let pair = (seq.id, feature.key);
+                if pair != self.last_pair {
+                    self.last_pair = pair;
+                    self.generation = next_identity();
+                }
+                let index = seq.vertices;
+                seq.vertices += run.len() as u64;
+                self.summary.vertices += run.len() as u64;
+                let first = Vertex {
+                    feature: Some(feature.ordinal),
+                    name,
+                    geometry: &seq.geometry,
+                    part,
+                    ring: seq.ring.unwrap_or(Ring::None),
+                    vertex: index,
+                    longitude: t.longitude,
+                    latitude: t.latitude,
+                    altitude: t.altitude,
+                    tuple: t.text,
+                    when: "",
+                    attributes: None,
+                    sequence: if seq.id == 0 { 0 } else { self.generation },
+                };
+                let run = Vertices { first, tuples: run };
+                return self.sink.vertices(&run).map_err(sink_error);
+            }
+        }
+        for t in run {
+            self.vertex(seq, t.longitude, t.latitude, t.altitude, "", t.text)?;
+        }
+        Ok(())
     }
 
     /// [`Emitter::vertex`] for every case.
@@ -1203,6 +1250,11 @@ impl TupleOut for CoordinatesOut<'_, '_> {
     #[inline(always)]
     fn tuple(&mut self, lon: &str, lat: &str, alt: &str, text: &str) -> Result<(), Error> {
         self.emitter.vertex(self.seq, lon, lat, alt, "", text)
+    }
+
+    #[inline(always)]
+    fn tuples(&mut self, run: &[Tuple<'_>]) -> Result<(), Error> {
+        self.emitter.vertices(self.seq, run)
     }
 
     fn skipped(&mut self, at: u64, why: String) -> Result<(), Error> {
