@@ -295,48 +295,47 @@ impl Emitter<'_> {
     }
 
     /// [`Emitter::vertex`] for each of `run`, which nearly always takes the quick way: then
-    /// the whole run goes to the sink in one call.
+    /// the whole run goes to the sink in one call. The first vertex of a sequence numbers its
+    /// part, after which the rest of the run can.
     #[inline(always)]
-    fn vertices(&mut self, seq: &mut Sequence, run: &[Tuple<'_>]) -> Result<(), Error> {
-        let Some(t) = run.first() else {
-            return Ok(());
-        };
-        if let (Some(part), false, false, Some(feature)) = (
-            seq.part,
-            self.whole_features,
-            self.attributes,
-            self.features.last(),
-        ) {
-            if let Some(name) = &feature.name {
-                let pair = (seq.id, feature.key);
-                if pair != self.last_pair {
-                    self.last_pair = pair;
-                    self.generation = next_identity();
+    fn vertices(&mut self, seq: &mut Sequence, mut run: &[Tuple<'_>]) -> Result<(), Error> {
+        while let Some((t, rest)) = run.split_first() {
+            if let (Some(part), false, false, Some(feature)) = (
+                seq.part,
+                self.whole_features,
+                self.attributes,
+                self.features.last(),
+            ) {
+                if let Some(name) = &feature.name {
+                    let pair = (seq.id, feature.key);
+                    if pair != self.last_pair {
+                        self.last_pair = pair;
+                        self.generation = next_identity();
+                    }
+                    let index = seq.vertices;
+                    seq.vertices += run.len() as u64;
+                    self.summary.vertices += run.len() as u64;
+                    let first = Vertex {
+                        feature: Some(feature.ordinal),
+                        name,
+                        geometry: &seq.geometry,
+                        part,
+                        ring: seq.ring.unwrap_or(Ring::None),
+                        vertex: index,
+                        longitude: t.longitude,
+                        latitude: t.latitude,
+                        altitude: t.altitude,
+                        tuple: t.text,
+                        when: "",
+                        attributes: None,
+                        sequence: if seq.id == 0 { 0 } else { self.generation },
+                    };
+                    let run = Vertices { first, tuples: run };
+                    return self.sink.vertices(&run).map_err(sink_error);
                 }
-                let index = seq.vertices;
-                seq.vertices += run.len() as u64;
-                self.summary.vertices += run.len() as u64;
-                let first = Vertex {
-                    feature: Some(feature.ordinal),
-                    name,
-                    geometry: &seq.geometry,
-                    part,
-                    ring: seq.ring.unwrap_or(Ring::None),
-                    vertex: index,
-                    longitude: t.longitude,
-                    latitude: t.latitude,
-                    altitude: t.altitude,
-                    tuple: t.text,
-                    when: "",
-                    attributes: None,
-                    sequence: if seq.id == 0 { 0 } else { self.generation },
-                };
-                let run = Vertices { first, tuples: run };
-                return self.sink.vertices(&run).map_err(sink_error);
             }
-        }
-        for t in run {
             self.vertex(seq, t.longitude, t.latitude, t.altitude, "", t.text)?;
+            run = rest;
         }
         Ok(())
     }
