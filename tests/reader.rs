@@ -606,6 +606,22 @@ fn tag_errors_name_what_is_wrong_and_where() {
         ),
         (b"<kml><a b", "`>` not found before end of input", "1:6"),
         (b"<kml><a b='1' b='2'/></kml>", "bad attribute", "1:6"),
+        (
+            b"<kml><a b='1' bb='2' b='3'/></kml>",
+            "position 15: duplicated attribute, previous declaration at position 2",
+            "1:6",
+        ),
+        // Past the few names compared in place, quick-xml's own check.
+        (
+            b"<kml><a a='' b='' c='' d='' e='' f='' g='' h='' i='' j='' c=''/></kml>",
+            "position 52: duplicated attribute, previous declaration at position 12",
+            "1:6",
+        ),
+        (
+            b"<kml><a a='' b='' c='' d='' e='' f='' g='' h='' i='' j='' k=x/></kml>",
+            "attribute value must be enclosed",
+            "1:6",
+        ),
         (b"<kml><a\xff/></kml>", "invalid UTF-8", "1:8"),
     ];
     for (doc, message, position) in cases {

@@ -5,6 +5,7 @@
 //! scanning under both is in `scan.rs`.
 
 use super::*;
+use quick_xml::events::attributes::AttrError;
 
 impl Document<'_> {
     pub(super) fn run<R: Read>(&mut self, reader: &mut Reader<Tracked<R>>) -> Result<(), Error> {
@@ -403,11 +404,32 @@ impl Document<'_> {
         Err(Error::new(ErrorKind::Xml(message.to_string()), None))
     }
 
+    /// Every attribute must be well formed and named once. quick-xml's own duplicate check
+    /// allocates a list of names for every element that has an attribute; nearly all have
+    /// one to four, whose names are compared here without.
     pub(super) fn check_attributes(&mut self, e: &BytesStart<'_>, at: u64) -> Result<(), Error> {
-        for attribute in e.attributes() {
-            if let Err(err) = attribute {
+        const FEW: usize = 8;
+        let mut attributes = e.attributes();
+        let mut names: [&[u8]; FEW] = [&[]; FEW];
+        for (seen, attribute) in attributes.with_checks(false).enumerate() {
+            let name = match attribute {
+                Ok(a) => a.key.into_inner().as_bytes(),
+                Err(err) => return self.fail_at(at, &format!("bad attribute: {err}")),
+            };
+            if seen == FEW {
+                // Many attributes: quick-xml's check, which hashes them.
+                return match e.attributes().find_map(Result::err) {
+                    Some(err) => self.fail_at(at, &format!("bad attribute: {err}")),
+                    None => Ok(()),
+                };
+            }
+            if let Some(first) = names[..seen].iter().find(|n| **n == name) {
+                // Where quick-xml says it: offsets within the tag, its name included.
+                let start = |n: &[u8]| n.as_ptr() as usize - e.as_ptr() as usize;
+                let err = AttrError::Duplicated(start(name), start(first));
                 return self.fail_at(at, &format!("bad attribute: {err}"));
             }
+            names[seen] = name;
         }
         Ok(())
     }
