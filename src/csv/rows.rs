@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use crate::kml::{Attributes, Feature, Geometry, Ring, Sink, Vertex, Vertices, Warning, Warnings};
+use crate::kml::{
+    Attributes, Feature, Geometry, Ring, Sink, Tuple, Vertex, Vertices, Warning, Warnings,
+};
 
 use super::number::{self, Numbers};
 use super::wkt;
@@ -348,6 +350,120 @@ unsafe fn put_byte(at: *mut u8, b: u8) -> *mut u8 {
     unsafe {
         *at = b;
         at.add(1)
+    }
+}
+
+/// The rows of a run of tuples that [`FastRows::tuple_row`] would write, put together from
+/// blocks of fixed size that are copied whole, each then overwritten from where it really
+/// ends: what comes before the vertex number, the number and its comma, the tuple (with the
+/// input after it, see [`Tuple::padded`]), and what comes after it. Branching on the length
+/// of every piece of every row was the larger part of writing one.
+struct RowBlocks {
+    /// The constant columns before the vertex number, and the comma after them.
+    prefix: [u8; Self::PREFIX],
+    prefix_len: usize,
+    /// The vertex number in decimal, left-aligned, and the comma after it; counted up in
+    /// place from row to row.
+    number: [u8; Self::NUMBER],
+    number_len: usize,
+    /// What follows a tuple of three values, and of two (the empty altitude's comma first):
+    /// the comma before the (empty) time, the constant columns after it, the line end.
+    suffix: [[u8; Self::SUFFIX]; 2],
+    suffix_len: [usize; 2],
+}
+
+impl RowBlocks {
+    const PREFIX: usize = 64;
+    const NUMBER: usize = 32;
+    const SUFFIX: usize = 16;
+    /// The most a row takes, counting each block whole.
+    const ROW: usize = Self::PREFIX + Self::NUMBER + Tuple::PADDED + Self::SUFFIX;
+
+    /// `None` when the constant columns are too long for the blocks.
+    fn new(head: &[u8], led: bool, vertex: u64, tail: &[u8]) -> Option<RowBlocks> {
+        let prefix_len = head.len() + usize::from(led);
+        if prefix_len > Self::PREFIX || tail.len() + 3 > Self::SUFFIX {
+            return None;
+        }
+        let mut prefix = [0; Self::PREFIX];
+        prefix[..head.len()].copy_from_slice(head);
+        if led {
+            prefix[head.len()] = b',';
+        }
+        let mut number = [0; Self::NUMBER];
+        let mut formatted = itoa_buf::Buf::default();
+        let digits = formatted.format(vertex);
+        number[..digits.len()].copy_from_slice(digits);
+        number[digits.len()] = b',';
+        let number_len = digits.len() + 1;
+        let mut suffix = [[0; Self::SUFFIX]; 2];
+        let mut suffix_len = [0; 2];
+        for (two_d, (block, len)) in suffix.iter_mut().zip(&mut suffix_len).enumerate() {
+            // The empty altitude's comma for two values, the time's, the columns after it.
+            let commas = 1 + two_d;
+            block[..commas].fill(b',');
+            block[commas..commas + tail.len()].copy_from_slice(tail);
+            block[commas + tail.len()] = b'\n';
+            *len = commas + tail.len() + 1;
+        }
+        Some(RowBlocks {
+            prefix,
+            prefix_len,
+            number,
+            number_len,
+            suffix,
+            suffix_len,
+        })
+    }
+
+    /// Append the row of the next vertex, whose tuple is the first `len` bytes of `padded`,
+    /// and count the vertex number up.
+    #[inline(always)]
+    fn row(&mut self, buf: &mut Vec<u8>, padded: &[u8; Tuple::PADDED], len: usize, two_d: bool) {
+        // The caller saw to it; this keeps the writes in bounds whatever it passes.
+        let len = len.min(Tuple::PADDED);
+        let suffix = usize::from(two_d);
+        buf.reserve(Self::ROW);
+        let start = buf.len();
+        // SAFETY: `reserve` made room for `ROW` bytes after `start`, the sum of the four
+        // blocks written whole; each starts where the one before it really ended, no further
+        // than its own size, so every write stays in that room, every read is of a whole
+        // block (an array), and every byte up to the new length is written (later blocks
+        // overwrite the tails of earlier ones) before `set_len`.
+        unsafe {
+            let base = buf.as_mut_ptr().add(start);
+            let mut at = base;
+            at.cast::<[u8; Self::PREFIX]>().write_unaligned(self.prefix);
+            at = at.add(self.prefix_len);
+            at.cast::<[u8; Self::NUMBER]>().write_unaligned(self.number);
+            at = at.add(self.number_len);
+            at.cast::<[u8; Tuple::PADDED]>().write_unaligned(*padded);
+            at = at.add(len);
+            at.cast::<[u8; Self::SUFFIX]>()
+                .write_unaligned(self.suffix[suffix]);
+            at = at.add(self.suffix_len[suffix]);
+            buf.set_len(start + at.offset_from(base) as usize);
+        }
+        self.count_up();
+    }
+
+    /// The vertex number plus one, in place: the last digit that is not a 9 goes up and the
+    /// 9s after it become 0s; all 9s become a 1 and one more digit.
+    #[inline(always)]
+    fn count_up(&mut self) {
+        let digits = self.number_len - 1;
+        for i in (0..digits).rev() {
+            if self.number[i] != b'9' {
+                self.number[i] += 1;
+                return;
+            }
+            self.number[i] = b'0';
+        }
+        // A u64 has at most 20 digits, far from the block's end.
+        self.number[0] = b'1';
+        self.number[digits] = b'0';
+        self.number[digits + 1] = b',';
+        self.number_len += 1;
     }
 }
 
@@ -868,6 +984,22 @@ impl<W: Write> RowWriter<W> {
         let (head, tail) = cache.bytes.split_at(split);
         let first = run.first.vertex;
         let mut i = from;
+        if let Some(mut blocks) = RowBlocks::new(head, led, first + from as u64, tail) {
+            while let Some(t) = run.tuples.get(i).filter(|t| !t.text.is_empty()) {
+                let (Ok(padded), true) = (
+                    <&[u8; Tuple::PADDED]>::try_from(t.padded),
+                    t.text.len() <= Tuple::PADDED,
+                ) else {
+                    break;
+                };
+                debug_assert!(padded.starts_with(t.text.as_bytes()));
+                blocks.row(&mut rows.buf, padded, t.text.len(), t.altitude.is_empty());
+                self.written += 1;
+                rows.flush_full(out)?;
+                i += 1;
+            }
+            rows.row_start = rows.buf.len();
+        }
         while let Some(t) = run.tuples.get(i).filter(|t| !t.text.is_empty()) {
             let vertex = self.values.vertex.format(first + i as u64);
             let text = t.text.as_bytes();
@@ -1473,20 +1605,40 @@ mod tests {
     /// writer has not seen yet and one it has, in every dialect that changes the way.
     #[test]
     fn runs_are_written_as_their_vertices_one_by_one() {
-        let tuples = [
+        let values = [
             ("1.5", "2", "", "1.5,2"),
             ("-008.50", "1e-3", "", ""),
             ("3", "4", "5", "3,4,5"),
             ("6", "7", "", "6,7"),
             ("+1", "2", "0012.", ""),
             ("8", "9", "10", "8,9,10"),
-        ]
-        .map(|(longitude, latitude, altitude, text)| Tuple {
-            longitude,
-            latitude,
-            altitude,
-            text,
-        });
+            ("-1.25", "2.5", "", "-1.25,2.5"),
+            ("4", "5", "6", "4,5,6"),
+        ];
+        // Each text with the input after it, as the reader hands it over; the last but one
+        // without, as when the reader has none at hand.
+        let inputs: Vec<String> = values
+            .iter()
+            .map(|v| format!("{} 9,9 9,9 9,9 9,9 9,9 9,9 9,9 9,9", v.3))
+            .collect();
+        let tuples: Vec<Tuple> = values
+            .iter()
+            .zip(&inputs)
+            .enumerate()
+            .map(
+                |(i, (&(longitude, latitude, altitude, text), input))| Tuple {
+                    longitude,
+                    latitude,
+                    altitude,
+                    text,
+                    padded: if text.is_empty() || i == 6 {
+                        &[]
+                    } else {
+                        &input.as_bytes()[..Tuple::PADDED]
+                    },
+                },
+            )
+            .collect();
         let dialects = [
             Dialect::default(),
             Dialect {
@@ -1507,36 +1659,53 @@ mod tests {
             select: Some(vec!["longitude".into(), "vertex".into()]),
             ..Shape::default()
         };
+        let reordered = Shape {
+            select: Some(vec!["vertex".into(), "name".into(), "latitude".into()]),
+            ..Shape::default()
+        };
+        let long = "a name too long to be put in front of the vertex number in one block";
+        // Sequences continued and new, vertex numbers that gain a digit within a run, a
+        // name that needs quotes and one that is too long for the blocks.
+        let sequences = [
+            ("a", 7, 0),
+            ("a", 7, 8),
+            ("=b,", 0, 0),
+            ("c", 9, 95),
+            ("c", 9, 999_999_997),
+            (long, 11, 3),
+        ];
         for dialect in &dialects {
-            for shape in [&Shape::default(), &narrow] {
+            for shape in [&Shape::default(), &narrow, &reordered] {
                 let mut by_run = default_writer(shape, dialect);
                 let mut one_by_one = default_writer(shape, dialect);
-                for (name, sequence, vertex) in [("a", 7, 0), ("a", 7, 6), ("=b,", 0, 0)] {
+                for (name, sequence, vertex) in sequences {
                     let mut first = vertex_of(name, &tuples[0]);
                     first.sequence = sequence;
                     first.vertex = vertex;
-                    for range in [0..1, 1..4, 4..6] {
-                        let run = Vertices {
-                            first: Vertices {
-                                first,
-                                tuples: &tuples,
-                            }
-                            .get(range.start),
-                            tuples: &tuples[range.clone()],
-                        };
-                        by_run.vertices(&run).unwrap();
+                    let run = Vertices {
+                        first,
+                        tuples: &tuples,
+                    };
+                    for range in [0..1, 1..4, 4..8] {
+                        by_run
+                            .vertices(&Vertices {
+                                first: run.get(range.start),
+                                tuples: &tuples[range],
+                            })
+                            .unwrap();
                     }
                     for i in 0..tuples.len() {
-                        let run = Vertices {
-                            first,
-                            tuples: &tuples,
-                        };
                         one_by_one.vertex(&run.get(i)).unwrap();
                     }
                 }
                 let (by_run, one_by_one) = (text(by_run), text(one_by_one));
                 assert_eq!(by_run, one_by_one);
-                assert_eq!(by_run.lines().count(), 18 + usize::from(dialect.header));
+                let rows = sequences.len() * tuples.len() + usize::from(dialect.header);
+                assert_eq!(by_run.lines().count(), rows);
+                if shape.select.is_none() && dialect.delimiter == b',' {
+                    assert!(by_run.contains("\n3,c,Point,0,,100,8,9,10,\n3,c,Point,0,,101,-1.25"));
+                    assert!(by_run.contains(",999999999,3,4,5,\n3,c,Point,0,,1000000000,6,7,,"));
+                }
             }
         }
     }

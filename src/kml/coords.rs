@@ -166,6 +166,7 @@ fn shortest(n: &[u8]) -> bool {
 /// How many bytes [`quick_tuple`] classifies at once: room for the usual tuple
 /// (`-31.184311,18.602629,1219.4 `) and the byte after its separator.
 const WINDOW: usize = 32;
+const _: () = assert!(WINDOW == Tuple::PADDED);
 
 /// One bit per byte of a [`WINDOW`], bit `k` for byte `k`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,6 +270,8 @@ fn non_numbers(digits: u64, dots: u64, minus: u64, span: u64) -> u64 {
 /// shortest text (see [`TupleOut::tuple`]; empty otherwise), and where the token after it
 /// starts.
 struct Quick<'a> {
+    /// The window the tuple starts, its text included.
+    window: &'a [u8; WINDOW],
     lon: &'a [u8],
     lat: &'a [u8],
     alt: &'a [u8],
@@ -336,6 +339,7 @@ fn quick_tuple(chunk: &[u8], start: usize) -> Option<Quick<'_>> {
     let bodies = (firsts & !minus) | ((firsts & minus) << 1);
     let longer = (dots & (bodies | lasts)) | (zeros & bodies & (digits >> 1));
     Some(Quick {
+        window,
         lon: &window[..lon_end],
         lat: window.get(lon_end + 1..lat_end)?,
         alt: window.get(alt_start..end)?,
@@ -440,6 +444,11 @@ fn quick_tuples(chunk: &[u8], mut i: usize, out: &mut impl TupleOut) -> Result<u
             latitude: ascii(quick.lat),
             altitude: ascii(quick.alt),
             text: ascii(quick.text),
+            padded: if quick.text.is_empty() {
+                &[]
+            } else {
+                quick.window
+            },
         };
         n += 1;
         i = quick.next;

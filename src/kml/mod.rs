@@ -181,6 +181,15 @@ pub struct Tuple<'a> {
     pub latitude: &'a str,
     pub altitude: &'a str,
     pub text: &'a str,
+    /// `text` and the input bytes after it, [`Tuple::PADDED`] in all, when the reader has
+    /// them at hand (empty otherwise): a sink may copy that many at once and keep the
+    /// length of `text`, without a branch on it.
+    pub padded: &'a [u8],
+}
+
+impl Tuple<'_> {
+    /// The length of a non-empty [`Tuple::padded`].
+    pub const PADDED: usize = 32;
 }
 
 /// Consecutive vertices of one coordinate sequence, handed to [`Sink::vertices`] at once:
