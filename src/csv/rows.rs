@@ -1138,10 +1138,10 @@ impl<W: Write> Sink for RowWriter<W> {
         if self.rows != RowKind::Vertices || run.tuples.is_empty() {
             return Ok(());
         }
-        // The first row goes the usual way, which also tells the cache of a new sequence.
         self.locate_data(run.first.feature, run.first.attributes);
-        self.write_vertex_row(&run.first)?;
-        let mut i = 1;
+        // A row the quick way cannot write goes the usual way, which also tells the cache
+        // of a new sequence (the first row of one), after which the quick way can.
+        let mut i = 0;
         while i < run.tuples.len() {
             i = self.write_tuple_rows(run, i)?;
             if i < run.tuples.len() {
