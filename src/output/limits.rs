@@ -64,11 +64,51 @@ impl Limits {
     }
 }
 
-/// The limits of this process, decided once (raising the soft open-file limit first).
+/// The limits of this process, decided once (raising the soft open-file limit first, and
+/// making room in the table of descriptors for what they allow: see [`make_room`]).
 pub fn get() -> &'static Limits {
     static LIMITS: OnceLock<Limits> = OnceLock::new();
-    LIMITS.get_or_init(|| Limits::for_open_files(open_files()))
+    LIMITS.get_or_init(|| {
+        let limits = Limits::for_open_files(open_files());
+        make_room(limits.descriptors());
+        limits
+    })
 }
+
+impl Limits {
+    /// Descriptors the committer's queues and group and a few workers may hold at once.
+    fn descriptors(&self) -> usize {
+        let most = 2 * self.queue + self.group + 2 * self.sync_threads + RESERVE + 4 * PER_WORKER;
+        self.open_files.map_or(most, |open| most.min(open))
+    }
+}
+
+/// Grow the process's table of descriptors to `n` slots now, while (nearly always) only
+/// the main thread runs. Linux grows it by doubling as descriptors are opened, and a
+/// process with several threads waits for an RCU grace period at each step, during which
+/// every other thread that opens a file waits too: on 2000 small files, whose finished
+/// temporaries stay open until their group is synced, both workers stood still for
+/// milliseconds at a time. Duplicating a descriptor to slot `n - 1` and closing it again
+/// leaves the table that large.
+#[cfg(unix)]
+fn make_room(n: usize) {
+    let Ok(last) = libc::c_int::try_from(n.saturating_sub(1)) else {
+        return;
+    };
+    for fd in [2, 1, 0] {
+        // SAFETY: F_DUPFD only duplicates `fd` (failing if it is not open); the duplicate is
+        // this function's own and closed at once.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, last) };
+        if dup >= 0 {
+            // SAFETY: `dup` was opened above and nothing else knows of it.
+            unsafe { libc::close(dup) };
+            return;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn make_room(_: usize) {}
 
 #[cfg(unix)]
 fn open_files() -> Option<usize> {
@@ -108,6 +148,25 @@ fn open_files() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table of descriptors has room for what the limits allow before any is opened
+    /// (Linux shows its size as FDSize).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn room_is_made_for_the_descriptors_a_run_may_hold() {
+        let fd_size = || -> usize {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with("FDSize:")).unwrap();
+            line["FDSize:".len()..].trim().parse().unwrap()
+        };
+        let wanted = get().descriptors();
+        // More than the 64 slots a process starts with, unless `ulimit -n` says otherwise.
+        assert!(
+            wanted > 64 || get().open_files.is_some_and(|n| n <= 64),
+            "{wanted}"
+        );
+        assert!(fd_size() >= wanted, "{} < {wanted}", fd_size());
+    }
 
     #[test]
     fn the_usual_limit_leaves_the_defaults() {
