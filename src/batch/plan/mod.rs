@@ -246,7 +246,7 @@ fn build_with(
     // runs through a symlinked folder loop) is converted once, under its shortest name, the
     // first one given among equals: glob lists `a/up/a/up/x.kml` before `a/x.kml` when `up`
     // links to `..`.
-    let mut best: HashMap<&Path, (usize, usize)> = HashMap::new();
+    let mut best: HashMap<&Path, (usize, usize)> = HashMap::with_capacity(found.len());
     for (index, candidate) in found.iter().enumerate() {
         if let Found::File {
             path, canonical, ..
@@ -318,7 +318,7 @@ fn build_with(
             _ => None,
         });
     }
-    let mut owners: HashMap<&Path, &Path> = HashMap::new();
+    let mut owners: HashMap<&Path, &Path> = HashMap::with_capacity(items.len());
     for (item, keys) in items.iter().zip(&outputs) {
         let (Some(keys), Action::Convert { output, .. } | Action::Skip { output }) =
             (keys, &item.action)
@@ -937,7 +937,7 @@ fn check_clashes(
         });
     }
 
-    let mut owner: HashMap<&Key, usize> = HashMap::new();
+    let mut owner: HashMap<&Key, usize> = HashMap::with_capacity(claims.len());
     for (index, claim) in claims.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
             return;
