@@ -983,31 +983,30 @@ impl<W: Write> RowWriter<W> {
         let split = if led { cache.ranges[0].end } else { 0 };
         let (head, tail) = cache.bytes.split_at(split);
         let first = run.first.vertex;
+        let mut blocks = RowBlocks::new(head, led, first + from as u64, tail);
         let mut i = from;
-        if let Some(mut blocks) = RowBlocks::new(head, led, first + from as u64, tail) {
-            while let Some(t) = run.tuples.get(i).filter(|t| !t.text.is_empty()) {
-                let (Ok(padded), true) = (
-                    <&[u8; Tuple::PADDED]>::try_from(t.padded),
-                    t.text.len() <= Tuple::PADDED,
-                ) else {
-                    break;
-                };
-                debug_assert!(padded.starts_with(t.text.as_bytes()));
-                blocks.row(&mut rows.buf, padded, t.text.len(), t.altitude.is_empty());
-                self.written += 1;
-                rows.flush_full(out)?;
-                i += 1;
-            }
-            rows.row_start = rows.buf.len();
-        }
         while let Some(t) = run.tuples.get(i).filter(|t| !t.text.is_empty()) {
-            let vertex = self.values.vertex.format(first + i as u64);
             let text = t.text.as_bytes();
-            rows.tuple_row(head, led, vertex, text, t.altitude.is_empty(), tail);
+            let two_d = t.altitude.is_empty();
+            let padded = <&[u8; Tuple::PADDED]>::try_from(t.padded).ok();
+            match (&mut blocks, padded) {
+                (Some(blocks), Some(padded)) if text.len() <= Tuple::PADDED => {
+                    debug_assert!(padded.starts_with(text));
+                    blocks.row(&mut rows.buf, padded, text.len(), two_d);
+                }
+                (blocks, _) => {
+                    let vertex = self.values.vertex.format(first + i as u64);
+                    rows.tuple_row(head, led, vertex, text, two_d, tail);
+                    if let Some(blocks) = blocks {
+                        blocks.count_up();
+                    }
+                }
+            }
             self.written += 1;
             rows.flush_full(out)?;
             i += 1;
         }
+        rows.row_start = rows.buf.len();
         Ok(i)
     }
 

@@ -46,8 +46,7 @@ impl Limits {
         let queue = (budget / 8).clamp(1, 1024);
         let group = (budget / 4).clamp(1, 256);
         let sync_threads = (budget / 32).clamp(1, 16);
-        // The queues (two), the group and each syncing thread's file and folder.
-        let base = 2 * queue + group + 2 * sync_threads;
+        let base = committer_base(queue, group, sync_threads);
         // The outputs that --force replaced, held until released: a group's, a queue's and one
         // per releasing thread (as many as syncing threads); only where that leaves room.
         let replaced = group + queue + sync_threads;
@@ -78,9 +77,16 @@ pub fn get() -> &'static Limits {
 impl Limits {
     /// Descriptors the committer's queues and group and a few workers may hold at once.
     fn descriptors(&self) -> usize {
-        let most = 2 * self.queue + self.group + 2 * self.sync_threads + RESERVE + 4 * PER_WORKER;
+        let base = committer_base(self.queue, self.group, self.sync_threads);
+        let most = base + RESERVE + 4 * PER_WORKER;
         self.open_files.map_or(most, |open| most.min(open))
     }
+}
+
+/// What the committer holds open without `--force`'s replaced outputs: the queues (two),
+/// the group and each syncing thread's file and folder.
+fn committer_base(queue: usize, group: usize, sync_threads: usize) -> usize {
+    2 * queue + group + 2 * sync_threads
 }
 
 /// Grow the process's table of descriptors to `n` slots now, while (nearly always) only
