@@ -162,10 +162,26 @@ fn lookup(input: &Path, output: &Path, strict: bool) -> Lookup {
 /// the items still to convert that have a record: it goes once they convert.
 pub fn apply(plan: &mut Plan, strict: bool, retry: bool) -> Vec<usize> {
     let mut stale = Vec::new();
+    // The folder of the previous output, and whether it is missing. A first run's outputs go
+    // into folders that do not exist yet and so hold no record: one `stat` per folder instead
+    // of an `open` per output (2000 failed opens were a tenth of planning 2000 inputs).
+    let mut folder: Option<(PathBuf, bool)> = None;
     for (index, item) in plan.items.iter_mut().enumerate() {
         let Action::Convert { output, .. } = &item.action else {
             continue;
         };
+        let dir = parent_or_dot(output);
+        let missing = match &folder {
+            Some((last, missing)) if last == dir => *missing,
+            _ => {
+                let missing = fs::metadata(dir).is_err_and(|e| e.kind() == io::ErrorKind::NotFound);
+                folder = Some((dir.to_path_buf(), missing));
+                missing
+            }
+        };
+        if missing {
+            continue;
+        }
         match lookup(&item.input, output, strict) {
             Lookup::None => {}
             Lookup::Unchanged(_) if retry || converted_since(output) => stale.push(index),
@@ -307,6 +323,39 @@ mod tests {
             crate::test_support::names(dir.path()),
             ["bad.kml", "good.kml"]
         );
+    }
+
+    #[test]
+    fn records_are_found_beside_outputs_in_missing_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("bad.kml");
+        fs::write(&input, "<kml>").unwrap();
+        let record = Identity::of(&input)
+            .unwrap()
+            .record(&input, false, None, "malformed XML");
+        let output = |folder: &str| dir.path().join(folder).join("bad.csv");
+        fs::create_dir(dir.path().join("kept")).unwrap();
+        write(&output("kept"), &record).unwrap();
+        // Outputs in a folder that does not exist, one that holds the record, the missing one
+        // again, then the one with the record again: only the record's folder has a failure.
+        let mut plan = Plan {
+            items: ["new", "kept", "new", "kept"]
+                .map(|folder| Item {
+                    input: input.clone(),
+                    action: Action::Convert {
+                        output: output(folder),
+                        size: 1,
+                    },
+                })
+                .into(),
+        };
+        assert!(apply(&mut plan, false, false).is_empty());
+        let failed_before: Vec<bool> = plan
+            .items
+            .iter()
+            .map(|item| matches!(item.action, Action::FailedBefore { .. }))
+            .collect();
+        assert_eq!(failed_before, [false, true, false, true]);
     }
 
     #[test]
