@@ -100,6 +100,14 @@ impl Write for WriteBack<'_> {
     }
 }
 
+/// Start writing all of `file`'s dirty pages back to disk, without waiting for them: a small
+/// CSV waits for its group's `syncfs` (see [`crate::output::commit`]), which would otherwise
+/// find all of the group's data still to write.
+pub(crate) fn start_write_back_all(file: &File) {
+    // A length of 0 is "to the end of the file".
+    start_write_back(file, 0, 0);
+}
+
 #[cfg(target_os = "linux")]
 fn start_write_back(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
