@@ -13,8 +13,9 @@
 //!    on ext4, XFS, btrfs or F2FS;
 //! 2. publishing: one committer thread gathers temporaries into a group for as long as they
 //!    keep coming (each within `GATHER` of the last, `GATHER_AT_MOST` in all, or while the
-//!    previous group was published). It makes the small ones durable with one `syncfs` per
-//!    file system if there are enough of them, or an `fsync` each (`settle`). It gives each
+//!    previous group was published), starting each small one's write-back as it arrives. It
+//!    makes the small ones durable with one `syncfs` per file system if there are enough of
+//!    them, or an `fsync` each (`settle`). It gives each
 //!    temporary whose sync succeeded its final name
 //!    ([`crate::output::temp::Temp::publish`]: never before, and never once a stop was
 //!    requested: those temporaries are dropped instead), then syncs each folder that received a
