@@ -502,6 +502,8 @@ fn strict_turns_the_first_warning_into_a_failure() {
 fn stale_temporaries_are_removed_but_live_ones_kept() {
     let env = TestEnv::new();
     env.write("a.kml", POINT_KML);
+    env.write("b.kml", POINT_KML);
+    env.write("out/.kml2csv-a.csv.tmp", "half of a's CSV");
     env.write("out/.kml2csv-dead01.tmp", "half a CSV");
     env.write(".kml2csv-dead02.tmp", "half a CSV");
     env.write("out/.kml2csv-note.txt", "not ours");
@@ -509,7 +511,21 @@ fn stale_temporaries_are_removed_but_live_ones_kept() {
     let held = fs::File::open(&live).unwrap();
     held.lock().unwrap();
 
+    // A run over one file (a Makefile's recipe) looks only for the leftover of its own
+    // output, not through the whole folder.
     let run = env.run(&["-o", "out", "a.kml"]);
+    assert_code(&run, 0);
+    assert_eq!(
+        env.temporaries(),
+        [
+            ".kml2csv-dead02.tmp",
+            "out/.kml2csv-dead01.tmp",
+            "out/.kml2csv-live01.tmp",
+            "out/.kml2csv-note.txt"
+        ]
+    );
+
+    let run = env.run(&["-o", "out", "--force", "a.kml", "b.kml"]);
     assert_code(&run, 0);
     assert_eq!(
         env.temporaries(),
@@ -522,7 +538,7 @@ fn stale_temporaries_are_removed_but_live_ones_kept() {
     );
 
     // Without --out the input's folder receives the output, so it is cleaned.
-    let run = env.run(&["a.kml"]);
+    let run = env.run(&["a.kml", "b.kml"]);
     assert_code(&run, 0);
     assert!(!env.exists(".kml2csv-dead02.tmp"));
     drop(held);

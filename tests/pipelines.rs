@@ -717,16 +717,32 @@ fn a_failed_input_whose_name_is_not_utf8_converges_too() {
 }
 
 /// A record's temporary left by a killed run, in a folder where nothing else is written, is
-/// removed by the next run like any other.
+/// removed by the next run like any other: under the record's own name by a run over that one
+/// file, under any name by a run over more.
 #[test]
 fn a_temporary_left_beside_a_record_is_removed_by_the_next_run() {
     let env = TestEnv::new();
     env.write("raw/bad.kml", TRUNCATED_KML);
     assert_code(&env.run(&["raw/bad.kml", "--out", "proc"]), 1);
-    env.write("proc/.kml2csv-AbC123.tmp", "{\"format\": 1, \"inp");
+    env.write("proc/.kml2csv-bad.csv.failed.tmp", "{\"format\": 1, \"inp");
     let run = env.run(&["raw/bad.kml", "--out", "proc"]);
     assert_code(&run, 0);
     assert_eq!(env.files(), ["proc/bad.csv.failed", "raw/bad.kml"], "{run}");
+
+    env.write("raw/good.kml", POINT_KML);
+    env.write("proc/.kml2csv-AbC123.tmp", "{\"format\": 1, \"inp");
+    let run = env.run(&["raw/bad.kml", "raw/good.kml", "--out", "proc"]);
+    assert_code(&run, 0);
+    assert_eq!(
+        env.files(),
+        [
+            "proc/bad.csv.failed",
+            "proc/good.csv",
+            "raw/bad.kml",
+            "raw/good.kml"
+        ],
+        "{run}"
+    );
 }
 
 /// A KML that converted once and then broke (replaced by a truncated copy): with `--update`

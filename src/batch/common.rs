@@ -1,6 +1,7 @@
 //! What both kinds of run share: checking the options, how inputs are read, the first pass
 //! over ExtendedData field names, cleaning up after killed runs, and the end of a run.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -202,18 +203,23 @@ pub(crate) fn refuse(problems: &[plan::UsageError]) -> ExitStatus {
 
 pub(crate) fn remove_stale_temporaries_in(dirs: Vec<PathBuf>, reporter: &Reporter) {
     for dir in dirs {
-        match temp::remove_stale_temporaries(&dir) {
-            Ok(0) => {}
-            Ok(n) => reporter.note(format_args!(
-                "{}: removed {n} temporary {} left by an interrupted run",
-                dir.display(),
-                if n == 1 { "file" } else { "files" }
-            )),
-            Err(e) => reporter.warn(format_args!(
-                "{}: cannot remove temporary files left by an interrupted run: {e}",
-                dir.display()
-            )),
-        }
+        report_stale_removal(&dir, temp::remove_stale_temporaries(&dir), reporter);
+    }
+}
+
+/// Tell what removing the temporaries left in `dir` by killed runs came to.
+pub(crate) fn report_stale_removal(dir: &Path, removed: io::Result<u64>, reporter: &Reporter) {
+    match removed {
+        Ok(0) => {}
+        Ok(n) => reporter.note(format_args!(
+            "{}: removed {n} temporary {} left by an interrupted run",
+            dir.display(),
+            if n == 1 { "file" } else { "files" }
+        )),
+        Err(e) => reporter.warn(format_args!(
+            "{}: cannot remove temporary files left by an interrupted run: {e}",
+            dir.display()
+        )),
     }
 }
 

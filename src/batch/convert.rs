@@ -80,7 +80,7 @@ pub fn write(
     let input = Input::Path(input.to_path_buf());
     let mut attempts = 0;
     let (temp, result) = loop {
-        let temp = match Temp::create(dir, settings.force) {
+        let temp = match Temp::create_for(output, settings.force) {
             Ok(temp) => temp,
             Err(e) => {
                 return Err(failed(format!(

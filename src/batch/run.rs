@@ -22,7 +22,8 @@ use crate::batch::status::{panic_message, ExitStatus, QuietPanics, Stop};
 use crate::batch::Config;
 use crate::kml::Warnings;
 use crate::output::commit::{self, Outcome, Pending, Written};
-use crate::output::durable;
+use crate::output::durable::{self, parent_or_dot};
+use crate::output::temp;
 use crate::ui::path_text::escaped;
 use crate::ui::report::{self, FileReport, Reporter, Status};
 use crate::ui::{json_report, progress};
@@ -463,8 +464,25 @@ fn file_report(input: &Path, output: &Path, outcome: Outcome) -> FileReport {
 
 /// Remove what killed runs left in the folders this run writes to. Never fails the run: a
 /// leftover is harmless (hidden, never named `.csv`).
+/// Remove what killed runs left in the output folders. A run over one file (a Makefile's
+/// recipe, one call per file) looks only for the leftovers of its own output and its record
+/// of a failure: listing a folder that already holds thousands of CSVs would cost more than
+/// the conversion, on every call.
 fn remove_stale_temporaries(plan: &Plan, reporter: &Reporter) {
-    common::remove_stale_temporaries_in(plan.output_dirs(), reporter);
+    match plan.items.as_slice() {
+        [item] => {
+            let output = match &item.action {
+                Action::Convert { output, .. }
+                | Action::Skip { output }
+                | Action::FailedBefore { output, .. } => output,
+                Action::Fail { .. } => return,
+            };
+            let removed = temp::remove_stale_temporary_of(output)
+                .and_then(|n| Ok(n + temp::remove_stale_temporary_of(&failed::path_for(output))?));
+            common::report_stale_removal(parent_or_dot(output), removed, reporter);
+        }
+        _ => common::remove_stale_temporaries_in(plan.output_dirs(), reporter),
+    }
 }
 
 #[cfg(test)]

@@ -220,11 +220,12 @@ pub fn write(output: &Path, record: &Record) -> io::Result<()> {
     let dir = parent_or_dot(output);
     let mut text = serde_json::to_string_pretty(record).map_err(io::Error::other)?;
     text.push('\n');
-    let temp = temp::Temp::create(dir, true)?;
+    let record_path = path_for(output);
+    let temp = temp::Temp::create_for(&record_path, true)?;
     let mut file = temp.as_file();
     file.write_all(text.as_bytes())?;
     sync_file(temp.as_file())?;
-    temp.publish(&path_for(output)).map_err(io::Error::other)?;
+    temp.publish(&record_path).map_err(io::Error::other)?;
     sync_dir(dir)
 }
 
