@@ -471,11 +471,8 @@ fn file_report(input: &Path, output: &Path, outcome: Outcome) -> FileReport {
 fn remove_stale_temporaries(plan: &Plan, reporter: &Reporter) {
     match plan.items.as_slice() {
         [item] => {
-            let output = match &item.action {
-                Action::Convert { output, .. }
-                | Action::Skip { output }
-                | Action::FailedBefore { output, .. } => output,
-                Action::Fail { .. } => return,
+            let Some(output) = item.action.output() else {
+                return;
             };
             let removed = temp::remove_stale_temporary_of(output)
                 .and_then(|n| Ok(n + temp::remove_stale_temporary_of(&failed::path_for(output))?));

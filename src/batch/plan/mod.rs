@@ -53,6 +53,19 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The CSV this input has or would have (beside which its record of a failure lies); none
+    /// for an input that cannot be converted.
+    pub fn output(&self) -> Option<&Path> {
+        match self {
+            Action::Convert { output, .. }
+            | Action::Skip { output }
+            | Action::FailedBefore { output, .. } => Some(output),
+            Action::Fail { .. } => None,
+        }
+    }
+}
+
 /// All inputs of a run, in command-line order.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -65,13 +78,7 @@ impl Plan {
     pub fn output_dirs(&self) -> Vec<PathBuf> {
         let mut seen = HashSet::new();
         let mut dirs = Vec::new();
-        for item in &self.items {
-            let output = match &item.action {
-                Action::Convert { output, .. }
-                | Action::Skip { output }
-                | Action::FailedBefore { output, .. } => output,
-                Action::Fail { .. } => continue,
-            };
+        for output in self.items.iter().filter_map(|item| item.action.output()) {
             let dir = parent_or_dot(output).to_path_buf();
             if seen.insert(dir.clone()) {
                 dirs.push(dir);
@@ -437,18 +444,17 @@ impl Canonical {
     fn dir(&mut self, dir: &Path) -> Option<&Path> {
         // Inputs come folder by folder and their outputs too: most calls ask for the folder
         // the previous one asked for, which costs a comparison instead of a hash.
-        if self.last.as_ref().map(|(asked, _)| asked.as_path()) != Some(dir) {
-            let resolved = match self.dirs.get(dir) {
-                Some(resolved) => resolved.clone(),
-                None => {
-                    let resolved = names::canonical(dir).ok();
-                    self.dirs.insert(dir.to_path_buf(), resolved.clone());
-                    resolved
-                }
-            };
-            self.last = Some((dir.to_path_buf(), resolved));
-        }
-        self.last.as_ref()?.1.as_deref()
+        let answer = match self.last.take() {
+            Some((asked, resolved)) if asked == dir => (asked, resolved),
+            _ => {
+                let resolved = self
+                    .dirs
+                    .entry(dir.to_path_buf())
+                    .or_insert_with(|| names::canonical(dir).ok());
+                (dir.to_path_buf(), resolved.clone())
+            }
+        };
+        self.last.insert(answer).1.as_deref()
     }
 
     /// [`normal_absolute`] of the folder `dir`, remembered for the next call.
