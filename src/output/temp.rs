@@ -13,9 +13,10 @@
 //!
 //! Elsewhere, where the file system or a missing `/proc` does not allow it, and for an output
 //! that may replace an existing one (`--force`, `--update`: `linkat` never replaces), the
-//! temporary is a hidden named file, `.kml2csv-XXXXXX.tmp` (never ending in `.csv`), held under
-//! an exclusive advisory lock while it is written and renamed into place. That lock lets
-//! [`remove_stale_temporaries`] tell the leftovers of a killed run (unlocked) from the work of
+//! temporary is a hidden named file, `.kml2csv-x.csv.tmp` for `x.csv` (`.kml2csv-XXXXXX.tmp`
+//! while that name is taken; never ending in `.csv`), held under an exclusive advisory lock
+//! while it is written and renamed into place. That lock lets [`remove_stale_temporaries`] and
+//! [`remove_stale_temporary_of`] tell the leftovers of a killed run (unlocked) from the work of
 //! a live one (locked).
 //!
 //! On Windows the named temporary is renamed with `MoveFileExW` and `MOVEFILE_WRITE_THROUGH`,
