@@ -6,6 +6,7 @@
 //! written to a [`Temp`] beside the output; making it durable and naming it is
 //! [`crate::output::commit`]'s job, which does it for many files at once.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
@@ -20,6 +21,7 @@ use crate::kml::{
 use crate::output::commit::{self, Outcome, Pending, Written};
 use crate::output::disk::WriteBack;
 use crate::output::durable::{create_dir_durably, parent_or_dot};
+use crate::output::held::{self, Holding};
 use crate::output::temp::Temp;
 
 /// How to convert.
@@ -39,13 +41,68 @@ pub struct Settings<'a> {
     /// Read the KML and write the CSV on two threads (see [`crate::batch::pipeline`]): worth it when
     /// a core would otherwise sit idle. Ignored for feature rows and attributes.
     pub two_threads: bool,
+    /// Convert into memory and leave the temporary to the caller ([`Done::Held`]; see
+    /// [`crate::output::held`]): worth it when a core would otherwise sit idle. A CSV that
+    /// outgrows [`held::HOLD_AT_MOST`] is written to its temporary all the same.
+    pub hold: bool,
+}
+
+/// A conversion that is complete.
+#[derive(Debug)]
+pub enum Done {
+    /// In its temporary, ready for [`crate::output::commit`].
+    Written(Written),
+    /// In memory: [`Held::write`] puts it into its temporary.
+    Held(Held),
+}
+
+impl Done {
+    /// The conversion in its temporary, written there now if it was held.
+    pub fn into_written(self, output: &Path) -> Result<Written, Outcome> {
+        match self {
+            Done::Written(written) => Ok(written),
+            Done::Held(held) => held.write(output),
+        }
+    }
+}
+
+/// A CSV converted into memory (see [`Settings::hold`]).
+#[derive(Debug)]
+pub struct Held {
+    bytes: Vec<u8>,
+    rows: u64,
+    warnings: Warnings,
+    replace: bool,
+}
+
+impl Held {
+    /// Write the CSV into a temporary for `output`, as [`write()`] would have; the outcome
+    /// instead when that fails (nothing is left behind then).
+    pub fn write(self, output: &Path) -> Result<Written, Outcome> {
+        match held::write_held(&self.bytes, output, self.replace) {
+            Ok(temp) => Ok(Written {
+                temp,
+                rows: self.rows,
+                warnings: self.warnings,
+            }),
+            Err(e) => Err(outcome_of(write_error(&e, self.warnings))),
+        }
+    }
+}
+
+/// Where a conversion's CSV went.
+enum Csv {
+    Temp(Temp),
+    Held(Vec<u8>),
 }
 
 /// Convert `input` into `output`, made durable and renamed into place on its own. A batch
 /// instead calls [`write()`] and hands the temporaries to [`crate::output::commit`], which syncs many at
 /// once.
 pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
-    match write(input, output, Identity::of(input), settings) {
+    let written = write(input, output, Identity::of(input), settings)
+        .and_then(|done| done.into_written(output));
+    match written {
         Ok(written) => {
             let pending = Pending {
                 tag: (),
@@ -60,15 +117,16 @@ pub fn convert(input: &Path, output: &Path, settings: Settings<'_>) -> Outcome {
     }
 }
 
-/// Convert `input` into a temporary file in `output`'s folder; the outcome instead when that
-/// fails or is interrupted (nothing is left behind then). `before`: the input's identity,
-/// taken by the caller just before (one `stat` fewer per file).
+/// Convert `input` into a temporary file in `output`'s folder (or into memory, see
+/// [`Settings::hold`]); the outcome instead when that fails or is interrupted (nothing is left
+/// behind then). `before`: the input's identity, taken by the caller just before (one `stat`
+/// fewer per file).
 pub fn write(
     input: &Path,
     output: &Path,
     mut before: Option<Identity>,
     settings: Settings<'_>,
-) -> Result<Written, Outcome> {
+) -> Result<Done, Outcome> {
     let dir = parent_or_dot(output);
     if let Err(e) = create_dir_durably(dir) {
         return Err(failed(format!(
@@ -79,23 +137,27 @@ pub fn write(
     let path = input;
     let input = Input::Path(input.to_path_buf());
     let mut attempts = 0;
-    let (temp, result) = loop {
-        let temp = match Temp::create_for(output, settings.force) {
-            Ok(temp) => temp,
-            Err(e) => {
-                return Err(failed(format!(
-                    "cannot create a temporary file in {}: {e}",
-                    dir.display()
-                )))
-            }
-        };
+    let (csv, result) = loop {
         // A file replaced or rewritten while it is read gives a CSV of neither version, and
         // one dated after the new version, which `--update` would then take as up to date
-        // for ever: read it again. Dropping `temp` removes what was written.
-        let result = write_csv(WriteBack::new(temp.as_file()), &input, "", settings);
+        // for ever: read it again. Dropping `csv` removes what was written.
+        let (csv, result) = if settings.hold {
+            let (mut bytes, spilled) = (Vec::new(), OnceCell::new());
+            let out = Holding::new(&mut bytes, &spilled, output, settings.force);
+            let result = write_csv(out, &input, "", settings);
+            match spilled.into_inner() {
+                Some(temp) => (Csv::Temp(temp), result),
+                None => (Csv::Held(bytes), result),
+            }
+        } else {
+            let temp =
+                held::create_temp(output, settings.force).map_err(|e| failed(e.to_string()))?;
+            let result = write_csv(WriteBack::new(temp.as_file()), &input, "", settings);
+            (Csv::Temp(temp), result)
+        };
         let after = Identity::of(path);
         if matches!(result, Err(WriteFailure::Interrupted)) || after == before {
-            break (temp, result);
+            break (csv, result);
         }
         before = after;
         attempts += 1;
@@ -112,26 +174,38 @@ pub fn write(
             });
         }
     };
-    match result {
-        Ok((rows, warnings)) => Ok(Written {
+    // Dropping a temporary removes the partial file.
+    let (rows, warnings) = result.map_err(outcome_of)?;
+    Ok(match csv {
+        Csv::Temp(temp) => Done::Written(Written {
             temp,
             rows,
             warnings,
         }),
-        // Dropping `temp` removes the partial file.
-        Err(WriteFailure::Interrupted) => Err(Outcome::Interrupted),
-        Err(WriteFailure::Closed) => Err(failed("cannot write: the output was closed".into())),
-        Err(WriteFailure::Failed {
-            position,
-            message,
+        Csv::Held(bytes) => Done::Held(Held {
+            bytes,
+            rows,
             warnings,
-            of_input,
-        }) => Err(Outcome::Failed {
-            position,
-            message,
-            warnings,
-            of_input,
+            replace: settings.force,
         }),
+    })
+}
+
+fn outcome_of(failure: WriteFailure) -> Outcome {
+    match failure {
+        WriteFailure::Interrupted => Outcome::Interrupted,
+        WriteFailure::Closed => failed("cannot write: the output was closed".into()),
+        WriteFailure::Failed {
+            position,
+            message,
+            warnings,
+            of_input,
+        } => Outcome::Failed {
+            position,
+            message,
+            warnings,
+            of_input,
+        },
     }
 }
 
@@ -260,7 +334,11 @@ fn write_error(e: &io::Error, warnings: Warnings) -> WriteFailure {
     } else {
         WriteFailure::Failed {
             position: None,
-            message: format!("cannot write: {e}{}", hint(e)),
+            message: if held::cannot_create(e) {
+                e.to_string()
+            } else {
+                format!("cannot write: {e}{}", hint(e))
+            },
             warnings,
             of_input: false,
         }
@@ -381,6 +459,7 @@ mod tests {
             layout: None,
             dialect: &dialect,
             two_threads: false,
+            hold: false,
         };
         let outcome = convert(&input, &output, settings);
         assert!(
@@ -393,6 +472,100 @@ mod tests {
         );
         // Nothing but the output is left in its folder.
         assert_eq!(names(output.parent().unwrap()), ["a.csv"]);
+    }
+
+    /// Settings for a plain conversion, holding the CSV in memory or not.
+    fn with<R>(hold: bool, then: impl FnOnce(Settings<'_>) -> R) -> R {
+        let (read, stop, shape) = (
+            ReadOptions::default(),
+            AtomicBool::new(false),
+            Shape::default(),
+        );
+        let dialect = Dialect::default();
+        then(Settings {
+            force: false,
+            read: &read,
+            stop: &stop,
+            shape: &shape,
+            layout: None,
+            dialect: &dialect,
+            two_threads: false,
+            hold,
+        })
+    }
+
+    fn line_kml(vertices: usize) -> String {
+        let tuples = (0..vertices).map(|i| format!("{}.25,{i}.5,7 ", i % 180));
+        let tuples: String = tuples.collect();
+        format!(
+            "<kml><Placemark><name>L</name><LineString><coordinates>{tuples}\
+             </coordinates></LineString></Placemark></kml>"
+        )
+    }
+
+    #[test]
+    fn a_held_csv_is_the_same_as_one_written_on_the_spot_and_a_big_one_is_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        // The second's CSV outgrows what is held: it goes to its temporary half-way.
+        for (name, vertices) in [("small", 10), ("big", 120_000)] {
+            let input = dir.path().join(format!("{name}.kml"));
+            fs::write(&input, line_kml(vertices)).unwrap();
+            let direct = dir.path().join("direct").join(format!("{name}.csv"));
+            let held = dir.path().join("held").join(format!("{name}.csv"));
+            let outcome = with(false, |settings| convert(&input, &direct, settings));
+            assert!(matches!(outcome, Outcome::Converted { .. }), "{outcome:?}");
+            let done = with(true, |settings| {
+                write(&input, &held, Identity::of(&input), settings).unwrap()
+            });
+            match (&done, name) {
+                (Done::Held(h), "small") => assert!(!h.bytes.is_empty()),
+                (Done::Written(_), "big") => {}
+                _ => panic!("{name}: {done:?}"),
+            }
+            let written = done.into_written(&held).unwrap();
+            assert_eq!(written.rows, vertices as u64);
+            let pending = Pending {
+                tag: (),
+                output: held.clone(),
+                written,
+            };
+            let outcome = commit::commit_group(vec![pending], &AtomicBool::new(false))
+                .pop()
+                .unwrap()
+                .2;
+            assert!(matches!(outcome, Outcome::Converted { .. }), "{outcome:?}");
+            let csv = fs::read(&held).unwrap();
+            assert!(csv.len() > if name == "big" { held::HOLD_AT_MOST } else { 0 });
+            assert!(
+                fs::read(&direct).unwrap() == csv,
+                "{name}: not the same CSV"
+            );
+        }
+        assert_eq!(names(&dir.path().join("held")), ["big.csv", "small.csv"]);
+    }
+
+    #[test]
+    fn a_held_csv_whose_temporary_cannot_be_made_fails_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("a.kml");
+        fs::write(&input, line_kml(3)).unwrap();
+        let output = dir.path().join("out").join("a.csv");
+        let done = with(true, |settings| {
+            write(&input, &output, Identity::of(&input), settings).unwrap()
+        });
+        // The folder goes between the conversion and the writing thread's turn.
+        fs::remove_dir(output.parent().unwrap()).unwrap();
+        match done.into_written(&output) {
+            Err(Outcome::Failed {
+                message,
+                of_input: false,
+                ..
+            }) => assert!(
+                message.starts_with("cannot create a temporary file in "),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

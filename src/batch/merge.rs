@@ -187,6 +187,7 @@ pub(crate) fn run(
         layout: Some(&layout),
         dialect: &part_dialect,
         two_threads: false,
+        hold: false,
     };
 
     if config.progress {
@@ -771,6 +772,7 @@ fn to_stdout(
         // (or a machine or allocation of one core) reads and writes on one thread, which
         // also costs less CPU time in all: the hand-over between the threads is work too.
         two_threads: config.jobs() > 1,
+        hold: false,
     };
     let input = match &job.input {
         Ok(input) => input,

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::batch::common;
-use crate::batch::convert::{self, Settings};
+use crate::batch::convert::{self, Done, Held, Settings};
 use crate::batch::dry_run;
 use crate::batch::input::{self, Input, STDIN};
 use crate::batch::merge;
@@ -23,6 +23,8 @@ use crate::batch::Config;
 use crate::kml::Warnings;
 use crate::output::commit::{self, Outcome, Pending, Written};
 use crate::output::durable::{self, parent_or_dot};
+use crate::output::held;
+use crate::output::pool::Pool;
 use crate::output::temp;
 use crate::ui::path_text::escaped;
 use crate::ui::report::{self, FileReport, Reporter, Status};
@@ -130,6 +132,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         read: &read,
         stop: &stop.requested,
         two_threads: false,
+        hold: false,
         shape: &config.shape,
         layout: None,
         dialect: &config.dialect,
@@ -184,7 +187,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitStatus> {
         Some((pool, workers)) => convert_in_parallel(&job, &pool, workers, converting, settings)?,
         None => {
             for (index, _, input, output) in largest_first(&plan) {
-                let outcome = match job.write(index, input, output, settings) {
+                let written = job
+                    .write(index, input, output, settings)
+                    .and_then(|done| done.into_written(output));
+                let outcome = match written {
                     Ok(written) => {
                         let pending = Pending {
                             tag: (),
@@ -230,7 +236,7 @@ impl Job<'_> {
         input: &Path,
         output: &Path,
         settings: Settings<'_>,
-    ) -> Result<Written, Outcome> {
+    ) -> Result<Done, Outcome> {
         self.reporter.started(index);
         // Taken before reading, so that a failure is never recorded against a version of the
         // input that was not read; also what tells a file changed while it was read.
@@ -298,12 +304,38 @@ fn convert_in_parallel(
             },
         )
         .context("cannot start the committer thread")?;
+        // While a core idles (fewer workers than cores: `-j1` on two), a small file is
+        // converted into memory and a writing thread puts it into its temporary, so that its
+        // worker goes on with the next file meanwhile (see `output::held`). With every core
+        // converting, that would only move work from one thread to another.
+        let idle_cores = common::cores().saturating_sub(workers);
+        let to_commit = committed.clone();
+        let writer = Pool::new(
+            threads,
+            "kml2csv-write",
+            idle_cores.min(workers),
+            HELD_WAITING,
+            move |(index, input, output, held): (usize, &Path, &Path, Held)| {
+                let outcome = if settings.stop.load(Ordering::Relaxed) {
+                    Outcome::Interrupted
+                } else {
+                    match held.write(output) {
+                        Ok(written) => match hand_in(&to_commit, index, input, output, written) {
+                            Ok(()) => return,
+                            Err(outcome) => outcome,
+                        },
+                        Err(outcome) => outcome,
+                    }
+                };
+                reporter.file(index, file_report(input, output, outcome));
+            },
+        );
         let jobs = largest_first(job.plan);
         let not_started = &AtomicUsize::new(jobs.len());
         let running_bytes = &AtomicU64::new(0);
         pool.scope_fifo(|scope| {
             for (index, size, input, output) in jobs {
-                let committed = committed.clone();
+                let (committed, writer) = (committed.clone(), writer.clone());
                 scope.spawn_fifo(move |_| {
                     // Fewer files left to start than other workers, and what the others are
                     // still converting is less than half this file: a core would idle, so let
@@ -317,21 +349,19 @@ fn convert_in_parallel(
                         two_threads: waiting + 1 < workers
                             && size >= TWO_THREADS_FROM
                             && others < size / 2,
+                        hold: idle_cores > 0 && size < HOLD_FROM,
                         ..settings
                     };
                     let _running = Running(running_bytes, size);
                     let outcome = match job.write(index, input, output, settings) {
-                        Ok(written) => {
-                            let pending = Pending {
-                                tag: (index, input),
-                                output: output.to_path_buf(),
-                                written,
-                            };
-                            // Only fails if the committer is gone; then the temporary
-                            // comes back and is removed with the error.
-                            match committed.send(pending) {
+                        Ok(Done::Held(held)) => {
+                            writer.send((index, input, output, held));
+                            return;
+                        }
+                        Ok(Done::Written(written)) => {
+                            match hand_in(&committed, index, input, output, written) {
                                 Ok(()) => return,
-                                Err(_) => failed_internally("the committer thread ended"),
+                                Err(outcome) => outcome,
                             }
                         }
                         Err(outcome) => outcome,
@@ -343,6 +373,32 @@ fn convert_in_parallel(
         Ok(())
     })
 }
+
+/// Hand a finished temporary to the committer; the outcome to report instead if it is gone
+/// (only after a bug: then the temporary comes back and is removed).
+fn hand_in<'scope, 'a: 'scope>(
+    committed: &commit::Queue<'scope, '_, (usize, &'a Path)>,
+    index: usize,
+    input: &'a Path,
+    output: &Path,
+    written: Written,
+) -> Result<(), Outcome> {
+    let pending = Pending {
+        tag: (index, input),
+        output: output.to_path_buf(),
+        written,
+    };
+    committed
+        .send(pending)
+        .map_err(|_| failed_internally("the committer thread ended"))
+}
+
+/// Inputs from this size on are converted straight into their temporaries, even while a core
+/// idles: their CSVs would mostly outgrow [`held::HOLD_AT_MOST`] anyway.
+const HOLD_FROM: u64 = held::HOLD_AT_MOST as u64;
+
+/// Held CSVs that may wait for a writing thread; a worker waits beyond.
+const HELD_WAITING: usize = 4;
 
 /// Takes a file's size back out of the bytes being converted when its job ends, however it
 /// ends.
@@ -384,7 +440,7 @@ fn write_one(
     output: &Path,
     version: Option<input::Identity>,
     settings: Settings<'_>,
-) -> Result<Written, Outcome> {
+) -> Result<Done, Outcome> {
     panic::catch_unwind(AssertUnwindSafe(|| {
         convert::write(input, output, version, settings)
     }))

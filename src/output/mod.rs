@@ -5,6 +5,7 @@
 pub mod commit;
 pub(crate) mod disk;
 pub mod durable;
+pub mod held;
 pub mod limits;
 pub(crate) mod pool;
 pub mod temp;
