@@ -3,7 +3,8 @@
 //!
 //! An output either does not exist or is whole: a crash, a full disk, a bad input, Ctrl-C or a
 //! second run working on the same folders never leaves a half-written `.csv`. The CSV is
-//! written to a [`Temp`] beside the output; making it durable and naming it is
+//! written to a [`Temp`] beside the output (or held in memory for another thread to write
+//! there, see [`crate::output::held`]); making it durable and naming it is
 //! [`crate::output::commit`]'s job, which does it for many files at once.
 
 use std::cell::OnceCell;

@@ -23,8 +23,9 @@
 //!    and only then reports the files.
 //!
 //! Threads start only when work waits for them ([`crate::output::pool`]): `-j1` over
-//! thousands of small files runs on three threads and makes about one `syncfs` and one folder
-//! sync per 250 ms, the same as `-j2`.
+//! thousands of small files runs on four threads (the main one, a worker, the thread that
+//! writes the CSVs it holds, see [`crate::output::held`], and the committer) and makes about
+//! one `syncfs` and one folder sync per 250 ms, the same as `-j2`.
 //!
 //! The queues are bounded: workers wait rather than holding an unbounded number of open
 //! temporaries. A failing sync fails only the file it concerns.
