@@ -319,7 +319,12 @@ fn convert_in_parallel(
                 let outcome = if settings.stop.load(Ordering::Relaxed) {
                     Outcome::Interrupted
                 } else {
-                    match held.write(output) {
+                    // As on a worker, a panic (a bug) fails this input by name.
+                    let written = panic::catch_unwind(AssertUnwindSafe(|| held.write(output)))
+                        .unwrap_or_else(|payload| {
+                            Err(failed_internally(panic_message(payload.as_ref())))
+                        });
+                    match written {
                         Ok(written) => match hand_in(&to_commit, index, input, output, written) {
                             Ok(()) => return,
                             Err(outcome) => outcome,
