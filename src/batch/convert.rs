@@ -446,23 +446,7 @@ mod tests {
         )
         .unwrap();
         let output = dir.path().join("out").join("a.csv");
-        let (read, stop, shape) = (
-            ReadOptions::default(),
-            AtomicBool::new(false),
-            Shape::default(),
-        );
-        let dialect = Dialect::default();
-        let settings = Settings {
-            force: false,
-            read: &read,
-            stop: &stop,
-            shape: &shape,
-            layout: None,
-            dialect: &dialect,
-            two_threads: false,
-            hold: false,
-        };
-        let outcome = convert(&input, &output, settings);
+        let outcome = with(false, |settings| convert(&input, &output, settings));
         assert!(
             matches!(outcome, Outcome::Converted { rows: 1, .. }),
             "{outcome:?}"
