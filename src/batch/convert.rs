@@ -143,7 +143,11 @@ pub fn write(
         // one dated after the new version, which `--update` would then take as up to date
         // for ever: read it again. Dropping `csv` removes what was written.
         let (csv, result) = if settings.hold {
-            let (mut bytes, spilled) = (Vec::new(), OnceCell::new());
+            // Room for a CSV half as big again as its KML, as most are, so that it is seldom
+            // moved as it grows.
+            let room = before.as_ref().map_or(0, |kml| kml.size() + kml.size() / 2);
+            let room = room.min(held::HOLD_AT_MOST as u64) as usize;
+            let (mut bytes, spilled) = (Vec::with_capacity(room), OnceCell::new());
             let out = Holding::new(&mut bytes, &spilled, output, settings.force);
             let result = write_csv(out, &input, "", settings);
             match spilled.into_inner() {

@@ -222,6 +222,11 @@ impl Identity {
         Identity::of_meta(&fs::metadata(path).ok()?)
     }
 
+    /// The file's size, in bytes.
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+
     /// [`Identity::of`] from the file's metadata, where the caller has it.
     pub fn of_meta(meta: &fs::Metadata) -> Option<Identity> {
         if !meta.is_file() {
