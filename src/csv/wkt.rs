@@ -161,7 +161,7 @@ pub fn write(geometry: &Geometry, out: &mut dyn Write) -> io::Result<()> {
     write_numbers(geometry, out, Numbers::Canonical)
 }
 
-/// [`write`], the numbers as `numbers` asks (a leading `+` is dropped either way).
+/// [`write()`], the numbers as `numbers` asks (a leading `+` is dropped either way).
 pub fn write_numbers(geometry: &Geometry, out: &mut dyn Write, numbers: Numbers) -> io::Result<()> {
     let shape = Shape::of(geometry)?;
     let Some(first) = shape.first else {

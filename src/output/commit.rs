@@ -22,7 +22,7 @@
 //!    name once (`fsync` of the directory), so that the names themselves survive a power cut,
 //!    and only then reports the files.
 //!
-//! Threads start only when work waits for them ([`crate::output::pool`]): `-j1` over
+//! Threads start only when work waits for them (`crate::output::pool`): `-j1` over
 //! thousands of small files runs on four threads (the main one, a worker, the thread that
 //! writes the CSVs it holds, see [`crate::output::held`], and the committer) and makes about
 //! one `syncfs` and one folder sync per 250 ms, the same as `-j2`.
@@ -154,7 +154,7 @@ impl<'scope, T: Send + 'scope> Queue<'scope, '_, T> {
 /// Start the committer on `scope`, with its pools of syncing and releasing threads: they commit
 /// what is sent on the returned queue and hand each job's outcome to `done`. They end once every
 /// clone of the queue is dropped. Threads start only for work that waits for one (see
-/// [`Pool`]), and `files` (how many will be sent, at most) bounds them: a batch of small files
+/// `Pool`), and `files` (how many will be sent, at most) bounds them: a batch of small files
 /// made durable by `syncfs` needs none but the committer.
 pub fn start<'scope, 'env, T, F>(
     scope: &'scope thread::Scope<'scope, 'env>,

@@ -13,7 +13,9 @@ use std::sync::OnceLock;
 /// report, the merged CSV, the zip reader's second handle.
 const RESERVE: usize = 24;
 /// Descriptors one worker may hold at once: its input, its temporary, the temporary's
-/// duplicate for direct writes, a spooled copy.
+/// duplicate for direct writes, a spooled copy. A worker whose CSV is held in memory (see
+/// [`crate::output::held`]) holds no temporary until it outgrows that; the writing thread that
+/// writes it holds one, and there are no more of those than workers.
 const PER_WORKER: usize = 4;
 
 /// What a run may hold at once.
@@ -64,7 +66,7 @@ impl Limits {
 }
 
 /// The limits of this process, decided once (raising the soft open-file limit first, and
-/// making room in the table of descriptors for what they allow: see [`make_room`]).
+/// making room in the table of descriptors for what they allow: see `make_room`).
 pub fn get() -> &'static Limits {
     static LIMITS: OnceLock<Limits> = OnceLock::new();
     LIMITS.get_or_init(|| {

@@ -44,7 +44,7 @@ pub fn path_for(output: &Path) -> PathBuf {
 /// The contents of a `.failed` file (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// [`FORMAT`].
+    /// `FORMAT`.
     pub format: u32,
     /// The input as the failed run named it; only its file name is compared.
     pub input: String,
