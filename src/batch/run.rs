@@ -524,8 +524,7 @@ fn file_report(input: &Path, output: &Path, outcome: Outcome) -> FileReport {
 }
 
 /// Remove what killed runs left in the folders this run writes to. Never fails the run: a
-/// leftover is harmless (hidden, never named `.csv`).
-/// Remove what killed runs left in the output folders. A run over one file (a Makefile's
+/// leftover is harmless (hidden, never named `.csv`). A run over one file (a Makefile's
 /// recipe, one call per file) looks only for the leftovers of its own output and its record
 /// of a failure: listing a folder that already holds thousands of CSVs would cost more than
 /// the conversion, on every call.
